@@ -1,0 +1,184 @@
+import CLibPQ
+import Foundation
+
+/// One session with a PostgreSQL server, over libpq.
+///
+/// Ownership: a `Connection` is deliberately not `Sendable`. Exactly one thread or task owns it
+/// at a time; create it where it is used, or hand it over with `sending`. Every libpq call for
+/// this session happens on the owner's thread, so libpq's per-connection state is never shared.
+///
+/// A broken connection (server restart, killed backend) is noticed: the failing call throws a
+/// retryable `PostgresError` of kind `.connection`, and the next call reconnects.
+public final class Connection {
+    /// The settings this connection was opened with (and reconnects with).
+    public let configuration: ConnectionConfiguration
+    var handle: OpaquePointer?
+    /// Statement text -> name of the server-side prepared statement (lost on reconnect).
+    private var preparedStatements: [String: String] = [:]
+
+    /// Connects, or throws a `.connection` error naming the host and port (never the password).
+    public init(_ configuration: ConnectionConfiguration) throws(PostgresError) {
+        self.configuration = configuration
+        handle = Self.open(configuration)
+        try checkConnected()
+        try configureSession()
+    }
+
+    deinit {
+        PQfinish(handle)  // PQfinish also frees a connection that failed to open.
+    }
+
+    private static func open(_ configuration: ConnectionConfiguration) -> OpaquePointer? {
+        let parameters = configuration.libpqParameters
+        return withCStrings(parameters.map(\.0)) { keywords in
+            withCStrings(parameters.map(\.1)) { values in
+                PQconnectdbParams(keywords, values, 1)
+            }
+        }
+    }
+
+    private func checkConnected() throws(PostgresError) {
+        guard let handle, PQstatus(handle) == CONNECTION_OK else {
+            let host = handle.flatMap { PQhost($0) }.map { String(cString: $0) } ?? "?"
+            let port = handle.flatMap { PQport($0) }.map { String(cString: $0) } ?? "?"
+            let reason = handle.map { lastErrorMessage($0) } ?? "out of memory"
+            let place = host.hasPrefix("/") ? "socket directory \(host), port \(port)" : "\(host):\(port)"
+            throw PostgresError(kind: .connection, message: "cannot connect to PostgreSQL at \(place): \(reason)")
+        }
+    }
+
+    /// Session settings the decoders rely on: ISO dates in UTC.
+    private func configureSession() throws(PostgresError) {
+        try runScript("set datestyle = 'ISO'; set timezone = 'UTC'; set intervalstyle = 'iso_8601'")
+    }
+
+    /// True while the session is open and usable.
+    public var isConnected: Bool { handle.map { PQstatus($0) == CONNECTION_OK } ?? false }
+
+    /// True inside `BEGIN ... COMMIT`.
+    public var isInTransaction: Bool {
+        guard let handle else { return false }
+        return PQtransactionStatus(handle) != PQTRANS_IDLE
+    }
+
+    /// The server process serving this session.
+    public var backendPID: Int32 { handle.map { PQbackendPID($0) } ?? 0 }
+
+    /// Reconnects if the connection broke since the last call. Prepared statements are
+    /// prepared again on their next use.
+    public func reconnectIfBroken() throws(PostgresError) {
+        if isConnected { return }
+        preparedStatements.removeAll()
+        if let handle {
+            PQreset(handle)
+        } else {
+            handle = Self.open(configuration)
+        }
+        try checkConnected()
+        try configureSession()
+    }
+
+    // MARK: Statements
+
+    /// Runs one statement with its values bound as parameters and returns its rows.
+    /// With `prepared`, the statement is prepared on the server once per session and reused.
+    @discardableResult
+    public func query(_ sql: SQL, prepared: Bool = false) throws(PostgresError) -> QueryResult {
+        try reconnectIfBroken()
+        let (text, values) = sql.rendered
+        let result: OpaquePointer?
+        if prepared {
+            let name = try preparedName(for: text, parameterCount: values.count)
+            result = withOptionalCStrings(values) { pointers in
+                PQexecPrepared(handle, name, Int32(values.count), pointers, nil, nil, 0)
+            }
+        } else {
+            result = withOptionalCStrings(values) { pointers in
+                PQexecParams(handle, text, Int32(values.count), nil, pointers, nil, nil, 0)
+            }
+        }
+        return try checked(result, statement: text)
+    }
+
+    /// Runs one statement and returns how many rows it inserted, updated or deleted.
+    @discardableResult
+    public func execute(_ sql: SQL, prepared: Bool = false) throws(PostgresError) -> Int {
+        try query(sql, prepared: prepared).affectedRows
+    }
+
+    /// Runs a script of several statements with no parameters (migrations, session settings).
+    public func runScript(_ script: String) throws(PostgresError) {
+        try reconnectIfBroken()
+        // PQexec returns the last statement's result; an error stops the script there.
+        _ = try checked(PQexec(handle, script), statement: String(script.prefix(200)))
+    }
+
+    private func preparedName(for text: String, parameterCount: Int) throws(PostgresError) -> String {
+        if let name = preparedStatements[text] { return name }
+        let name = "inmailq_\(preparedStatements.count + 1)"
+        _ = try checked(PQprepare(handle, name, text, Int32(parameterCount), nil), statement: text)
+        preparedStatements[text] = name
+        return name
+    }
+
+    /// Wraps a result, or throws the error it carries. Clears the result on every path.
+    func checked(_ result: OpaquePointer?, statement: String?) throws(PostgresError) -> QueryResult {
+        guard let result else {
+            throw connectionError(statement: statement)
+        }
+        let wrapped = QueryResult(result)
+        let status = PQresultStatus(result)
+        switch status {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY, PGRES_COPY_IN:
+            return wrapped
+        default:
+            throw serverError(result, statement: statement)
+        }
+    }
+
+    func serverError(_ result: OpaquePointer, statement: String?) -> PostgresError {
+        func field(_ code: UInt8) -> String? {
+            PQresultErrorField(result, Int32(code)).map { String(cString: $0) }
+        }
+        let sqlState = field(UInt8(ascii: "C"))
+        let message = field(UInt8(ascii: "M")) ?? String(cString: PQresultErrorMessage(result))
+        let broken = !isConnected
+        return PostgresError(
+            kind: broken && sqlState == nil ? .connection : .server,
+            sqlState: sqlState,
+            message: message.trimmingCharacters(in: .whitespacesAndNewlines),
+            detail: field(UInt8(ascii: "D")),
+            hint: field(UInt8(ascii: "H")),
+            constraint: field(UInt8(ascii: "n")),
+            context: field(UInt8(ascii: "W")),
+            statement: statement)
+    }
+
+    func connectionError(statement: String?) -> PostgresError {
+        let reason = handle.map { lastErrorMessage($0) } ?? "no connection"
+        return PostgresError(kind: .connection, message: "connection to PostgreSQL lost: \(reason)", statement: statement)
+    }
+}
+
+/// libpq's last error text for a connection, trimmed.
+func lastErrorMessage(_ handle: OpaquePointer) -> String {
+    String(cString: PQerrorMessage(handle)).trimmingCharacters(in: .whitespacesAndNewlines)
+        .replacingOccurrences(of: "\n", with: "; ")
+}
+
+/// Calls `body` with a NULL-free array of C strings that lives for the call only.
+func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+    let duplicated = strings.map { strdup($0) }
+    defer { duplicated.forEach { free($0) } }
+    let pointers = duplicated.map { UnsafePointer($0) } + [nil]
+    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}
+
+/// Calls `body` with an array of C strings where nil stays a NULL pointer (SQL NULL).
+func withOptionalCStrings<R>(_ strings: [String?], _ body: (UnsafePointer<UnsafePointer<CChar>?>?) -> R) -> R {
+    if strings.isEmpty { return body(nil) }
+    let duplicated = strings.map { $0.map { strdup($0) } ?? nil }
+    defer { duplicated.forEach { free($0) } }
+    let pointers = duplicated.map { $0.map { UnsafePointer($0) } }
+    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}

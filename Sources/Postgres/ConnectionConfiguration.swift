@@ -1,0 +1,83 @@
+import CLibPQ
+import Foundation
+
+/// Where and how to connect: a `postgresql://` URL or a `key=value` conninfo string, plus the
+/// options the client always sets (connect timeout, TCP keepalives, application name).
+public struct ConnectionConfiguration: Sendable, Equatable {
+    /// A URL or conninfo; empty means libpq's standard `PG*` environment variables.
+    public var conninfo: String
+    public var applicationName: String
+    /// Seconds to wait for the server before giving up (unless the conninfo sets its own).
+    public var connectTimeout: Int
+
+    public init(_ conninfo: String, applicationName: String = "inmailq", connectTimeout: Int = 10) {
+        self.conninfo = conninfo
+        self.applicationName = applicationName
+        self.connectTimeout = connectTimeout
+    }
+
+    /// The configuration the environment gives: `DATABASE_URL` if set, else the `PG*`
+    /// variables (`PGHOST`, `PGDATABASE`, `PGSERVICE`, ...) if any is set, else nil.
+    public static func fromEnvironment(
+        _ environment: [String: String] = ProcessInfo.processInfo.environment,
+        applicationName: String = "inmailq"
+    ) -> ConnectionConfiguration? {
+        if let url = environment["DATABASE_URL"], !url.isEmpty {
+            return ConnectionConfiguration(url, applicationName: applicationName)
+        }
+        let standard = ["PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE"]
+        if standard.contains(where: { !(environment[$0] ?? "").isEmpty }) {
+            return ConnectionConfiguration("", applicationName: applicationName)
+        }
+        return nil
+    }
+
+    /// The keyword/value pairs handed to libpq. The client's defaults come first so that
+    /// anything the URL or conninfo says (expanded from `dbname`, last) overrides them.
+    var libpqParameters: [(String, String)] {
+        var parameters: [(String, String)] = [
+            ("connect_timeout", String(connectTimeout)),
+            ("keepalives", "1"),
+            ("keepalives_idle", "30"),
+            ("keepalives_interval", "10"),
+            ("keepalives_count", "3"),
+            ("application_name", applicationName),
+            ("client_encoding", "UTF8"),
+        ]
+        if !conninfo.isEmpty { parameters.append(("dbname", conninfo)) }
+        return parameters
+    }
+}
+
+extension ConnectionConfiguration {
+    /// The same server and credentials, another database. The result is a `key=value`
+    /// conninfo (values quoted as libpq reads them), whatever form the original had.
+    public func withDatabase(_ database: String) throws(PostgresError) -> ConnectionConfiguration {
+        var pairs = try Self.parse(conninfo)
+        pairs.removeAll { $0.0 == "dbname" }
+        pairs.append(("dbname", database))
+        let text = pairs.map { "\($0.0)='\($0.1.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'"))'" }
+            .joined(separator: " ")
+        return ConnectionConfiguration(text, applicationName: applicationName, connectTimeout: connectTimeout)
+    }
+
+    /// The keyword/value pairs a URL or conninfo sets, as libpq parses them.
+    static func parse(_ conninfo: String) throws(PostgresError) -> [(String, String)] {
+        var errorMessage: UnsafeMutablePointer<CChar>?
+        guard let options = PQconninfoParse(conninfo, &errorMessage) else {
+            let reason = errorMessage.map { String(cString: $0) } ?? "out of memory"
+            PQfreemem(errorMessage)
+            throw PostgresError(kind: .usage, message: "invalid connection string: \(reason.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+        defer { PQconninfoFree(options) }
+        var pairs: [(String, String)] = []
+        var option = options
+        while let keyword = option.pointee.keyword {
+            if let value = option.pointee.val {
+                pairs.append((String(cString: keyword), String(cString: value)))
+            }
+            option += 1
+        }
+        return pairs
+    }
+}
