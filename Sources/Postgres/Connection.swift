@@ -15,6 +15,8 @@ public final class Connection {
     var handle: OpaquePointer?
     /// Statement text -> name of the server-side prepared statement (lost on reconnect).
     private var preparedStatements: [String: String] = [:]
+    /// Channels to LISTEN on again after a reconnect.
+    var listeningChannels: Set<String> = []
 
     /// Connects, or throws a `.connection` error naming the host and port (never the password).
     public init(_ configuration: ConnectionConfiguration) throws(PostgresError) {
@@ -49,7 +51,7 @@ public final class Connection {
 
     /// Session settings the decoders rely on: ISO dates in UTC.
     private func configureSession() throws(PostgresError) {
-        try runScript("set datestyle = 'ISO'; set timezone = 'UTC'; set intervalstyle = 'iso_8601'")
+        try runScript("set datestyle = 'ISO'; set timezone = 'UTC'; set intervalstyle = 'iso_8601'; set client_min_messages = 'warning'")
     }
 
     /// True while the session is open and usable.
@@ -76,6 +78,9 @@ public final class Connection {
         }
         try checkConnected()
         try configureSession()
+        for channel in listeningChannels {
+            try runScript("listen \(quoteIdentifier(channel))")
+        }
     }
 
     // MARK: Statements

@@ -88,8 +88,10 @@ public struct LocalCluster: Sendable {
                 return try url()
             }
             var lastError: (any Error)?
-            for _ in 0..<3 {
-                let port = try Self.freeLoopbackPort()
+            // The port of the last run first, so clients reconnect to the same address.
+            let storedPort = (try? String(contentsOfFile: portFile, encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            for attempt in 0..<4 {
+                let port = try (attempt == 0 ? storedPort : nil) ?? Self.freeLoopbackPort()
                 try "\(port)\n".write(toFile: portFile, atomically: true, encoding: .utf8)
                 do {
                     try runServerTool(

@@ -11,13 +11,16 @@ public struct Notification: Sendable, Equatable {
 
 extension Connection {
     /// Starts listening on `channel` (quoted as an identifier, so any name is safe).
+    /// After a reconnect the session listens again by itself.
     public func listen(_ channel: String) throws(PostgresError) {
         try runScript("listen \(quoteIdentifier(channel))")
+        listeningChannels.insert(channel)
     }
 
     /// Stops listening on `channel`.
     public func unlisten(_ channel: String) throws(PostgresError) {
         try runScript("unlisten \(quoteIdentifier(channel))")
+        listeningChannels.remove(channel)
     }
 
     /// Sends a notification; it is delivered when the surrounding transaction commits.

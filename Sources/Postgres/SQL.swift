@@ -84,6 +84,11 @@ public struct SQL: Sendable, ExpressibleByStringInterpolation, CustomStringConve
             segments.append(.value(value?.postgresText))
         }
 
+        /// Binds an array whose elements may be NULL, as a one-dimensional array literal.
+        public mutating func appendInterpolation<Element: PostgresEncodable>(_ values: [Element?]) {
+            segments.append(.value(ArrayLiteral.encode(values.map { $0?.postgresText })))
+        }
+
         /// Inserts a fragment, keeping its values bound.
         public mutating func appendInterpolation(_ fragment: SQL) {
             segments += fragment.segments

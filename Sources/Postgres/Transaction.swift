@@ -28,6 +28,7 @@ extension Connection {
     /// Under `retry`, the whole body runs again (in a new transaction) after a retryable error,
     /// including a lost connection or a serialization failure at COMMIT; `body` must therefore
     /// have no effects outside the database, or effects that are safe to repeat.
+    @discardableResult
     public func transaction<T>(retry: RetryPolicy = .never, _ body: (Connection) throws -> T) throws -> T {
         var attempt = 1
         while true {

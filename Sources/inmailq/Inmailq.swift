@@ -16,6 +16,9 @@ struct Inmailq: ParsableCommand {
         subcommands: [
             DatabaseCommand.self,
             MigrateCommand.self,
+            WorkerCommand.self,
+            EnqueueCommand.self,
+            ClockCommand.self,
         ]
     )
 }

@@ -1,0 +1,37 @@
+# inmailq: `make demo` runs the main job on the embedded database, `make test` runs the tests.
+# Both install what they need (libpq-dev, postgresql) on a fresh Debian machine.
+
+SWIFT   ?= swift
+BIN     := .build/debug/inmailq
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: deps build test demo bench clean
+
+## deps: install libpq's headers and the PostgreSQL server when either is missing
+deps:
+	@if ! pkg-config --exists libpq 2>/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		echo "installing libpq-dev and postgresql"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq libpq-dev postgresql pkg-config >/dev/null; \
+	fi
+
+## build: compile the inmailq executable (debug)
+build: deps
+	$(SWIFT) build --product inmailq
+
+## test: the whole test suite against a private PostgreSQL cluster it starts itself
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+## demo: the main job on the embedded database (./.inmailq, or INMAILQ_HOME)
+demo: build
+	./scripts/demo.sh $(BIN)
+
+## bench: the queue benchmark on a throwaway database of the local cluster
+bench: deps
+	$(SWIFT) build -c release --product inmailq
+	.build/release/inmailq bench queue --jobs 50000 --processes 2 --concurrency 100
+
+clean:
+	rm -rf .build

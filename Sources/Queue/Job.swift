@@ -1,0 +1,79 @@
+import Foundation
+import Postgres
+
+/// Where a job stands; the same names as the `job_state` SQL enum.
+public enum JobState: String, Sendable, CaseIterable, PostgresDecodable, PostgresEncodable {
+    case scheduled, available, running, retryable, completed, discarded, cancelled
+
+    public var postgresText: String { rawValue }
+
+    public init(postgresText text: String) throws(DecodingFailure) {
+        guard let state = JobState(rawValue: text) else { throw DecodingFailure("not a job state: \(text)") }
+        self = state
+    }
+
+    /// True for the states a job never leaves.
+    public var isFinished: Bool { self == .completed || self == .discarded || self == .cancelled }
+}
+
+/// A job to enqueue.
+public struct NewJob: Sendable {
+    public var kind: String
+    public var args: JSONText
+    /// Business time at which it may run; nil means now.
+    public var runAt: Date?
+    /// Lower runs first; 0 by default.
+    public var priority: Int
+    public var maxAttempts: Int
+    /// While a job with this key is unfinished, enqueueing another with the same key does nothing.
+    public var uniqueKey: String?
+    /// What the job belongs to, for the layer above (e.g. a sender account).
+    public var partitionKey: String?
+
+    public init(
+        kind: String, args: JSONText = JSONText("{}"), runAt: Date? = nil, priority: Int = 0,
+        maxAttempts: Int = 20, uniqueKey: String? = nil, partitionKey: String? = nil
+    ) {
+        self.kind = kind
+        self.args = args
+        self.runAt = runAt
+        self.priority = priority
+        self.maxAttempts = maxAttempts
+        self.uniqueKey = uniqueKey
+        self.partitionKey = partitionKey
+    }
+}
+
+/// A claimed job, as its handler sees it.
+public struct Job: Sendable {
+    public let id: Int64
+    public let kind: String
+    public let args: JSONText
+    /// This run's attempt number, from 1.
+    public let attempt: Int
+    public let maxAttempts: Int
+    public let partitionKey: String?
+
+    init(row: Row) throws {
+        id = try row.decode(Int64.self, "id")
+        kind = try row.decode(String.self, "kind")
+        args = try row.decode(JSONText.self, "args")
+        attempt = try row.decode(Int.self, "attempt")
+        maxAttempts = try row.decode(Int.self, "max_attempts")
+        partitionKey = try row.decode(String?.self, "partition_key")
+    }
+}
+
+/// What became of one run of a job.
+public enum JobOutcome: Sendable, Equatable {
+    /// Done; the job is completed.
+    case completed
+    /// Failed; retried after a backoff, or discarded after its last attempt.
+    case failed(error: String, retryIn: Duration)
+    /// Run again after `delay` (business time), without spending an attempt.
+    case snoozed(delay: Duration)
+    /// Stop for good, with a reason.
+    case cancelled(reason: String)
+    /// Not run (the worker is shutting down): back to available, the attempt not spent.
+    case released
+}

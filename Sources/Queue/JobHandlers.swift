@@ -1,0 +1,83 @@
+import Foundation
+import Logging
+import Postgres
+
+/// Runs one job; returns its outcome. A thrown error fails the job (it is retried with backoff
+/// until its last attempt). Called on a worker thread that owns `context` for its lifetime.
+public typealias JobHandler = @Sendable (Job, JobContext) throws -> JobOutcome
+
+/// The handlers a worker runs, by job kind.
+public struct JobHandlers: Sendable {
+    private(set) var byKind: [String: JobHandler] = [:]
+
+    public init() {}
+
+    /// Registers `handler` for `kind`, replacing any earlier one.
+    public mutating func register(_ kind: String, _ handler: @escaping JobHandler) {
+        byKind[kind] = handler
+    }
+
+    /// The kinds that have a handler, sorted.
+    public var kinds: [String] { byKind.keys.sorted() }
+
+    public subscript(kind: String) -> JobHandler? { byKind[kind] }
+}
+
+/// What a handler may use while it runs a job: a database connection of its own thread
+/// (opened on first use and kept for the next jobs) and a logger.
+/// Not `Sendable`: it belongs to the one worker thread that runs handlers with it.
+public final class JobContext {
+    public let workerID: String
+    public let logger: Logger
+    private let database: ConnectionConfiguration
+    private var openConnection: Connection?
+
+    init(workerID: String, database: ConnectionConfiguration, logger: Logger) {
+        self.workerID = workerID
+        self.database = database
+        self.logger = logger
+    }
+
+    /// This thread's connection (reconnecting by itself after a failure).
+    public func connection() throws -> Connection {
+        if let openConnection { return openConnection }
+        let connection = try Connection(database)
+        openConnection = connection
+        return connection
+    }
+}
+
+/// Handlers for exercising the queue itself (benchmarks, tests, smoke checks); no domain logic.
+public enum DiagnosticHandlers {
+    /// `diag.noop`: completes at once.
+    /// `diag.sleep` `{"ms": N}`: sleeps N milliseconds, then completes.
+    /// `diag.fail` `{"times": N}`: fails its first N attempts, then completes.
+    /// `diag.record` `{"table": "name"}`: inserts (job_id, worker_id, attempt) into that table, which the
+    ///   caller created; a unique constraint there proves that each job ran once.
+    public static func register(into handlers: inout JobHandlers) {
+        handlers.register("diag.noop") { _, _ in .completed }
+        handlers.register("diag.sleep") { job, _ in
+            let args = try job.args.decode([String: Int].self)
+            Thread.sleep(forTimeInterval: Double(args["ms"] ?? 0) / 1000)
+            return .completed
+        }
+        handlers.register("diag.fail") { job, _ in
+            let times = try job.args.decode([String: Int].self)["times"] ?? Int.max
+            if job.attempt <= times {
+                throw DiagnosticFailure(message: "diag.fail: failing attempt \(job.attempt) of \(times) on purpose")
+            }
+            return .completed
+        }
+        handlers.register("diag.record") { job, context in
+            let table = try job.args.decode([String: String].self)["table"] ?? "diag_runs"
+            try context.connection().execute(
+                "insert into \(identifier: table) (job_id, worker_id, attempt) values (\(job.id), \(context.workerID), \(job.attempt))")
+            return .completed
+        }
+    }
+
+    struct DiagnosticFailure: Error, CustomStringConvertible {
+        let message: String
+        var description: String { message }
+    }
+}

@@ -1,0 +1,164 @@
+import Foundation
+import Postgres
+
+/// The queue's operations on the `jobs` table. Each is one round trip on the connection given,
+/// inside the caller's transaction when one is open (so a job commits with the rows it refers to).
+public enum JobQueue {
+    /// The channel on which enqueues, promotions and rescues wake idle workers.
+    public static let wakeUpChannel = "queue_jobs_available"
+
+    /// Enqueues jobs in one statement. Returns, in order, each new job's id, or nil where a
+    /// job with the same unique key was already unfinished (that enqueue did nothing).
+    @discardableResult
+    public static func enqueue(_ jobs: [NewJob], on connection: Connection) throws -> [Int64?] {
+        guard !jobs.isEmpty else { return [] }
+        // Ids are drawn first so each input row can be matched to its insert (or to nothing,
+        // when its unique key was taken); a skipped id is a harmless gap.
+        let result = try connection.query(
+            """
+            with input as (
+                select t.*, coalesce(t.requested_run_at, clock_now()) as effective_run_at,
+                       nextval(pg_get_serial_sequence('jobs', 'id')) as new_id
+                from unnest(\(jobs.map(\.kind))::text[], \(jobs.map(\.args))::jsonb[], \(jobs.map(\.priority))::smallint[],
+                            \(jobs.map(\.runAt))::timestamptz[], \(jobs.map(\.maxAttempts))::int[],
+                            \(jobs.map(\.uniqueKey))::text[], \(jobs.map(\.partitionKey))::text[])
+                     with ordinality
+                     as t(kind, args, priority, requested_run_at, max_attempts, unique_key, partition_key, position)
+            ), inserted as (
+                insert into jobs (id, kind, args, priority, run_at, max_attempts, unique_key, partition_key, state)
+                overriding system value
+                select new_id, kind, args, priority, effective_run_at, max_attempts, unique_key, partition_key,
+                       case when effective_run_at > clock_now() then 'scheduled' else 'available' end::job_state
+                from input
+                order by position
+                on conflict (unique_key)
+                    where unique_key is not null and state in ('scheduled', 'available', 'running', 'retryable')
+                    do nothing
+                returning id
+            )
+            select inserted.id
+            from input left join inserted on inserted.id = input.new_id
+            order by input.position
+            """)
+        return try result.rows.map { try $0.decode(Int64?.self, "id") }
+    }
+
+    /// Claims up to `limit` available jobs of `kinds` in one statement, skipping rows other
+    /// workers hold, and leases them to `owner` for `lease`. `condition`, from the layer above,
+    /// narrows which jobs qualify (it sees the candidate row as `jobs`); run this inside a
+    /// transaction to reserve what the claimed jobs need before they commit.
+    public static func claim(
+        kinds: [String], limit: Int, owner: String, lease: Duration,
+        where condition: SQL? = nil, on connection: Connection
+    ) throws -> [Job] {
+        let extra: SQL = condition.map { "and (\($0))" } ?? ""
+        let result = try connection.query(
+            """
+            with claimable as (
+                select id from jobs
+                where state = 'available' and kind = any(\(kinds)::text[]) \(extra)
+                order by priority, id
+                limit \(limit)
+                for update skip locked
+            )
+            update jobs
+            set state = 'running', attempt = jobs.attempt + 1, lease_owner = \(owner),
+                lease_expires_at = now() + \(lease.seconds) * interval '1 second', attempted_at = clock_timestamp()
+            from claimable
+            where jobs.id = claimable.id
+            returning jobs.id, jobs.kind, jobs.args, jobs.attempt, jobs.max_attempts, jobs.partition_key
+            """, prepared: condition == nil)
+        return try result.rows.map(Job.init(row:))
+    }
+
+    /// Records many jobs' outcomes in one statement. Only jobs still leased to `owner` change:
+    /// a job whose lease expired and was rescued meanwhile is left to its new owner.
+    /// Returns how many jobs were updated.
+    @discardableResult
+    public static func finish(_ outcomes: [(id: Int64, outcome: JobOutcome)], owner: String, on connection: Connection) throws -> Int {
+        guard !outcomes.isEmpty else { return 0 }
+        var ids: [Int64] = []
+        var actions: [String] = []
+        var messages: [String?] = []
+        var delays: [Double] = []
+        for (id, outcome) in outcomes {
+            ids.append(id)
+            switch outcome {
+            case .completed:
+                actions.append("complete"); messages.append(nil); delays.append(0)
+            case .failed(let error, let retryIn):
+                actions.append("fail"); messages.append(error); delays.append(retryIn.seconds)
+            case .snoozed(let delay):
+                actions.append("snooze"); messages.append(nil); delays.append(delay.seconds)
+            case .cancelled(let reason):
+                actions.append("cancel"); messages.append(reason); delays.append(0)
+            case .released:
+                actions.append("release"); messages.append(nil); delays.append(0)
+            }
+        }
+        return try connection.execute(
+            """
+            with outcome as (
+                select * from unnest(\(ids)::bigint[], \(actions)::text[], \(messages)::text[], \(delays)::float8[])
+                    as o(id, action, message, delay_seconds)
+            ), decided as (
+                select o.*, j.attempt >= j.max_attempts as last_attempt,
+                       clock_now() + o.delay_seconds * interval '1 second' as next_run_at
+                from outcome o join jobs j on j.id = o.id
+                where j.state = 'running' and j.lease_owner = \(owner)
+            )
+            update jobs j
+            set state = case d.action
+                    when 'complete' then 'completed'
+                    when 'cancel' then 'cancelled'
+                    when 'release' then 'available'
+                    when 'snooze' then case when d.delay_seconds > 0 then 'scheduled' else 'available' end
+                    else case when d.last_attempt then 'discarded' else 'retryable' end
+                end::job_state,
+                run_at = case when d.action in ('snooze', 'fail') then d.next_run_at else j.run_at end,
+                attempt = case when d.action in ('snooze', 'release') then j.attempt - 1 else j.attempt end,
+                errors = case when d.action in ('fail', 'cancel')
+                    then j.errors || jsonb_build_object('attempt', j.attempt, 'at', clock_timestamp(),
+                                                        'action', d.action, 'error', d.message)
+                    else j.errors end,
+                finished_at = case when d.action in ('complete', 'cancel') or (d.action = 'fail' and d.last_attempt)
+                    then clock_timestamp() end,
+                lease_owner = null,
+                lease_expires_at = null
+            from decided d
+            where j.id = d.id
+            """, prepared: true)
+    }
+
+    /// Extends the leases of jobs `owner` still runs (a HOT update: no indexed column changes).
+    @discardableResult
+    public static func renewLeases(_ ids: [Int64], owner: String, lease: Duration, on connection: Connection) throws -> Int {
+        guard !ids.isEmpty else { return 0 }
+        return try connection.execute(
+            """
+            update jobs set lease_expires_at = now() + \(lease.seconds) * interval '1 second'
+            where id = any(\(ids)::bigint[]) and state = 'running' and lease_owner = \(owner)
+            """, prepared: true)
+    }
+
+    /// Cancels a job that has not finished and is not running. Returns the job's state
+    /// afterwards (`cancelled`, or the state that prevented it), or nil for an unknown id.
+    @discardableResult
+    public static func cancel(id: Int64, reason: String, on connection: Connection) throws -> JobState? {
+        let result = try connection.query(
+            """
+            with cancelled as (
+                update jobs
+                set state = 'cancelled', finished_at = clock_timestamp(),
+                    errors = errors || jsonb_build_object('attempt', attempt, 'at', clock_timestamp(),
+                                                          'action', 'cancel', 'error', \(reason))
+                where id = \(id) and state in ('scheduled', 'available', 'retryable')
+                returning state
+            )
+            select state from cancelled
+            union all
+            select state from jobs where id = \(id) and not exists (select 1 from cancelled)
+            """)
+        return try result.first?.decode(JobState.self, "state")
+    }
+}

@@ -1,0 +1,312 @@
+import Foundation
+import Logging
+import Postgres
+
+/// How a worker process runs.
+public struct WorkerConfiguration: Sendable {
+    public var database: ConnectionConfiguration
+    /// Jobs run at once (one handler thread each).
+    public var concurrency: Int = 10
+    /// Kinds to claim; nil means every kind that has a handler.
+    public var kinds: [String]? = nil
+    /// How long a claimed job stays leased without a heartbeat; renewed every third of it.
+    public var lease: Duration = .seconds(30)
+    /// Fallback poll when no NOTIFY arrives.
+    public var pollInterval: Duration = .seconds(1)
+    /// After SIGTERM, how long running jobs may take before they are released.
+    public var shutdownDeadline: Duration = .seconds(20)
+    /// First retry delay after a failure; doubles per attempt (with jitter) up to `retryCap`.
+    public var retryBase: Duration = .seconds(1)
+    public var retryCap: Duration = .seconds(3600)
+    /// How often the elected worker promotes due jobs.
+    public var maintenanceInterval: Duration = .milliseconds(500)
+    /// Finished jobs older than this are pruned.
+    public var retention: Duration = .seconds(7 * 86_400)
+    /// Most jobs claimed in one round trip.
+    public var maxClaimBatch: Int = 1_000
+    /// Exit once no unfinished job of the worker's kinds remains (benchmarks, batch runs).
+    public var exitWhenDone: Bool = false
+    /// This worker's name in leases and logs.
+    public var workerID: String
+
+    public init(database: ConnectionConfiguration, workerID: String? = nil) {
+        self.database = database
+        self.workerID = workerID ?? "\(ProcessInfo.processInfo.hostName):\(getpid())"
+    }
+
+    /// The delay before the next attempt after attempt `attempt` failed.
+    func retryDelay(afterAttempt attempt: Int) -> Duration {
+        let exponential = retryBase.seconds * pow(2, Double(min(attempt - 1, 30)))
+        return .milliseconds(Int(min(exponential, retryCap.seconds) * Double.random(in: 0.8...1.2) * 1000))
+    }
+}
+
+/// A worker process's job runtime: one thread claims jobs (woken by NOTIFY, polling only as a
+/// fallback), `concurrency` threads run handlers, one thread writes outcomes in batches and
+/// renews leases, and one takes part in electing the worker that does maintenance.
+/// `run()` blocks until shutdown; `requestShutdown()` may be called from any thread.
+public final class Worker: Sendable {
+    public let configuration: WorkerConfiguration
+    let handlers: JobHandlers
+    let logger: Logger
+    let state: WorkerState
+    /// Written to on shutdown so that a thread waiting on a socket wakes up.
+    let wakePipe: (read: Int32, write: Int32)
+    let kinds: [String]
+
+    public init(configuration: WorkerConfiguration, handlers: JobHandlers, logger: Logger) throws {
+        let kinds = configuration.kinds ?? handlers.kinds
+        let unknown = kinds.filter { handlers[$0] == nil }
+        guard unknown.isEmpty, !kinds.isEmpty else {
+            throw WorkerError(description: unknown.isEmpty
+                ? "no job kinds to run"
+                : "no handler for job kind(s) \(unknown.joined(separator: ", ")); known kinds: \(handlers.kinds.joined(separator: ", "))")
+        }
+        guard configuration.concurrency > 0 else { throw WorkerError(description: "concurrency must be at least 1") }
+        self.configuration = configuration
+        self.handlers = handlers
+        self.logger = logger
+        self.kinds = kinds
+        state = WorkerState(concurrency: configuration.concurrency)
+        var descriptors: [Int32] = [0, 0]
+        guard pipe(&descriptors) == 0 else { throw WorkerError(description: "cannot create a pipe: \(String(cString: strerror(errno)))") }
+        _ = fcntl(descriptors[0], F_SETFL, fcntl(descriptors[0], F_GETFL) | O_NONBLOCK)
+        wakePipe = (descriptors[0], descriptors[1])
+    }
+
+    /// First call: stop claiming, let running jobs finish within the deadline. Second call:
+    /// release running jobs at once.
+    public func requestShutdown() {
+        let phase = state.currentPhase
+        logger.notice(phase == .running ? "shutdown requested: finishing running jobs" : "second shutdown request: releasing running jobs now")
+        state.advance(to: phase == .running ? .draining : .stopping)
+        var byte: UInt8 = 1
+        _ = write(wakePipe.write, &byte, 1)
+    }
+
+    /// Runs until shutdown is requested (or, with `exitWhenDone`, until the work is done).
+    public func run() throws {
+        logger.info("worker started", metadata: [
+            "worker_id": "\(configuration.workerID)", "concurrency": "\(configuration.concurrency)",
+            "kinds": "\(kinds.joined(separator: ","))",
+        ])
+        startThread("maintenance") { self.maintenanceLoop() }
+        startThread("completer") { self.completerLoop() }
+        for index in 0..<configuration.concurrency {
+            startThread("handler-\(index)") { self.handlerLoop() }
+        }
+        startThread("producer") { self.producerLoop() }
+
+        state.sleep(.seconds(Double(Int32.max)), unlessPhaseReaches: .draining)
+        state.releaseUnstarted()
+        let stillRunning = state.waitForExecutingJobs(until: .now + configuration.shutdownDeadline)
+        if !stillRunning.isEmpty {
+            logger.warning("releasing jobs that did not finish before the shutdown deadline", metadata: [
+                "job_ids": "\(stillRunning.sorted().map(String.init).joined(separator: ","))",
+            ])
+            state.abandon(stillRunning)
+        }
+        state.advance(to: .stopping)
+        state.waitForCompleter()
+        logger.info("worker stopped", metadata: ["worker_id": "\(configuration.workerID)"])
+    }
+
+    private func startThread(_ name: String, _ body: @escaping @Sendable () -> Void) {
+        let thread = Thread(block: body)
+        thread.name = "inmailq-\(name)"
+        thread.start()
+    }
+
+    // MARK: Threads
+
+    /// Opens a connection, retrying with backoff until it works or the worker stops.
+    private func connectPersistently(_ role: String, until phase: WorkerState.Phase = .draining) -> Connection? {
+        var delay = 0.1
+        while state.currentPhase < phase {
+            do {
+                var settings = configuration.database
+                settings.applicationName = "inmailq-\(role)"
+                return try Connection(settings)
+            } catch {
+                logger.error("cannot connect; retrying", metadata: ["role": "\(role)", "error": "\(error)", "retry_in_s": "\(delay)"])
+                state.sleep(.milliseconds(Int(delay * 1000)), unlessPhaseReaches: phase)
+                delay = min(delay * 2, 5)
+            }
+        }
+        return nil
+    }
+
+    private func producerLoop() {
+        guard let connection = connectPersistently("producer") else { return }
+        var failures = 0
+        do {
+            try connection.listen(JobQueue.wakeUpChannel)
+        } catch {
+            logger.error("cannot listen for wake-ups; polling only", metadata: ["error": "\(error)"])
+        }
+        let poll = configuration.exitWhenDone ? min(configuration.pollInterval, .milliseconds(100)) : configuration.pollInterval
+        while let free = state.waitForFreeSlots(minimum: max(1, configuration.concurrency / 4), patience: .milliseconds(2)) {
+            let asked = min(free, configuration.maxClaimBatch)
+            let jobs: [Job]
+            do {
+                jobs = try JobQueue.claim(kinds: kinds, limit: asked, owner: configuration.workerID, lease: configuration.lease, on: connection)
+                failures = 0
+            } catch {
+                failures += 1
+                logger.error("claim failed; retrying", metadata: ["error": "\(error)"])
+                state.sleep(.milliseconds(min(5_000, 100 << min(failures, 6))), unlessPhaseReaches: .draining)
+                continue
+            }
+            if !jobs.isEmpty { state.dispatch(jobs) }
+            guard jobs.count < asked else { continue }
+            if configuration.exitWhenDone, jobs.isEmpty, state.isIdle, (try? unfinishedJobsRemain(connection)) == false {
+                logger.info("no unfinished jobs remain; exiting")
+                state.advance(to: .draining)
+                var byte: UInt8 = 1
+                _ = write(wakePipe.write, &byte, 1)
+                return
+            }
+            // Fewer jobs than asked for: sleep until a NOTIFY, the poll interval, or shutdown.
+            _ = try? connection.nextNotification(timeout: poll, interruptDescriptor: wakePipe.read)
+        }
+    }
+
+    private func unfinishedJobsRemain(_ connection: Connection) throws -> Bool {
+        try connection.query(
+            """
+            select exists (
+                select 1 from jobs
+                where kind = any(\(kinds)::text[]) and state in ('available', 'running', 'scheduled', 'retryable')
+            ) as remain
+            """).first!.decode(Bool.self, "remain")
+    }
+
+    private func handlerLoop() {
+        var jobLogger = logger
+        jobLogger[metadataKey: "worker_id"] = "\(configuration.workerID)"
+        let context = JobContext(workerID: configuration.workerID, database: configuration.database, logger: jobLogger)
+        while let job = state.takeJob() {
+            let started = ContinuousClock.now
+            let outcome: JobOutcome
+            do {
+                outcome = try handlers[job.kind]!(job, context)
+            } catch {
+                outcome = .failed(error: "\(error)", retryIn: configuration.retryDelay(afterAttempt: job.attempt))
+            }
+            state.record(job.id, outcome)
+            log(job, outcome, took: ContinuousClock.now - started)
+        }
+    }
+
+    private func log(_ job: Job, _ outcome: JobOutcome, took: Duration) {
+        var metadata: Logger.Metadata = [
+            "job_id": "\(job.id)", "kind": "\(job.kind)", "attempt": "\(job.attempt)",
+            "ms": "\(String(format: "%.1f", took.seconds * 1000))",
+        ]
+        switch outcome {
+        case .completed:
+            logger.info("job completed", metadata: metadata)
+        case .failed(let error, let retryIn):
+            metadata["error"] = "\(error)"
+            if job.attempt >= job.maxAttempts {
+                logger.error("job discarded after its last attempt", metadata: metadata)
+            } else {
+                metadata["retry_in_s"] = "\(String(format: "%.1f", retryIn.seconds))"
+                logger.warning("job failed; will retry", metadata: metadata)
+            }
+        case .snoozed(let delay):
+            metadata["delay_s"] = "\(delay.seconds)"
+            logger.info("job snoozed", metadata: metadata)
+        case .cancelled(let reason):
+            metadata["reason"] = "\(reason)"
+            logger.notice("job cancelled", metadata: metadata)
+        case .released:
+            logger.notice("job released", metadata: metadata)
+        }
+    }
+
+    private func completerLoop() {
+        defer { state.markCompleterDone() }
+        guard let connection = connectPersistently("completer", until: .stopping) else { return }
+        let heartbeatEvery = configuration.lease / 3
+        var lastHeartbeat = ContinuousClock.now
+        var pending: [(id: Int64, outcome: JobOutcome)] = []
+        var failures = 0
+        while true {
+            let (batch, finalBatch) = state.takeOutcomes(timeout: min(heartbeatEvery, .milliseconds(200)))
+            pending += batch
+            if !pending.isEmpty {
+                do {
+                    try JobQueue.finish(pending, owner: configuration.workerID, on: connection)
+                    state.written(pending.map(\.id))
+                    pending.removeAll()
+                    failures = 0
+                } catch {
+                    failures += 1
+                    logger.error("writing job outcomes failed; retrying", metadata: ["error": "\(error)", "jobs": "\(pending.count)"])
+                    if finalBatch && failures >= 5 {
+                        logger.error("giving up on job outcomes: their leases will expire and they will run again", metadata: ["jobs": "\(pending.count)"])
+                        return
+                    }
+                    Thread.sleep(forTimeInterval: min(2, 0.05 * Double(1 << min(failures, 6))))
+                    continue
+                }
+            }
+            if ContinuousClock.now - lastHeartbeat >= heartbeatEvery {
+                lastHeartbeat = .now
+                do {
+                    try JobQueue.renewLeases(state.leasedIDs, owner: configuration.workerID, lease: configuration.lease, on: connection)
+                } catch {
+                    logger.error("renewing leases failed", metadata: ["error": "\(error)"])
+                }
+            }
+            if finalBatch && pending.isEmpty { return }  // at .stopping no handler adds outcomes
+        }
+    }
+
+    /// Key of the session advisory lock that elects the maintenance leader ("inmailq:leader").
+    static let leaderLockKey: Int64 = 0x696E_6D61_696C_7102
+
+    private func maintenanceLoop() {
+        guard let connection = connectPersistently("maintenance") else { return }
+        var isLeader = false
+        var lastRescue = ContinuousClock.now - .seconds(3600)
+        var lastPrune = ContinuousClock.now
+        let rescueEvery = max(.milliseconds(250), configuration.lease / 4)
+        while state.currentPhase == .running {
+            do {
+                if !isLeader {
+                    // A session lock: held while this connection lives, so a dead leader's lock
+                    // is released with its connection and another worker takes over.
+                    isLeader = try connection.query("select pg_try_advisory_lock(\(Self.leaderLockKey)) as won").first!.decode(Bool.self, "won")
+                    if isLeader { logger.info("elected to run queue maintenance", metadata: ["worker_id": "\(configuration.workerID)"]) }
+                }
+                if isLeader {
+                    let promoted = try QueueMaintenance.promoteDueJobs(on: connection)
+                    if promoted > 0 { logger.debug("promoted due jobs", metadata: ["count": "\(promoted)"]) }
+                    if ContinuousClock.now - lastRescue >= rescueEvery {
+                        lastRescue = .now
+                        let (rescued, discarded) = try QueueMaintenance.rescueExpiredLeases(on: connection)
+                        if rescued + discarded > 0 {
+                            logger.warning("rescued jobs whose lease expired", metadata: ["rescued": "\(rescued)", "discarded": "\(discarded)"])
+                        }
+                    }
+                    if ContinuousClock.now - lastPrune >= .seconds(60) {
+                        lastPrune = .now
+                        let pruned = try QueueMaintenance.pruneFinishedJobs(olderThan: configuration.retention, on: connection)
+                        if pruned > 0 { logger.info("pruned finished jobs", metadata: ["count": "\(pruned)"]) }
+                    }
+                }
+            } catch {
+                logger.error("queue maintenance failed", metadata: ["error": "\(error)"])
+                if !connection.isConnected { isLeader = false }  // the lock went with the session
+            }
+            state.sleep(configuration.maintenanceInterval, unlessPhaseReaches: .draining)
+        }
+    }
+}
+
+/// A worker that cannot start as configured.
+public struct WorkerError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+}

@@ -1,0 +1,190 @@
+import Foundation
+
+/// The state a worker's threads share: claimed jobs waiting for a handler thread, outcomes
+/// waiting to be written, the jobs this worker holds leases on, and the shutdown phase.
+///
+/// `@unchecked Sendable` because it is a monitor: every mutable field is read and written only
+/// while `condition` is locked, which the compiler cannot see.
+final class WorkerState: @unchecked Sendable {
+    enum Phase: Comparable {
+        /// Claiming and running jobs.
+        case running
+        /// Shutdown requested: no more claims; jobs being run may finish.
+        case draining
+        /// Deadline passed or work done: outcomes are flushed, then the worker exits.
+        case stopping
+    }
+
+    private let condition = NSCondition()
+    private let concurrency: Int
+    private var phase = Phase.running
+    /// Claimed jobs no handler thread has taken yet.
+    private var inbox: [Job] = []
+    /// Jobs a handler thread is running (ids), for the release at the deadline.
+    private var executing: Set<Int64> = []
+    /// Outcomes not yet written to the database.
+    private var outcomes: [(id: Int64, outcome: JobOutcome)] = []
+    /// Jobs leased to this worker whose outcome is not yet written: their leases are renewed.
+    private var leased: Set<Int64> = []
+    /// Jobs released at the deadline: a late outcome from their handler is dropped.
+    private var abandoned: Set<Int64> = []
+    private var completerDone = false
+
+    init(concurrency: Int) {
+        self.concurrency = concurrency
+    }
+
+    private func locked<T>(_ body: () throws -> T) rethrows -> T {
+        condition.lock()
+        defer { condition.unlock() }
+        return try body()
+    }
+
+    var currentPhase: Phase { locked { phase } }
+
+    /// Moves to a later phase (never back) and wakes every waiting thread.
+    func advance(to next: Phase) {
+        locked {
+            if next > phase { phase = next }
+            condition.broadcast()
+        }
+    }
+
+    /// Free handler slots: jobs neither waiting nor running.
+    private var freeSlots: Int { concurrency - inbox.count - executing.count }
+
+    /// Waits until at least `minimum` slots are free, or some are and `patience` has passed
+    /// (so that claims come in batches), or the worker stops claiming. Returns the free slots,
+    /// or nil once no more claims should be made.
+    func waitForFreeSlots(minimum: Int, patience: Duration) -> Int? {
+        locked {
+            var firstFree: ContinuousClock.Instant?
+            while phase == .running {
+                let free = freeSlots
+                if free >= minimum { return free }
+                if free > 0 {
+                    let since = firstFree ?? ContinuousClock.now
+                    firstFree = since
+                    if ContinuousClock.now - since >= patience { return free }
+                    _ = condition.wait(until: Date(timeIntervalSinceNow: (patience - (ContinuousClock.now - since)).seconds))
+                } else {
+                    condition.wait()
+                }
+            }
+            return nil
+        }
+    }
+
+    /// Hands claimed jobs to the handler threads.
+    func dispatch(_ jobs: [Job]) {
+        locked {
+            inbox.append(contentsOf: jobs)
+            for job in jobs { leased.insert(job.id) }
+            condition.broadcast()
+        }
+    }
+
+    /// The next job for a handler thread; nil when the worker stops taking jobs.
+    func takeJob() -> Job? {
+        locked {
+            while inbox.isEmpty && phase == .running {
+                condition.wait()
+            }
+            guard phase == .running, !inbox.isEmpty else { return nil }
+            let job = inbox.removeFirst()
+            executing.insert(job.id)
+            return job
+        }
+    }
+
+    /// A handler thread's result for a job it took.
+    func record(_ id: Int64, _ outcome: JobOutcome) {
+        locked {
+            executing.remove(id)
+            if abandoned.remove(id) == nil {
+                outcomes.append((id, outcome))
+            }
+            condition.broadcast()
+        }
+    }
+
+    /// Jobs claimed but not started: released at once when shutdown begins.
+    func releaseUnstarted() {
+        locked {
+            for job in inbox { outcomes.append((job.id, .released)) }
+            inbox.removeAll()
+            condition.broadcast()
+        }
+    }
+
+    /// Waits until no handler runs a job, or until `deadline`; returns the ids still running.
+    func waitForExecutingJobs(until deadline: ContinuousClock.Instant) -> Set<Int64> {
+        locked {
+            while !executing.isEmpty && ContinuousClock.now < deadline && phase == .draining {
+                _ = condition.wait(until: Date(timeIntervalSinceNow: max(0.001, (deadline - ContinuousClock.now).seconds)))
+            }
+            return executing
+        }
+    }
+
+    /// Releases jobs whose handler did not finish in time; their late outcomes are dropped.
+    func abandon(_ ids: Set<Int64>) {
+        locked {
+            for id in ids where executing.remove(id) != nil {
+                abandoned.insert(id)
+                outcomes.append((id, .released))
+            }
+            condition.broadcast()
+        }
+    }
+
+    /// The completer's next batch: waits up to `timeout` for outcomes. Returns the batch and
+    /// whether the completer should exit after writing it.
+    func takeOutcomes(timeout: Duration) -> (batch: [(id: Int64, outcome: JobOutcome)], finalBatch: Bool) {
+        locked {
+            if outcomes.isEmpty && phase != .stopping {
+                _ = condition.wait(until: Date(timeIntervalSinceNow: timeout.seconds))
+            }
+            let batch = outcomes
+            outcomes.removeAll(keepingCapacity: true)
+            return (batch, phase == .stopping)
+        }
+    }
+
+    /// Outcomes written: those jobs are no longer leased by this worker.
+    func written(_ ids: [Int64]) {
+        locked {
+            for id in ids { leased.remove(id) }
+            condition.broadcast()
+        }
+    }
+
+    /// Jobs whose leases the heartbeat renews.
+    var leasedIDs: [Int64] { locked { Array(leased) } }
+
+    /// True when this worker holds nothing: no job waiting, running, or unwritten.
+    var isIdle: Bool { locked { inbox.isEmpty && executing.isEmpty && outcomes.isEmpty && leased.isEmpty } }
+
+    func markCompleterDone() {
+        locked {
+            completerDone = true
+            condition.broadcast()
+        }
+    }
+
+    func waitForCompleter() {
+        locked {
+            while !completerDone { condition.wait() }
+        }
+    }
+
+    /// Sleeps up to `duration`, returning early when the phase reaches `phase`.
+    func sleep(_ duration: Duration, unlessPhaseReaches target: Phase) {
+        locked {
+            let deadline = Date(timeIntervalSinceNow: duration.seconds)
+            while phase < target && Date() < deadline {
+                _ = condition.wait(until: deadline)
+            }
+        }
+    }
+}

@@ -1,0 +1,47 @@
+import ArgumentParser
+import Foundation
+import Postgres
+import Queue
+
+/// `inmailq clock`: the business clock every worker reads.
+struct ClockCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "clock",
+        abstract: "Show or move forward the business clock (limits, windows, schedules).",
+        discussion: "Real time by default. Moving it forward makes simulated days pass in seconds for every worker at once; it never moves back.",
+        subcommands: [Show.self, Advance.self],
+        defaultSubcommand: Show.self
+    )
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print business time (UTC).")
+        @OptionGroup var options: GlobalOptions
+
+        func run() throws {
+            let now = try QueueClock.now(on: options.connect())
+            print(now.formatted(.iso8601))
+        }
+    }
+
+    struct Advance: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Move business time forward, e.g. `90m`, `12h`, `3d`.")
+        @OptionGroup var options: GlobalOptions
+
+        @Argument(help: "How far: a number with s, m, h or d.")
+        var by: String
+
+        func run() throws {
+            guard let seconds = Self.parse(by) else {
+                throw ValidationError("cannot read \"\(by)\" as a duration: use a number with s, m, h or d, e.g. 36h")
+            }
+            let now = try QueueClock.advance(by: .seconds(seconds), on: options.connect())
+            print(now.formatted(.iso8601))
+        }
+
+        static func parse(_ text: String) -> Double? {
+            let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
+            guard let unit = text.last, let factor = units[unit], let value = Double(text.dropLast()), value >= 0 else { return nil }
+            return value * factor
+        }
+    }
+}

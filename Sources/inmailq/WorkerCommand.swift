@@ -1,0 +1,92 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import Postgres
+import Queue
+
+/// `inmailq worker`: runs jobs until SIGTERM or SIGINT.
+struct WorkerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Run jobs from the queue until stopped.",
+        discussion: """
+            Claims jobs with FOR UPDATE SKIP LOCKED, wakes on NOTIFY within milliseconds (polling \
+            only as a fallback), and renews each job's lease while it runs. Start as many workers \
+            as you like, on any hosts: they share the work through the database alone.
+
+            SIGTERM or SIGINT: stop claiming, let running jobs finish within --shutdown-deadline \
+            (then release them to other workers), exit 0. A second signal releases them at once.
+            """
+    )
+
+    @OptionGroup var options: GlobalOptions
+
+    @Option(help: "Jobs run at once.")
+    var concurrency: Int = 10
+
+    @Option(help: ArgumentHelp("Comma-separated job kinds to run (default: every kind this build handles).", valueName: "kinds"))
+    var kinds: String?
+
+    @Option(help: "Seconds a job stays leased without a heartbeat; a dead worker's jobs run elsewhere after it.")
+    var lease: Double = 30
+
+    @Option(help: "Seconds between polls when no NOTIFY arrives.")
+    var pollInterval: Double = 1
+
+    @Option(help: "Seconds running jobs may take to finish after SIGTERM.")
+    var shutdownDeadline: Double = 20
+
+    @Option(help: "Seconds before the first retry of a failed job; doubles per attempt.")
+    var retryBase: Double = 1
+
+    @Option(help: "Days finished jobs are kept before they are pruned.")
+    var retentionDays: Double = 7
+
+    @Flag(help: "Exit once no unfinished job of the worker's kinds remains.")
+    var exitWhenDone = false
+
+    func validate() throws {
+        guard concurrency >= 1 && concurrency <= 4096 else { throw ValidationError("--concurrency must be between 1 and 4096 (got \(concurrency))") }
+        guard lease >= 0.5 else { throw ValidationError("--lease must be at least 0.5 seconds (got \(lease))") }
+        guard pollInterval > 0 else { throw ValidationError("--poll-interval must be positive") }
+    }
+
+    func run() throws {
+        let logger = options.makeLogger("worker")
+        var handlers = JobHandlers()
+        DiagnosticHandlers.register(into: &handlers)
+        var settings = WorkerConfiguration(database: try options.connectionConfiguration(applicationName: "inmailq-worker"))
+        settings.concurrency = concurrency
+        settings.kinds = kinds.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+        settings.lease = .milliseconds(Int(lease * 1000))
+        settings.pollInterval = .milliseconds(Int(pollInterval * 1000))
+        settings.shutdownDeadline = .milliseconds(Int(shutdownDeadline * 1000))
+        settings.retryBase = .milliseconds(Int(retryBase * 1000))
+        settings.retention = .seconds(retentionDays * 86_400)
+        settings.exitWhenDone = exitWhenDone
+        let worker: Worker
+        do {
+            worker = try Worker(configuration: settings, handlers: handlers, logger: logger)
+        } catch let error as WorkerError {
+            throw ValidationError(error.description)
+        }
+        let signals = ShutdownSignals { worker.requestShutdown() }
+        try worker.run()
+        withExtendedLifetime(signals) {}
+    }
+}
+
+/// Turns SIGTERM and SIGINT into a call of `onSignal` on a background queue, once per signal.
+final class ShutdownSignals {
+    private let sources: [any DispatchSourceSignal]
+
+    init(_ onSignal: @escaping @Sendable () -> Void) {
+        sources = [SIGTERM, SIGINT].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler(handler: onSignal)
+            source.resume()
+            return source
+        }
+    }
+}

@@ -1,0 +1,48 @@
+import Foundation
+import Postgres
+
+/// Runs the real `inmailq` executable as a child OS process, its output in a temp file.
+struct InmailqProcess {
+    let child: ChildProcess
+    let outputPath: String
+
+    static func start(_ arguments: [String], environment extra: [String: String] = [:]) throws -> InmailqProcess {
+        let outputPath = NSTemporaryDirectory() + "inmailq-child-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).log"
+        var environment = ProcessInfo.processInfo.environment
+        environment["INMAILQ_SQL_DIR"] = TestPaths.root + "/sql"
+        for (key, value) in extra { environment[key] = value }
+        let child = try ChildProcess.spawn([TestPaths.executable] + arguments, environment: environment, outputPath: outputPath)
+        return InmailqProcess(child: child, outputPath: outputPath)
+    }
+
+    /// Runs to the end; returns the exit status and everything it printed.
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
+        let process = try start(arguments, environment: environment)
+        let status = process.child.wait()
+        let output = process.output
+        try? FileManager.default.removeItem(atPath: process.outputPath)
+        return (status, output)
+    }
+
+    var output: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
+
+    /// Waits up to `timeout` for the process to end; nil if it is still running.
+    func wait(timeout: Duration) -> Int32? {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let status = child.exitStatusIfEnded() { return status }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        return nil
+    }
+}
+
+/// Polls `condition` until it holds or `timeout` passes; returns whether it held.
+func eventually(timeout: Duration, every interval: Double = 0.05, _ condition: () throws -> Bool) rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    repeat {
+        if try condition() { return true }
+        Thread.sleep(forTimeInterval: interval)
+    } while ContinuousClock.now < deadline
+    return try condition()
+}

@@ -1,0 +1,106 @@
+import Foundation
+import Postgres
+import Synchronization
+
+/// The PostgreSQL server the tests use: `DATABASE_URL` when set, else a private throwaway
+/// cluster in a temp directory, started once per test process (the same `LocalCluster` that
+/// `inmailq db start` uses) and stopped and removed when the process exits.
+enum TestServer {
+    struct SetupFailure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// The server's maintenance database (`postgres`), to create test databases from.
+    static let admin: Result<ConnectionConfiguration, SetupFailure> = {
+        do {
+            if let url = ProcessInfo.processInfo.environment["DATABASE_URL"], !url.isEmpty {
+                return .success(try ConnectionConfiguration(url).withDatabase("postgres"))
+            }
+            let home = NSTemporaryDirectory() + "inmailq-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+            try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+            let cluster = LocalCluster(home: home, durable: false)
+            try cluster.start()
+            try cluster.stopAndRemoveWhenProcessExits(getpid())
+            return .success(ConnectionConfiguration(try cluster.url(database: "postgres"), applicationName: "inmailq-test"))
+        } catch {
+            return .failure(SetupFailure(description: "cannot start the test database server: \(error)"))
+        }
+    }()
+
+    private static let templateReady = Mutex<Result<String, SetupFailure>?>(nil)
+
+    /// The name of a database holding every migration, made once per process and copied per test.
+    static func migratedTemplate() throws -> String {
+        try templateReady.withLock { state in
+            if let state { return try state.get() }
+            let result: Result<String, SetupFailure>
+            do {
+                let name = "inmailq_template_\(getpid())"
+                let admin = try Connection(try TestServer.admin.get())
+                try admin.runScript("drop database if exists \(quoteIdentifier(name)); create database \(quoteIdentifier(name))")
+                let connection = try Connection(try TestServer.admin.get().withDatabase(name))
+                try Migrator(migrations: try Migration.load(from: TestPaths.migrations)).migrate(connection)
+                result = .success(name)
+            } catch {
+                result = .failure(SetupFailure(description: "cannot prepare the migrated template database: \(error)"))
+            }
+            state = result
+            return try result.get()
+        }
+    }
+}
+
+/// A database of its own for one test: empty, or a copy of the fully migrated schema.
+struct TestDatabase {
+    let name: String
+    let configuration: ConnectionConfiguration
+
+    /// Creates a fresh database; `migrated` copies the migrated template (fast, no re-migration).
+    init(migrated: Bool = true) throws {
+        let admin = try Connection(try TestServer.admin.get())
+        name = "t_\(getpid())_\(UInt64.random(in: 0...UInt64.max) % 1_000_000_000)"
+        let template = migrated ? try TestServer.migratedTemplate() : "template1"
+        try Self.create(name, from: template, using: admin)
+        configuration = try TestServer.admin.get().withDatabase(name)
+    }
+
+    private static func create(_ name: String, from template: String, using admin: Connection) throws {
+        for attempt in 0... {
+            do {
+                try admin.runScript("create database \(quoteIdentifier(name)) template \(quoteIdentifier(template))")
+                return
+            } catch {
+                // 55006: the template is briefly in use by a concurrent copy.
+                guard error.sqlState == "55006", attempt < 20 else { throw error }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+        }
+    }
+
+    func connect() throws -> Connection {
+        try Connection(configuration)
+    }
+
+    /// A conninfo string for child processes (`--database-url`).
+    var url: String { configuration.conninfo }
+}
+
+/// Paths of the checkout the tests run in.
+enum TestPaths {
+    /// The package root, found from this source file's location.
+    static let root: String = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+    static var migrations: String { root + "/sql/migrations" }
+
+    /// The `inmailq` executable built beside the test bundle (`swift build` puts them together).
+    static var executable: String {
+        if let configured = ProcessInfo.processInfo.environment["INMAILQ_BIN"] { return configured }
+        let bundleDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for candidate in [bundleDirectory, bundleDirectory.deletingLastPathComponent()] {
+            let path = candidate.appendingPathComponent("inmailq").path
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return root + "/.build/debug/inmailq"
+    }
+}
