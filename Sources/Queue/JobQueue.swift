@@ -151,7 +151,7 @@ public enum JobQueue {
                 update jobs
                 set state = 'cancelled', finished_at = clock_timestamp(),
                     errors = errors || jsonb_build_object('attempt', attempt, 'at', clock_timestamp(),
-                                                          'action', 'cancel', 'error', \(reason))
+                                                          'action', 'cancel', 'error', \(reason)::text)
                 where id = \(id) and state in ('scheduled', 'available', 'retryable')
                 returning state
             )

@@ -37,7 +37,8 @@ enum TestServer {
             do {
                 let name = "inmailq_template_\(getpid())"
                 let admin = try Connection(try TestServer.admin.get())
-                try admin.runScript("drop database if exists \(quoteIdentifier(name)); create database \(quoteIdentifier(name))")
+                try admin.runScript("drop database if exists \(quoteIdentifier(name))")
+                try admin.runScript("create database \(quoteIdentifier(name))")
                 let connection = try Connection(try TestServer.admin.get().withDatabase(name))
                 try Migrator(migrations: try Migration.load(from: TestPaths.migrations)).migrate(connection)
                 result = .success(name)

@@ -1,0 +1,182 @@
+import Foundation
+import Postgres
+import Queue
+import Testing
+
+@Suite("Job queue engine")
+struct JobQueueTests {
+    let owner = "test-worker"
+
+    func state(of id: Int64, on connection: Connection) throws -> (state: JobState, attempt: Int, errors: Int) {
+        let row = try #require(try connection.query("select state, attempt, jsonb_array_length(errors) as errors from jobs where id = \(id)").first)
+        return (try row.decode(JobState.self, "state"), try row.decode(Int.self, "attempt"), try row.decode(Int.self, "errors"))
+    }
+
+    @Test func enqueueManyInOneStatementReturnsIdsInOrder() throws {
+        let connection = try TestDatabase().connect()
+        let ids = try JobQueue.enqueue((0..<50).map { NewJob(kind: "diag.noop", args: JSONText("{\"n\": \($0)}")) }, on: connection)
+        #expect(ids.count == 50)
+        let stored = try connection.query("select id, (args->>'n')::int as n from jobs order by id").rows
+        for (index, row) in stored.enumerated() {
+            #expect(try row.decode(Int64.self, "id") == ids[index])
+            #expect(try row.decode(Int.self, "n") == index)
+        }
+    }
+
+    @Test func uniqueKeyMakesASecondEnqueueANoOpWhileTheFirstIsUnfinished() throws {
+        let connection = try TestDatabase().connect()
+        let first = try JobQueue.enqueue([NewJob(kind: "diag.noop", uniqueKey: "renewal:42:2026-11")], on: connection)
+        let again = try JobQueue.enqueue(
+            [NewJob(kind: "diag.noop", uniqueKey: "renewal:42:2026-11"), NewJob(kind: "diag.noop", uniqueKey: "other")], on: connection)
+        #expect(first[0] != nil)
+        #expect(again[0] == nil)
+        #expect(again[1] != nil)
+        // Twice in one statement: only the first is inserted.
+        let same = try JobQueue.enqueue([NewJob(kind: "diag.noop", uniqueKey: "twin"), NewJob(kind: "diag.noop", uniqueKey: "twin")], on: connection)
+        #expect(same[0] != nil && same[1] == nil)
+
+        let claimed = try JobQueue.claim(kinds: ["diag.noop"], limit: 10, owner: owner, lease: .seconds(30), on: connection)
+        try JobQueue.finish(claimed.map { ($0.id, JobOutcome.completed) }, owner: owner, on: connection)
+        // Finished, the key is free again.
+        #expect(try JobQueue.enqueue([NewJob(kind: "diag.noop", uniqueKey: "renewal:42:2026-11")], on: connection)[0] != nil)
+    }
+
+    @Test func enqueueInsideTheCallersTransactionRollsBackWithIt() throws {
+        struct Abort: Error {}
+        let connection = try TestDatabase().connect()
+        try connection.runScript("create table orders (id int primary key)")
+        #expect(throws: Abort.self) {
+            try connection.transaction { tx in
+                try tx.execute("insert into orders values (1)")
+                try JobQueue.enqueue([NewJob(kind: "diag.noop")], on: tx)
+                throw Abort()
+            }
+        }
+        #expect(try connection.query("select count(*) as n from jobs").first?.decode(Int.self, "n") == 0)
+    }
+
+    @Test func scheduledJobDoesNotRunEarly() throws {
+        let connection = try TestDatabase().connect()
+        let now = try QueueClock.now(on: connection)
+        let id = try #require(try JobQueue.enqueue([NewJob(kind: "diag.noop", runAt: now.addingTimeInterval(3600))], on: connection)[0])
+        #expect(try state(of: id, on: connection).state == .scheduled)
+        #expect(try QueueMaintenance.promoteDueJobs(on: connection) == 0)
+        #expect(try JobQueue.claim(kinds: ["diag.noop"], limit: 10, owner: owner, lease: .seconds(30), on: connection).isEmpty)
+
+        try QueueClock.advance(by: .seconds(3599), on: connection)
+        #expect(try QueueMaintenance.promoteDueJobs(on: connection) == 0)
+        try QueueClock.advance(by: .seconds(2), on: connection)
+        #expect(try QueueMaintenance.promoteDueJobs(on: connection) == 1)
+        let claimed = try JobQueue.claim(kinds: ["diag.noop"], limit: 10, owner: owner, lease: .seconds(30), on: connection)
+        #expect(claimed.map(\.id) == [id])
+    }
+
+    @Test func clockOnlyMovesForward() throws {
+        let connection = try TestDatabase().connect()
+        let error = #expect(throws: PostgresError.self) { try connection.execute("select clock_advance(interval '-1 hour')") }
+        #expect(error?.sqlState == "22023")
+    }
+
+    @Test func failedJobIsRetriedWithBackoffThenDiscardedWithEveryError() throws {
+        let connection = try TestDatabase().connect()
+        let id = try #require(try JobQueue.enqueue([NewJob(kind: "diag.fail", maxAttempts: 3)], on: connection)[0])
+        for attempt in 1...3 {
+            let claimed = try JobQueue.claim(kinds: ["diag.fail"], limit: 1, owner: owner, lease: .seconds(30), on: connection)
+            #expect(claimed.first?.attempt == attempt)
+            try JobQueue.finish([(id, .failed(error: "boom \(attempt)", retryIn: .seconds(600)))], owner: owner, on: connection)
+            let after = try state(of: id, on: connection)
+            if attempt < 3 {
+                #expect(after.state == .retryable)
+                // The backoff holds: not due yet, then due once the clock passes it.
+                #expect(try QueueMaintenance.promoteDueJobs(on: connection) == 0)
+                try QueueClock.advance(by: .seconds(601), on: connection)
+                #expect(try QueueMaintenance.promoteDueJobs(on: connection) == 1)
+            } else {
+                #expect(after.state == .discarded)
+            }
+        }
+        let errors = try connection.query("select jsonb_path_query_array(errors, '$[*].error') as e from jobs where id = \(id)").first!.decode(JSONText.self, "e")
+        #expect(try errors.decode([String].self) == ["boom 1", "boom 2", "boom 3"])
+        #expect(try connection.query("select finished_at is not null as done from jobs where id = \(id)").first?.decode(Bool.self, "done") == true)
+    }
+
+    @Test func snoozeRunsLaterWithoutSpendingAnAttempt() throws {
+        let connection = try TestDatabase().connect()
+        let id = try #require(try JobQueue.enqueue([NewJob(kind: "diag.noop", maxAttempts: 1)], on: connection)[0])
+        _ = try JobQueue.claim(kinds: ["diag.noop"], limit: 1, owner: owner, lease: .seconds(30), on: connection)
+        try JobQueue.finish([(id, .snoozed(delay: .seconds(3600)))], owner: owner, on: connection)
+        let snoozed = try state(of: id, on: connection)
+        #expect(snoozed.state == .scheduled)
+        #expect(snoozed.attempt == 0)
+        try QueueClock.advance(by: .seconds(3601), on: connection)
+        try QueueMaintenance.promoteDueJobs(on: connection)
+        let again = try JobQueue.claim(kinds: ["diag.noop"], limit: 1, owner: owner, lease: .seconds(30), on: connection)
+        // max_attempts is 1 and it still runs: the snooze spent nothing.
+        #expect(again.first?.attempt == 1)
+    }
+
+    @Test func cancelStopsAWaitingJobButNotARunningOne() throws {
+        let connection = try TestDatabase().connect()
+        let ids = try JobQueue.enqueue([NewJob(kind: "diag.noop"), NewJob(kind: "diag.noop", priority: 5)], on: connection)
+        #expect(try JobQueue.cancel(id: ids[1]!, reason: "operator", on: connection) == .cancelled)
+        let running = try JobQueue.claim(kinds: ["diag.noop"], limit: 10, owner: owner, lease: .seconds(30), on: connection)
+        #expect(running.map(\.id) == [ids[0]!])  // the cancelled one is never claimed
+        #expect(try JobQueue.cancel(id: ids[0]!, reason: "operator", on: connection) == .running)
+        #expect(try JobQueue.cancel(id: 987_654, reason: "operator", on: connection) == nil)
+    }
+
+    @Test func claimHonoursPriorityAndTheConditionOfTheLayerAbove() throws {
+        let connection = try TestDatabase().connect()
+        try JobQueue.enqueue([
+            NewJob(kind: "diag.noop", priority: 5, partitionKey: "open"),
+            NewJob(kind: "diag.noop", priority: 0, partitionKey: "blocked"),
+            NewJob(kind: "diag.noop", priority: 1, partitionKey: "open"),
+            NewJob(kind: "diag.other", priority: -5, partitionKey: "open"),
+        ], on: connection)
+        let claimed = try JobQueue.claim(
+            kinds: ["diag.noop"], limit: 10, owner: owner, lease: .seconds(30),
+            where: "jobs.partition_key <> \("blocked")", on: connection)
+        #expect(claimed.map(\.partitionKey) == ["open", "open"])
+        #expect(try connection.query("select count(*) as n from jobs where state = 'available'").first?.decode(Int.self, "n") == 2)
+    }
+
+    @Test func expiredLeaseIsRescuedAndTheOldOwnerCannotFinishIt() throws {
+        let connection = try TestDatabase().connect()
+        let ids = try JobQueue.enqueue([NewJob(kind: "diag.noop"), NewJob(kind: "diag.noop", maxAttempts: 1)], on: connection)
+        _ = try JobQueue.claim(kinds: ["diag.noop"], limit: 2, owner: "dead-worker", lease: .milliseconds(50), on: connection)
+        Thread.sleep(forTimeInterval: 0.2)
+        let (rescued, discarded) = try QueueMaintenance.rescueExpiredLeases(on: connection)
+        #expect(rescued == 1 && discarded == 1)
+        #expect(try state(of: ids[0]!, on: connection).state == .available)
+        #expect(try state(of: ids[1]!, on: connection).state == .discarded)
+
+        let again = try JobQueue.claim(kinds: ["diag.noop"], limit: 2, owner: "new-worker", lease: .seconds(30), on: connection)
+        #expect(again.map(\.attempt) == [2])  // the lost attempt is counted
+        #expect(try JobQueue.finish([(ids[0]!, .completed)], owner: "dead-worker", on: connection) == 0)
+        #expect(try JobQueue.finish([(ids[0]!, .completed)], owner: "new-worker", on: connection) == 1)
+    }
+
+    @Test func renewingALeaseKeepsTheJobFromRescue() throws {
+        let connection = try TestDatabase().connect()
+        let id = try #require(try JobQueue.enqueue([NewJob(kind: "diag.noop")], on: connection)[0])
+        _ = try JobQueue.claim(kinds: ["diag.noop"], limit: 1, owner: owner, lease: .milliseconds(300), on: connection)
+        for _ in 0..<4 {
+            Thread.sleep(forTimeInterval: 0.1)
+            #expect(try JobQueue.renewLeases([id], owner: owner, lease: .milliseconds(300), on: connection) == 1)
+        }
+        #expect(try QueueMaintenance.rescueExpiredLeases(on: connection).rescued == 0)
+        #expect(try state(of: id, on: connection).state == .running)
+    }
+
+    @Test func pruneRemovesOnlyFinishedJobsPastRetention() throws {
+        let connection = try TestDatabase().connect()
+        let ids = try JobQueue.enqueue([NewJob(kind: "diag.noop"), NewJob(kind: "diag.noop")], on: connection)
+        let claimed = try JobQueue.claim(kinds: ["diag.noop"], limit: 1, owner: owner, lease: .seconds(30), on: connection)
+        try JobQueue.finish([(claimed[0].id, .completed)], owner: owner, on: connection)
+        #expect(try QueueMaintenance.pruneFinishedJobs(olderThan: .seconds(3600), on: connection) == 0)
+        Thread.sleep(forTimeInterval: 0.05)
+        #expect(try QueueMaintenance.pruneFinishedJobs(olderThan: .milliseconds(1), on: connection) == 1)
+        let left = try connection.query("select id from jobs").rows.map { try $0.decode(Int64.self, "id") }
+        #expect(left == [ids[1]!])
+    }
+}

@@ -1,0 +1,135 @@
+import Foundation
+import Postgres
+import Queue
+import Testing
+
+/// Real `inmailq worker` OS processes sharing one database.
+@Suite("Worker processes")
+struct WorkerProcessTests {
+    func count(_ sql: SQL, _ connection: Connection) throws -> Int {
+        try connection.query(sql).first!.decode(Int.self, at: 0)
+    }
+
+    func worker(_ db: TestDatabase, _ extra: [String]) throws -> InmailqProcess {
+        try InmailqProcess.start(["worker", "--database-url", db.url, "--log-level", "warning"] + extra)
+    }
+
+    func stop(_ process: InmailqProcess) {
+        if process.child.exitStatusIfEnded() == nil {
+            process.child.signal(SIGKILL)
+            process.child.wait()
+        }
+    }
+
+    @Test(.timeLimit(.minutes(3)))
+    func fourProcessesOfEightDrainFiveThousandJobsEachExactlyOnce() throws {
+        let db = try TestDatabase()
+        let connection = try db.connect()
+        try connection.runScript("create table diag_runs (job_id bigint primary key, worker_id text not null, attempt int not null)")
+        let args = JSONText("{\"table\": \"diag_runs\"}")
+        try JobQueue.enqueue(Array(repeating: NewJob(kind: "diag.record", args: args, maxAttempts: 3), count: 5_000), on: connection)
+        let workers = try (0..<4).map { _ in try worker(db, ["--concurrency", "8", "--kinds", "diag.record", "--exit-when-done"]) }
+        defer { workers.forEach(stop) }
+        for process in workers {
+            let status = process.wait(timeout: .seconds(150))
+            #expect(status == 0, "worker output: \(process.output.suffix(2000))")
+        }
+        #expect(try count("select count(*) from diag_runs", connection) == 5_000)
+        #expect(try count("select count(*) from jobs where state = 'completed' and attempt = 1 and errors = '[]'", connection) == 5_000)
+        // The work was shared: more than one process ran jobs.
+        #expect(try count("select count(distinct worker_id) from diag_runs", connection) > 1)
+    }
+
+    @Test(.timeLimit(.minutes(2)))
+    func jobsOfAKilledWorkerFinishElsewhereAfterTheirLeaseExpires() throws {
+        let db = try TestDatabase()
+        let connection = try db.connect()
+        try JobQueue.enqueue(Array(repeating: NewJob(kind: "diag.sleep", args: JSONText("{\"ms\": 1500}")), count: 12), on: connection)
+        let doomed = try worker(db, ["--concurrency", "8", "--lease", "2"])
+        defer { stop(doomed) }
+        let held = try eventually(timeout: .seconds(20)) {
+            try count("select count(*) from jobs where state = 'running'", connection) == 8
+        }
+        #expect(held, "the first worker never held 8 jobs: \(doomed.output.suffix(2000))")
+        let heldIDs = try connection.query("select id from jobs where state = 'running'").rows.map { try $0.decode(Int64.self, "id") }
+        doomed.child.signal(SIGKILL)
+        #expect(doomed.child.wait() == 128 + SIGKILL)
+
+        let rescuer = try worker(db, ["--concurrency", "8", "--lease", "2", "--exit-when-done"])
+        defer { stop(rescuer) }
+        #expect(rescuer.wait(timeout: .seconds(60)) == 0, "rescuer output: \(rescuer.output.suffix(2000))")
+        #expect(try count("select count(*) from jobs where state = 'completed'", connection) == 12)
+        // Each job the killed worker held ran again with its lost attempt counted and explained.
+        let rescued = try count(
+            """
+            select count(*) from jobs
+            where id = any(\(heldIDs)::bigint[]) and attempt = 2
+              and errors @> '[{"action": "rescue"}]'
+            """, connection)
+        #expect(rescued == heldIDs.count)
+    }
+
+    @Test(.timeLimit(.minutes(2)))
+    func sigtermLetsRunningJobsFinishAndExitsZero() throws {
+        let db = try TestDatabase()
+        let connection = try db.connect()
+        try JobQueue.enqueue(Array(repeating: NewJob(kind: "diag.sleep", args: JSONText("{\"ms\": 1000}")), count: 12), on: connection)
+        let process = try worker(db, ["--concurrency", "6", "--shutdown-deadline", "20"])
+        defer { stop(process) }
+        let busy = try eventually(timeout: .seconds(20)) { try count("select count(*) from jobs where state = 'running'", connection) == 6 }
+        #expect(busy)
+        process.child.signal(SIGTERM)
+        #expect(process.wait(timeout: .seconds(30)) == 0, "output: \(process.output.suffix(2000))")
+        #expect(try count("select count(*) from jobs where state = 'running'", connection) == 0)
+        #expect(try count("select count(*) from jobs where state = 'completed' and attempt = 1", connection) == 6)
+        // The six it never started are still there for other workers, no attempt spent.
+        #expect(try count("select count(*) from jobs where state = 'available' and attempt = 0", connection) == 6)
+    }
+
+    @Test(.timeLimit(.minutes(2)))
+    func jobsThatMissTheShutdownDeadlineAreReleasedToOthers() throws {
+        let db = try TestDatabase()
+        let connection = try db.connect()
+        try JobQueue.enqueue(Array(repeating: NewJob(kind: "diag.sleep", args: JSONText("{\"ms\": 60000}")), count: 2), on: connection)
+        let process = try worker(db, ["--concurrency", "2", "--shutdown-deadline", "0.5"])
+        defer { stop(process) }
+        #expect(try eventually(timeout: .seconds(20)) { try count("select count(*) from jobs where state = 'running'", connection) == 2 })
+        process.child.signal(SIGTERM)
+        #expect(process.wait(timeout: .seconds(20)) == 0, "output: \(process.output.suffix(2000))")
+        #expect(try count("select count(*) from jobs where state = 'available' and attempt = 0 and lease_owner is null", connection) == 2)
+    }
+
+    @Test(.timeLimit(.minutes(2)))
+    func idleWorkerIsWokenByNotifyNotByItsPollInterval() throws {
+        let db = try TestDatabase()
+        let connection = try db.connect()
+        let process = try worker(db, ["--concurrency", "2", "--poll-interval", "60"])
+        defer { stop(process) }
+        // A first job proves the worker is up; afterwards it sleeps on LISTEN with a 60 s poll.
+        try JobQueue.enqueue([NewJob(kind: "diag.noop")], on: connection)
+        #expect(try eventually(timeout: .seconds(30)) { try count("select count(*) from jobs where state = 'completed'", connection) == 1 })
+        Thread.sleep(forTimeInterval: 0.3)
+
+        let id = try #require(try JobQueue.enqueue([NewJob(kind: "diag.noop")], on: connection)[0])
+        let woken = try eventually(timeout: .seconds(10), every: 0.01) {
+            try count("select count(*) from jobs where id = \(id) and state = 'completed'", connection) == 1
+        }
+        #expect(woken, "the idle worker did not pick the job up well before its 60 s poll")
+        let latency = try connection.query("select extract(epoch from attempted_at - created_at)::float8 as s from jobs where id = \(id)").first!.decode(Double.self, "s")
+        #expect(latency < 5)
+    }
+
+    @Test func wrongArgumentsExitNonZeroWithAClearMessage() throws {
+        let bad = try InmailqProcess.run(["worker", "--concurrency", "0"])
+        #expect(bad.status != 0)
+        #expect(bad.output.contains("--concurrency must be between 1 and 4096"))
+        let unknownKind = try InmailqProcess.run(["worker", "--kinds", "no.such.kind", "--database-url", try TestDatabase().url])
+        #expect(unknownKind.status != 0)
+        #expect(unknownKind.output.contains("no handler for job kind(s) no.such.kind"))
+        let help = try InmailqProcess.run(["--help"])
+        #expect(help.status == 0)
+        for command in ["db", "migrate", "worker", "enqueue", "clock"] {
+            #expect(help.output.contains(command))
+        }
+    }
+}
