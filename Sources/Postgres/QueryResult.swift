@@ -5,6 +5,8 @@ import Foundation
 /// Not `Sendable`: read it where the query ran, or decode into Swift values first.
 public final class QueryResult {
     let result: OpaquePointer
+    /// Column positions by name, filled on first lookup.
+    private var columnIndexes: [String: Int32]?
 
     init(_ result: OpaquePointer) {
         self.result = result
@@ -33,9 +35,15 @@ public final class QueryResult {
     public var first: Row? { rowCount > 0 ? self[0] : nil }
 
     func columnIndex(_ name: String) throws(PostgresError) -> Int32 {
-        for index in 0..<Int32(columnCount) where String(cString: PQfname(result, index)) == name {
-            return index
+        if columnIndexes == nil {
+            var indexes: [String: Int32] = [:]
+            for index in 0..<Int32(columnCount) {
+                let column = String(cString: PQfname(result, index))
+                if indexes[column] == nil { indexes[column] = index }  // the first of duplicate names
+            }
+            columnIndexes = indexes
         }
+        if let index = columnIndexes?[name] { return index }
         throw PostgresError(kind: .usage, message: "the result has no column \"\(name)\" (it has \(columnNames.joined(separator: ", ")))")
     }
 }
@@ -58,7 +66,7 @@ public struct Row {
         guard column >= 0, column < result.columnCount else {
             throw PostgresError(kind: .usage, message: "column \(column) is out of range (the result has \(result.columnCount))")
         }
-        let name = String(cString: PQfname(handle, field))
+        var name: String { String(cString: PQfname(handle, field)) }  // for error messages only
         if PQgetisnull(handle, row, field) == 1 {
             if let nullable = T.self as? any NullableValue.Type { return nullable.null as! T }
             throw PostgresError(kind: .decoding, message: "column \"\(name)\" is NULL; read it as \(T.self)? to allow NULL")

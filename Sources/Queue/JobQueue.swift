@@ -31,9 +31,7 @@ public enum JobQueue {
                        case when effective_run_at > clock_now() then 'scheduled' else 'available' end::job_state
                 from input
                 order by position
-                on conflict (unique_key)
-                    where unique_key is not null and state in ('scheduled', 'available', 'running', 'retryable')
-                    do nothing
+                on conflict (unique_key) where unique_key is not null do nothing
                 returning id
             )
             select inserted.id
@@ -96,38 +94,63 @@ public enum JobQueue {
                 actions.append("release"); messages.append(nil); delays.append(0)
             }
         }
-        return try connection.execute(
+        // Not prepared: planned with the real array sizes, the joins stay hash joins (a generic
+        // plan guessed 10 outcomes and 1 running job and went quadratic).
+        let row = try connection.query(
             """
             with outcome as (
                 select * from unnest(\(ids)::bigint[], \(actions)::text[], \(messages)::text[], \(delays)::float8[])
                     as o(id, action, message, delay_seconds)
-            ), decided as (
-                select o.*, j.attempt >= j.max_attempts as last_attempt,
-                       clock_now() + o.delay_seconds * interval '1 second' as next_run_at
-                from outcome o join jobs j on j.id = o.id
-                where j.state = 'running' and j.lease_owner = \(owner)
+            ), finished as (
+                delete from jobs j using outcome o
+                where j.id = o.id and j.state = 'running' and j.lease_owner = \(owner)
+                  and (o.action in ('complete', 'cancel') or (o.action = 'fail' and j.attempt >= j.max_attempts))
+                returning j.*,
+                    case o.action when 'complete' then 'completed' when 'cancel' then 'cancelled' else 'discarded' end::job_state
+                        as final_state,
+                    case when o.action = 'complete' then null
+                         else jsonb_build_object('attempt', j.attempt, 'at', clock_timestamp(), 'action', o.action, 'error', o.message)
+                    end as final_error
+            ), archived as (
+                \(archive(from: "finished"))
+            ), updated as (
+                update jobs j
+                set state = case
+                        when o.action = 'release' then 'available'
+                        when o.action = 'snooze' then case when o.delay_seconds > 0 then 'scheduled' else 'available' end
+                        else 'retryable'
+                    end::job_state,
+                    run_at = case when o.action = 'release' then j.run_at
+                                  else clock_now() + o.delay_seconds * interval '1 second' end,
+                    attempt = case when o.action = 'fail' then j.attempt else j.attempt - 1 end,
+                    errors = case when o.action = 'fail'
+                        then j.errors || jsonb_build_object('attempt', j.attempt, 'at', clock_timestamp(), 'action', 'fail', 'error', o.message)
+                        else j.errors end,
+                    lease_owner = null,
+                    lease_expires_at = null
+                from outcome o
+                where j.id = o.id and j.state = 'running' and j.lease_owner = \(owner)
+                  and (o.action in ('snooze', 'release') or (o.action = 'fail' and j.attempt < j.max_attempts))
+                returning 1
             )
-            update jobs j
-            set state = case d.action
-                    when 'complete' then 'completed'
-                    when 'cancel' then 'cancelled'
-                    when 'release' then 'available'
-                    when 'snooze' then case when d.delay_seconds > 0 then 'scheduled' else 'available' end
-                    else case when d.last_attempt then 'discarded' else 'retryable' end
-                end::job_state,
-                run_at = case when d.action in ('snooze', 'fail') then d.next_run_at else j.run_at end,
-                attempt = case when d.action in ('snooze', 'release') then j.attempt - 1 else j.attempt end,
-                errors = case when d.action in ('fail', 'cancel')
-                    then j.errors || jsonb_build_object('attempt', j.attempt, 'at', clock_timestamp(),
-                                                        'action', d.action, 'error', d.message)
-                    else j.errors end,
-                finished_at = case when d.action in ('complete', 'cancel') or (d.action = 'fail' and d.last_attempt)
-                    then clock_timestamp() end,
-                lease_owner = null,
-                lease_expires_at = null
-            from decided d
-            where j.id = d.id
-            """, prepared: true)
+            select (select count(*) from archived) + (select count(*) from updated) as changed
+            """).first!
+        return try row.decode(Int.self, "changed")
+    }
+
+    /// An INSERT that moves rows returned by a DELETE on `jobs` (the CTE named `source`, with
+    /// extra columns `final_state` and `final_error`) into `job_history`. The one place that
+    /// knows how a job is archived; finishing, cancelling and rescuing all use it.
+    static func archive(from source: String) -> SQL {
+        SQL(unsafeText: """
+            insert into job_history (id, kind, args, state, priority, run_at, attempt, max_attempts, errors,
+                                     unique_key, partition_key, created_at, attempted_at, finished_at)
+            select id, kind, args, final_state, priority, run_at, attempt, max_attempts,
+                   case when final_error is null then errors else errors || final_error end,
+                   unique_key, partition_key, created_at, attempted_at, clock_timestamp()
+            from \(source)
+            returning 1
+            """)
     }
 
     /// Extends the leases of jobs `owner` still runs (a HOT update: no indexed column changes).
@@ -138,7 +161,7 @@ public enum JobQueue {
             """
             update jobs set lease_expires_at = now() + \(lease.seconds) * interval '1 second'
             where id = any(\(ids)::bigint[]) and state = 'running' and lease_owner = \(owner)
-            """, prepared: true)
+            """)
     }
 
     /// Cancels a job that has not finished and is not running. Returns the job's state
@@ -148,16 +171,17 @@ public enum JobQueue {
         let result = try connection.query(
             """
             with cancelled as (
-                update jobs
-                set state = 'cancelled', finished_at = clock_timestamp(),
-                    errors = errors || jsonb_build_object('attempt', attempt, 'at', clock_timestamp(),
-                                                          'action', 'cancel', 'error', \(reason)::text)
+                delete from jobs
                 where id = \(id) and state in ('scheduled', 'available', 'retryable')
-                returning state
+                returning *, 'cancelled'::job_state as final_state,
+                    jsonb_build_object('attempt', attempt, 'at', clock_timestamp(), 'action', 'cancel', 'error', \(reason)::text)
+                        as final_error
+            ), archived as (
+                \(archive(from: "cancelled"))
             )
-            select state from cancelled
+            select 'cancelled'::job_state as state from archived
             union all
-            select state from jobs where id = \(id) and not exists (select 1 from cancelled)
+            select state from all_jobs where id = \(id) and not exists (select 1 from cancelled)
             """)
         return try result.first?.decode(JobState.self, "state")
     }

@@ -33,47 +33,44 @@ public enum QueueMaintenance {
         let row = try connection.query(
             """
             with expired as (
-                select id from jobs
+                select id, attempt >= max_attempts as last_attempt,
+                       jsonb_build_object('attempt', attempt, 'at', clock_timestamp(), 'action', 'rescue',
+                           'error', 'lease expired: worker ' || lease_owner || ' stopped renewing it') as failure
+                from jobs
                 where state = 'running' and lease_expires_at < now()
                 for update skip locked
+            ), discarded as (
+                delete from jobs using expired
+                where jobs.id = expired.id and expired.last_attempt
+                returning jobs.*, 'discarded'::job_state as final_state, expired.failure as final_error
+            ), archived as (
+                \(JobQueue.archive(from: "discarded"))
             ), rescued as (
                 update jobs
-                set state = case when attempt >= max_attempts then 'discarded' else 'available' end::job_state,
-                    errors = errors || jsonb_build_object(
-                        'attempt', attempt, 'at', clock_timestamp(), 'action', 'rescue',
-                        'error', 'lease expired: worker ' || lease_owner || ' stopped renewing it'),
-                    finished_at = case when attempt >= max_attempts then clock_timestamp() end,
-                    lease_owner = null,
-                    lease_expires_at = null
+                set state = 'available', errors = errors || expired.failure, lease_owner = null, lease_expires_at = null
                 from expired
-                where jobs.id = expired.id
-                returning jobs.state
+                where jobs.id = expired.id and not expired.last_attempt
+                returning 1
             )
-            select count(*) filter (where state = 'available') as rescued,
-                   count(*) filter (where state = 'discarded') as discarded,
-                   case when count(*) filter (where state = 'available') > 0
-                        then pg_notify(\(JobQueue.wakeUpChannel), 'rescued') end as notified
-            from rescued
+            select (select count(*) from rescued) as rescued, (select count(*) from archived) as discarded,
+                   case when exists (select 1 from rescued) then pg_notify(\(JobQueue.wakeUpChannel), 'rescued') end as notified
             """, prepared: true).first!
         return (try row.decode(Int.self, "rescued"), try row.decode(Int.self, "discarded"))
     }
 
-    /// Deletes up to `limit` jobs that finished more than `retention` ago (real time).
+    /// Deletes up to `limit` finished jobs older than `retention` (real time) from the history.
     @discardableResult
     public static func pruneFinishedJobs(olderThan retention: Duration, limit: Int = 10_000, on connection: Connection) throws -> Int {
         try connection.execute(
             """
-            delete from jobs where id in (
-                select id from jobs
-                where state in ('completed', 'discarded', 'cancelled')
-                  and finished_at < now() - \(retention.seconds) * interval '1 second'
-                order by finished_at
+            delete from job_history where ctid = any(array(
+                select ctid from job_history
+                where finished_at < now() - \(retention.seconds) * interval '1 second'
                 limit \(limit)
-            )
+            ))
             """, prepared: true)
     }
 }
-
 /// The business clock every worker reads (`clock_now()` in SQL): real time plus an offset
 /// that only grows. Tests and demos move it forward so that days pass in seconds.
 public enum QueueClock {

@@ -4,7 +4,7 @@ import Foundation
 /// waiting to be written, the jobs this worker holds leases on, and the shutdown phase.
 ///
 /// `@unchecked Sendable` because it is a monitor: every mutable field is read and written only
-/// while `condition` is locked, which the compiler cannot see.
+/// while `monitor` is locked, which the compiler cannot see.
 final class WorkerState: @unchecked Sendable {
     enum Phase: Comparable {
         /// Claiming and running jobs.
@@ -15,7 +15,12 @@ final class WorkerState: @unchecked Sendable {
         case stopping
     }
 
-    private let condition = NSCondition()
+    private let monitor = Monitor(conditionCount: 4)
+    /// Condition variables: what each kind of thread waits for.
+    private static let jobWaiting = 0  // handler threads: a job in the inbox
+    private static let slotFree = 1  // the producer: a handler slot came free
+    private static let outcomeWaiting = 2  // the completer: an outcome to write
+    private static let control = 3  // shutdown steps: phase changes, jobs ending, completer done
     private let concurrency: Int
     private var phase = Phase.running
     /// Claimed jobs no handler thread has taken yet.
@@ -35,9 +40,11 @@ final class WorkerState: @unchecked Sendable {
     }
 
     private func locked<T>(_ body: () throws -> T) rethrows -> T {
-        condition.lock()
-        defer { condition.unlock() }
-        return try body()
+        try monitor.withLock(body)
+    }
+
+    private func wakeEveryone() {
+        for condition in 0..<4 { monitor.broadcast(condition) }
     }
 
     var currentPhase: Phase { locked { phase } }
@@ -46,7 +53,7 @@ final class WorkerState: @unchecked Sendable {
     func advance(to next: Phase) {
         locked {
             if next > phase { phase = next }
-            condition.broadcast()
+            wakeEveryone()
         }
     }
 
@@ -66,9 +73,9 @@ final class WorkerState: @unchecked Sendable {
                     let since = firstFree ?? ContinuousClock.now
                     firstFree = since
                     if ContinuousClock.now - since >= patience { return free }
-                    _ = condition.wait(until: Date(timeIntervalSinceNow: (patience - (ContinuousClock.now - since)).seconds))
+                    monitor.wait(Self.slotFree, timeout: patience - (ContinuousClock.now - since))
                 } else {
-                    condition.wait()
+                    monitor.wait(Self.slotFree)
                 }
             }
             return nil
@@ -80,7 +87,7 @@ final class WorkerState: @unchecked Sendable {
         locked {
             inbox.append(contentsOf: jobs)
             for job in jobs { leased.insert(job.id) }
-            condition.broadcast()
+            if jobs.count == 1 { monitor.signal(Self.jobWaiting) } else { monitor.broadcast(Self.jobWaiting) }
         }
     }
 
@@ -88,7 +95,7 @@ final class WorkerState: @unchecked Sendable {
     func takeJob() -> Job? {
         locked {
             while inbox.isEmpty && phase == .running {
-                condition.wait()
+                monitor.wait(Self.jobWaiting)
             }
             guard phase == .running, !inbox.isEmpty else { return nil }
             let job = inbox.removeFirst()
@@ -103,8 +110,10 @@ final class WorkerState: @unchecked Sendable {
             executing.remove(id)
             if abandoned.remove(id) == nil {
                 outcomes.append((id, outcome))
+                monitor.signal(Self.outcomeWaiting)
             }
-            condition.broadcast()
+            monitor.signal(Self.slotFree)
+            if phase != .running { monitor.broadcast(Self.control) }
         }
     }
 
@@ -113,7 +122,7 @@ final class WorkerState: @unchecked Sendable {
         locked {
             for job in inbox { outcomes.append((job.id, .released)) }
             inbox.removeAll()
-            condition.broadcast()
+            monitor.signal(Self.outcomeWaiting)
         }
     }
 
@@ -121,7 +130,7 @@ final class WorkerState: @unchecked Sendable {
     func waitForExecutingJobs(until deadline: ContinuousClock.Instant) -> Set<Int64> {
         locked {
             while !executing.isEmpty && ContinuousClock.now < deadline && phase == .draining {
-                _ = condition.wait(until: Date(timeIntervalSinceNow: max(0.001, (deadline - ContinuousClock.now).seconds)))
+                monitor.wait(Self.control, timeout: deadline - ContinuousClock.now)
             }
             return executing
         }
@@ -134,7 +143,7 @@ final class WorkerState: @unchecked Sendable {
                 abandoned.insert(id)
                 outcomes.append((id, .released))
             }
-            condition.broadcast()
+            monitor.signal(Self.outcomeWaiting)
         }
     }
 
@@ -143,7 +152,7 @@ final class WorkerState: @unchecked Sendable {
     func takeOutcomes(timeout: Duration) -> (batch: [(id: Int64, outcome: JobOutcome)], finalBatch: Bool) {
         locked {
             if outcomes.isEmpty && phase != .stopping {
-                _ = condition.wait(until: Date(timeIntervalSinceNow: timeout.seconds))
+                monitor.wait(Self.outcomeWaiting, timeout: timeout)
             }
             let batch = outcomes
             outcomes.removeAll(keepingCapacity: true)
@@ -155,7 +164,6 @@ final class WorkerState: @unchecked Sendable {
     func written(_ ids: [Int64]) {
         locked {
             for id in ids { leased.remove(id) }
-            condition.broadcast()
         }
     }
 
@@ -168,22 +176,22 @@ final class WorkerState: @unchecked Sendable {
     func markCompleterDone() {
         locked {
             completerDone = true
-            condition.broadcast()
+            monitor.broadcast(Self.control)
         }
     }
 
     func waitForCompleter() {
         locked {
-            while !completerDone { condition.wait() }
+            while !completerDone { monitor.wait(Self.control) }
         }
     }
 
     /// Sleeps up to `duration`, returning early when the phase reaches `phase`.
     func sleep(_ duration: Duration, unlessPhaseReaches target: Phase) {
         locked {
-            let deadline = Date(timeIntervalSinceNow: duration.seconds)
-            while phase < target && Date() < deadline {
-                _ = condition.wait(until: deadline)
+            let deadline = ContinuousClock.now + duration
+            while phase < target && ContinuousClock.now < deadline {
+                monitor.wait(Self.control, timeout: deadline - ContinuousClock.now)
             }
         }
     }

@@ -19,6 +19,7 @@ struct Inmailq: ParsableCommand {
             WorkerCommand.self,
             EnqueueCommand.self,
             ClockCommand.self,
+            BenchCommand.self,
         ]
     )
 }

@@ -40,11 +40,14 @@ create type job_state as enum (
     'cancelled'    -- finished: cancelled before it ran to completion
 );
 
+-- Unfinished jobs only: the hot table stays small however long the history grows. A job
+-- leaves it, in the statement that finishes it, for job_history.
 create table jobs (
     id               bigint generated always as identity primary key,
     kind             text not null check (kind ~ '^[a-z][a-z0-9_.-]{0,99}$'),
     args             jsonb not null default '{}',
-    state            job_state not null default 'available',
+    state            job_state not null default 'available'
+                     check (state in ('scheduled', 'available', 'running', 'retryable')),
     priority         smallint not null default 0 check (priority between -100 and 100),  -- lower first
     run_at           timestamptz not null default clock_now(),
     attempt          integer not null default 0 check (attempt >= 0),
@@ -56,34 +59,64 @@ create table jobs (
     partition_key    text,
     created_at       timestamptz not null default clock_timestamp(),
     attempted_at     timestamptz,
-    finished_at      timestamptz,
     constraint jobs_running_has_lease
-        check ((state = 'running') = (lease_owner is not null and lease_expires_at is not null)),
-    constraint jobs_finished_has_time
-        check ((state in ('completed', 'discarded', 'cancelled')) = (finished_at is not null))
+        check ((state = 'running') = (lease_owner is not null and lease_expires_at is not null))
 ) with (fillfactor = 85);  -- room on each page so lease renewals stay HOT updates
 
 -- The claim: "available jobs in priority, then FIFO order". Only available rows are in it, so
--- a million scheduled rows or a long history never slow the claim down.
+-- a million scheduled rows never slow the claim down.
 create index jobs_claim_idx on jobs (priority, id) where state = 'available';
 
 -- Promotion: "scheduled or retryable jobs whose run_at has come", scanned in run_at order.
 create index jobs_due_idx on jobs (run_at) where state in ('scheduled', 'retryable');
 
--- Rescue and release: "running jobs" (a few hundred at most). lease_expires_at is left out on
--- purpose: renewing a lease then changes no indexed column, so the update stays HOT.
-create index jobs_running_idx on jobs (lease_owner) where state = 'running';
+-- Rescue: "running jobs" (a few hundred at most), read whole. Keyed by id on purpose:
+-- lease_expires_at here would make every lease renewal a non-HOT update, and lease_owner here
+-- lets the planner, misled by default selectivities on a fresh table, drive the batched finish
+-- from "this owner's running jobs" in a nested loop that is quadratic in the batch size.
+create index jobs_running_idx on jobs (id) where state = 'running';
 
--- At most one unfinished job per unique key; finished jobs free the key.
-create unique index jobs_unique_key_idx on jobs (unique_key)
-    where unique_key is not null and state in ('scheduled', 'available', 'running', 'retryable');
-
--- The pruner: "finished jobs older than the retention period", oldest first.
-create index jobs_finished_idx on jobs (finished_at) where state in ('completed', 'discarded', 'cancelled');
+-- At most one unfinished job per unique key; a finished job (moved to job_history) frees it.
+create unique index jobs_unique_key_idx on jobs (unique_key) where unique_key is not null;
 
 -- The layer above asks per partition (e.g. "this sender account's waiting jobs").
 create index jobs_partition_idx on jobs (partition_key, run_at)
     where partition_key is not null and state in ('scheduled', 'available', 'retryable');
+
+-- Finished jobs, append-only until pruned. Kept off the hot path: no claim ever reads it.
+create table job_history (
+    id            bigint not null,
+    kind          text not null,
+    args          jsonb not null,
+    state         job_state not null check (state in ('completed', 'discarded', 'cancelled')),
+    priority      smallint not null,
+    run_at        timestamptz not null,
+    attempt       integer not null,
+    max_attempts  integer not null,
+    errors        jsonb not null,
+    unique_key    text,
+    partition_key text,
+    created_at    timestamptz not null,
+    attempted_at  timestamptz,
+    finished_at   timestamptz not null
+);
+
+-- Looking a finished job up by id (operators, reports).
+create index job_history_id_idx on job_history (id);
+
+-- The pruner: "finished before the retention cut-off". Rows arrive in finished_at order, so a
+-- BRIN index is tiny and costs next to nothing per insert.
+create index job_history_finished_brin on job_history using brin (finished_at);
+
+-- Every job, unfinished or finished, for inspection.
+create view all_jobs as
+    select id, kind, args, state, priority, run_at, attempt, max_attempts, errors, lease_owner, lease_expires_at,
+           unique_key, partition_key, created_at, attempted_at, null::timestamptz as finished_at
+    from jobs
+    union all
+    select id, kind, args, state, priority, run_at, attempt, max_attempts, errors, null, null,
+           unique_key, partition_key, created_at, attempted_at, finished_at
+    from job_history;
 
 -- Wakes idle workers: one notification per inserting statement (identical payloads within a
 -- transaction are delivered once), only when something became available.

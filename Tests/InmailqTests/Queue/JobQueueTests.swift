@@ -8,7 +8,7 @@ struct JobQueueTests {
     let owner = "test-worker"
 
     func state(of id: Int64, on connection: Connection) throws -> (state: JobState, attempt: Int, errors: Int) {
-        let row = try #require(try connection.query("select state, attempt, jsonb_array_length(errors) as errors from jobs where id = \(id)").first)
+        let row = try #require(try connection.query("select state, attempt, jsonb_array_length(errors) as errors from all_jobs where id = \(id)").first)
         return (try row.decode(JobState.self, "state"), try row.decode(Int.self, "attempt"), try row.decode(Int.self, "errors"))
     }
 
@@ -95,9 +95,9 @@ struct JobQueueTests {
                 #expect(after.state == .discarded)
             }
         }
-        let errors = try connection.query("select jsonb_path_query_array(errors, '$[*].error') as e from jobs where id = \(id)").first!.decode(JSONText.self, "e")
+        let errors = try connection.query("select jsonb_path_query_array(errors, '$[*].error') as e from all_jobs where id = \(id)").first!.decode(JSONText.self, "e")
         #expect(try errors.decode([String].self) == ["boom 1", "boom 2", "boom 3"])
-        #expect(try connection.query("select finished_at is not null as done from jobs where id = \(id)").first?.decode(Bool.self, "done") == true)
+        #expect(try connection.query("select finished_at is not null as done from all_jobs where id = \(id)").first?.decode(Bool.self, "done") == true)
     }
 
     @Test func snoozeRunsLaterWithoutSpendingAnAttempt() throws {
@@ -176,7 +176,7 @@ struct JobQueueTests {
         #expect(try QueueMaintenance.pruneFinishedJobs(olderThan: .seconds(3600), on: connection) == 0)
         Thread.sleep(forTimeInterval: 0.05)
         #expect(try QueueMaintenance.pruneFinishedJobs(olderThan: .milliseconds(1), on: connection) == 1)
-        let left = try connection.query("select id from jobs").rows.map { try $0.decode(Int64.self, "id") }
+        let left = try connection.query("select id from all_jobs").rows.map { try $0.decode(Int64.self, "id") }
         #expect(left == [ids[1]!])
     }
 }

@@ -35,7 +35,7 @@ struct WorkerProcessTests {
             #expect(status == 0, "worker output: \(process.output.suffix(2000))")
         }
         #expect(try count("select count(*) from diag_runs", connection) == 5_000)
-        #expect(try count("select count(*) from jobs where state = 'completed' and attempt = 1 and errors = '[]'", connection) == 5_000)
+        #expect(try count("select count(*) from all_jobs where state = 'completed' and attempt = 1 and errors = '[]'", connection) == 5_000)
         // The work was shared: more than one process ran jobs.
         #expect(try count("select count(distinct worker_id) from diag_runs", connection) > 1)
     }
@@ -58,11 +58,11 @@ struct WorkerProcessTests {
         let rescuer = try worker(db, ["--concurrency", "8", "--lease", "2", "--exit-when-done"])
         defer { stop(rescuer) }
         #expect(rescuer.wait(timeout: .seconds(60)) == 0, "rescuer output: \(rescuer.output.suffix(2000))")
-        #expect(try count("select count(*) from jobs where state = 'completed'", connection) == 12)
+        #expect(try count("select count(*) from all_jobs where state = 'completed'", connection) == 12)
         // Each job the killed worker held ran again with its lost attempt counted and explained.
         let rescued = try count(
             """
-            select count(*) from jobs
+            select count(*) from all_jobs
             where id = any(\(heldIDs)::bigint[]) and attempt = 2
               and errors @> '[{"action": "rescue"}]'
             """, connection)
@@ -81,7 +81,7 @@ struct WorkerProcessTests {
         process.child.signal(SIGTERM)
         #expect(process.wait(timeout: .seconds(30)) == 0, "output: \(process.output.suffix(2000))")
         #expect(try count("select count(*) from jobs where state = 'running'", connection) == 0)
-        #expect(try count("select count(*) from jobs where state = 'completed' and attempt = 1", connection) == 6)
+        #expect(try count("select count(*) from all_jobs where state = 'completed' and attempt = 1", connection) == 6)
         // The six it never started are still there for other workers, no attempt spent.
         #expect(try count("select count(*) from jobs where state = 'available' and attempt = 0", connection) == 6)
     }
@@ -107,15 +107,15 @@ struct WorkerProcessTests {
         defer { stop(process) }
         // A first job proves the worker is up; afterwards it sleeps on LISTEN with a 60 s poll.
         try JobQueue.enqueue([NewJob(kind: "diag.noop")], on: connection)
-        #expect(try eventually(timeout: .seconds(30)) { try count("select count(*) from jobs where state = 'completed'", connection) == 1 })
+        #expect(try eventually(timeout: .seconds(30)) { try count("select count(*) from all_jobs where state = 'completed'", connection) == 1 })
         Thread.sleep(forTimeInterval: 0.3)
 
         let id = try #require(try JobQueue.enqueue([NewJob(kind: "diag.noop")], on: connection)[0])
         let woken = try eventually(timeout: .seconds(10), every: 0.01) {
-            try count("select count(*) from jobs where id = \(id) and state = 'completed'", connection) == 1
+            try count("select count(*) from all_jobs where id = \(id) and state = 'completed'", connection) == 1
         }
         #expect(woken, "the idle worker did not pick the job up well before its 60 s poll")
-        let latency = try connection.query("select extract(epoch from attempted_at - created_at)::float8 as s from jobs where id = \(id)").first!.decode(Double.self, "s")
+        let latency = try connection.query("select extract(epoch from attempted_at - created_at)::float8 as s from all_jobs where id = \(id)").first!.decode(Double.self, "s")
         #expect(latency < 5)
     }
 

@@ -1,0 +1,201 @@
+import ArgumentParser
+import Foundation
+import Postgres
+import Queue
+
+/// `inmailq bench ...`: throughput and latency figures, one machine-readable line each.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure the queue on a throwaway database; print one key=value line of results.",
+        subcommands: [QueueBench.self]
+    )
+}
+
+/// `inmailq bench queue`: no-op jobs through real worker processes.
+struct QueueBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "queue",
+        abstract: "Enqueue N no-op jobs, drain them with P worker processes, measure wake-up latency.",
+        discussion: """
+            Runs on a fresh database (inmailq_bench_<pid>) of the configured server, dropped \
+            afterwards. Progress goes to standard error; the result is one line on standard output:
+              bench=queue cores=2 jobs=... enqueue_jobs_per_s=... drain_jobs_per_s=... latency_p50_ms=... latency_p99_ms=...
+            With --scheduled M it also measures the claim with M future-scheduled jobs in the table.
+            """
+    )
+
+    @OptionGroup var options: GlobalOptions
+
+    @Option(help: "No-op jobs to enqueue and drain.")
+    var jobs: Int = 20_000
+
+    @Option(help: "Worker processes.")
+    var processes: Int = 2
+
+    @Option(help: "Concurrency of each worker process.")
+    var concurrency: Int = 100
+
+    @Option(help: "Jobs enqueued one at a time to measure enqueue-to-start latency.")
+    var latencySamples: Int = 200
+
+    @Option(help: "Future-scheduled jobs (plus half as many finished ones) to add before measuring the claim again.")
+    var scheduled: Int = 0
+
+    @Flag(help: "Keep the benchmark database instead of dropping it.")
+    var keep = false
+
+    func validate() throws {
+        guard jobs > 0, processes > 0, concurrency > 0, latencySamples > 0, scheduled >= 0 else {
+            throw ValidationError("--jobs, --processes, --concurrency and --latency-samples must be positive; --scheduled not negative")
+        }
+    }
+
+    func run() throws {
+        let bench = try BenchDatabase(options: options)
+        defer { if !keep { bench.drop() } }
+        var results: [(String, String)] = [
+            ("bench", "queue"), ("cores", "\(ProcessInfo.processInfo.activeProcessorCount)"),
+            ("jobs", "\(jobs)"), ("processes", "\(processes)"), ("concurrency", "\(concurrency)"),
+        ]
+        let connection = try Connection(bench.configuration)
+
+        progress("enqueueing \(jobs) no-op jobs")
+        let enqueueStart = ContinuousClock.now
+        var remaining = jobs
+        while remaining > 0 {
+            let batch = min(remaining, 5_000)
+            try JobQueue.enqueue(Array(repeating: NewJob(kind: "diag.noop"), count: batch), on: connection)
+            remaining -= batch
+        }
+        let enqueueSeconds = (ContinuousClock.now - enqueueStart).seconds
+        results.append(("enqueue_jobs_per_s", format(Double(jobs) / enqueueSeconds)))
+
+        progress("draining with \(processes) worker processes x \(concurrency)")
+        let drainStart = ContinuousClock.now
+        let drainers = try (0..<processes).map { _ in try bench.startWorker(concurrency: concurrency, extra: ["--exit-when-done"]) }
+        for worker in drainers {
+            guard worker.wait() == 0 else { throw ValidationError("a worker failed; its log: \(bench.workerLog)") }
+        }
+        let drainSeconds = (ContinuousClock.now - drainStart).seconds
+        let completed = try connection.query("select count(*) as n from job_history where state = 'completed'").first!.decode(Int.self, "n")
+        guard completed == jobs else { throw ValidationError("only \(completed) of \(jobs) jobs completed; worker log: \(bench.workerLog)") }
+        let busySeconds = try connection.query(
+            "select extract(epoch from max(finished_at) - min(attempted_at))::float8 as s from job_history").first!.decode(Double.self, "s")
+        results.append(("drain_jobs_per_s", format(Double(jobs) / drainSeconds)))
+        results.append(("drain_busy_jobs_per_s", format(Double(jobs) / busySeconds)))
+
+        progress("measuring enqueue-to-start latency with \(latencySamples) jobs one at a time")
+        try connection.execute("truncate jobs, job_history")
+        let listeners = try (0..<processes).map { _ in try bench.startWorker(concurrency: concurrency, extra: []) }
+        defer { listeners.forEach { $0.signal(SIGTERM); $0.wait() } }
+        try JobQueue.enqueue([NewJob(kind: "diag.noop")], on: connection)
+        try waitUntil(completed: 1, on: connection)
+        for _ in 0..<latencySamples {
+            try JobQueue.enqueue([NewJob(kind: "diag.noop")], on: connection)
+            Thread.sleep(forTimeInterval: 0.005)
+        }
+        try waitUntil(completed: latencySamples + 1, on: connection)
+        let latency = try connection.query(
+            """
+            select percentile_cont(0.5) within group (order by ms) as p50, percentile_cont(0.99) within group (order by ms) as p99
+            from (select extract(epoch from attempted_at - created_at) * 1000 as ms from job_history) samples
+            """).first!
+        results.append(("latency_p50_ms", format(try latency.decode(Double.self, "p50"), digits: 2)))
+        results.append(("latency_p99_ms", format(try latency.decode(Double.self, "p99"), digits: 2)))
+        listeners.forEach { $0.signal(SIGTERM); $0.wait() }
+
+        if scheduled > 0 {
+            try connection.execute("truncate jobs, job_history")
+            let empty = try claimLatency(on: connection)
+            progress("adding \(scheduled) future-scheduled jobs and \(scheduled / 2) finished ones")
+            try connection.execute(
+                """
+                insert into jobs (kind, state, run_at)
+                select 'diag.noop', 'scheduled', clock_now() + interval '30 days' + n * interval '1 second'
+                from generate_series(1, \(scheduled)) as n
+                """)
+            try connection.execute(
+                """
+                insert into job_history (id, kind, args, state, priority, run_at, attempt, max_attempts, errors,
+                                         created_at, attempted_at, finished_at)
+                select -n, 'diag.noop', '{}', 'completed', 0, clock_now(), 1, 20, '[]', now(), now(), now()
+                from generate_series(1, \(scheduled / 2)) as n
+                """)
+            try connection.runScript("vacuum analyze jobs, job_history")
+            let loaded = try claimLatency(on: connection)
+            results += [
+                ("scheduled", "\(scheduled)"),
+                ("claim_p50_ms_empty", format(empty.p50, digits: 3)), ("claim_p99_ms_empty", format(empty.p99, digits: 3)),
+                ("claim_p50_ms_scheduled", format(loaded.p50, digits: 3)), ("claim_p99_ms_scheduled", format(loaded.p99, digits: 3)),
+            ]
+        }
+        print(results.map { "\($0.0)=\($0.1)" }.joined(separator: " "))
+    }
+
+    /// Times `samples` claims of one job each (enqueue and finish are not timed).
+    private func claimLatency(on connection: Connection, samples: Int = 500) throws -> (p50: Double, p99: Double) {
+        progress("timing \(samples) claims")
+        var times: [Double] = []
+        for _ in 0..<samples {
+            try JobQueue.enqueue([NewJob(kind: "diag.noop")], on: connection)
+            let start = ContinuousClock.now
+            let claimed = try JobQueue.claim(kinds: ["diag.noop"], limit: 10, owner: "bench", lease: .seconds(30), on: connection)
+            times.append((ContinuousClock.now - start).seconds * 1000)
+            try JobQueue.finish(claimed.map { ($0.id, JobOutcome.completed) }, owner: "bench", on: connection)
+        }
+        times.sort()
+        return (times[times.count / 2], times[min(times.count - 1, Int(Double(times.count) * 0.99))])
+    }
+
+    private func waitUntil(completed: Int, on connection: Connection) throws {
+        let deadline = ContinuousClock.now + .seconds(120)
+        while try connection.query("select count(*) as n from job_history where state = 'completed'").first!.decode(Int.self, "n") < completed {
+            guard ContinuousClock.now < deadline else { throw ValidationError("jobs did not complete within 120 s") }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+    }
+}
+
+/// A throwaway database for one benchmark run, and the worker processes that use it.
+struct BenchDatabase {
+    let name: String
+    let admin: ConnectionConfiguration
+    let configuration: ConnectionConfiguration
+    let workerLog: String
+
+    init(options: GlobalOptions) throws {
+        let base = try options.connectionConfiguration(applicationName: "inmailq-bench")
+        name = "inmailq_bench_\(getpid())"
+        admin = base
+        let connection = try Connection(base)
+        try connection.runScript("drop database if exists \(quoteIdentifier(name))")
+        try connection.runScript("create database \(quoteIdentifier(name))")
+        configuration = try base.withDatabase(name)
+        try Migrator(migrations: try Migration.load(from: try SQLFiles.directory("migrations"))).migrate(try Connection(configuration))
+        workerLog = NSTemporaryDirectory() + "\(name).log"
+        progress("benchmark database \(name) ready; worker log: \(workerLog)")
+    }
+
+    /// Starts `inmailq worker` on the benchmark database (same executable as this process).
+    func startWorker(concurrency: Int, extra: [String]) throws -> ChildProcess {
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return try ChildProcess.spawn(
+            [executable, "worker", "--database-url", configuration.conninfo, "--concurrency", "\(concurrency)",
+             "--kinds", "diag.noop", "--log-level", "warning"] + extra,
+            outputPath: workerLog)
+    }
+
+    func drop() {
+        _ = try? Connection(admin).runScript("drop database if exists \(quoteIdentifier(name)) with (force)")
+        try? FileManager.default.removeItem(atPath: workerLog)
+    }
+}
+
+func progress(_ message: String) {
+    FileHandle.standardError.write(Data("bench: \(message)\n".utf8))
+}
+
+func format(_ value: Double, digits: Int = 0) -> String {
+    String(format: "%.\(digits)f", value)
+}
