@@ -2,7 +2,7 @@
 import PackageDescription
 
 // One module per job, dependencies pointing down only:
-//   inmailq (CLI) -> Queue (engine) -> Postgres (libpq client) -> CLibPQ (module map)
+//   inmailq (CLI) -> InMail (domain) -> Queue (engine) -> Postgres (libpq client) -> CLibPQ (module map)
 let strictSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
@@ -36,11 +36,17 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        .target(
+            name: "InMail",
+            dependencies: ["Postgres", "Queue"],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "inmailq",
             dependencies: [
                 "Postgres",
                 "Queue",
+                "InMail",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -48,7 +54,7 @@ let package = Package(
         ),
         .testTarget(
             name: "InmailqTests",
-            dependencies: ["Postgres", "Queue"],
+            dependencies: ["Postgres", "Queue", "InMail"],
             swiftSettings: strictSettings
         ),
     ],

@@ -72,6 +72,8 @@ public enum JobOutcome: Sendable, Equatable {
     case failed(error: String, retryIn: Duration)
     /// Run again after `delay` (business time), without spending an attempt.
     case snoozed(delay: Duration)
+    /// Run again at `until` (business time), without spending an attempt.
+    case deferred(until: Date)
     /// Stop for good, with a reason.
     case cancelled(reason: String)
     /// Not run (the worker is shutting down): back to available, the attempt not spent.

@@ -9,12 +9,16 @@ public typealias JobHandler = @Sendable (Job, JobContext) throws -> JobOutcome
 /// The handlers a worker runs, by job kind.
 public struct JobHandlers: Sendable {
     private(set) var byKind: [String: JobHandler] = [:]
+    /// Guards that admit jobs of their kind inside the claim's transaction.
+    public private(set) var guards: [String: any ClaimGuard] = [:]
 
     public init() {}
 
-    /// Registers `handler` for `kind`, replacing any earlier one.
-    public mutating func register(_ kind: String, _ handler: @escaping JobHandler) {
+    /// Registers `handler` for `kind`, replacing any earlier one; with `guard`, claimed jobs of
+    /// the kind run only when the guard admits them in the claim's transaction.
+    public mutating func register(_ kind: String, admittedBy guard: (any ClaimGuard)? = nil, _ handler: @escaping JobHandler) {
         byKind[kind] = handler
+        guards[kind] = `guard`
     }
 
     /// The kinds that have a handler, sorted.

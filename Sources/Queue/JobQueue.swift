@@ -79,8 +79,10 @@ public enum JobQueue {
         var actions: [String] = []
         var messages: [String?] = []
         var delays: [Double] = []
+        var untils: [Date?] = []
         for (id, outcome) in outcomes {
             ids.append(id)
+            var until: Date? = nil
             switch outcome {
             case .completed:
                 actions.append("complete"); messages.append(nil); delays.append(0)
@@ -88,19 +90,25 @@ public enum JobQueue {
                 actions.append("fail"); messages.append(error); delays.append(retryIn.seconds)
             case .snoozed(let delay):
                 actions.append("snooze"); messages.append(nil); delays.append(delay.seconds)
+            case .deferred(let date):
+                actions.append("snooze"); messages.append(nil); delays.append(0); until = date
             case .cancelled(let reason):
                 actions.append("cancel"); messages.append(reason); delays.append(0)
             case .released:
                 actions.append("release"); messages.append(nil); delays.append(0)
             }
+            untils.append(until)
         }
         // Not prepared: planned with the real array sizes, the joins stay hash joins (a generic
         // plan guessed 10 outcomes and 1 running job and went quadratic).
         let row = try connection.query(
             """
             with outcome as (
-                select * from unnest(\(ids)::bigint[], \(actions)::text[], \(messages)::text[], \(delays)::float8[])
-                    as o(id, action, message, delay_seconds)
+                select id, action, message,
+                       coalesce(until_at, clock_now() + delay_seconds * interval '1 second') as next_run_at
+                from unnest(\(ids)::bigint[], \(actions)::text[], \(messages)::text[], \(delays)::float8[],
+                            \(untils)::timestamptz[])
+                    as o(id, action, message, delay_seconds, until_at)
             ), finished as (
                 delete from jobs j using outcome o
                 where j.id = o.id and j.state = 'running' and j.lease_owner = \(owner)
@@ -117,11 +125,10 @@ public enum JobQueue {
                 update jobs j
                 set state = case
                         when o.action = 'release' then 'available'
-                        when o.action = 'snooze' then case when o.delay_seconds > 0 then 'scheduled' else 'available' end
+                        when o.action = 'snooze' then case when o.next_run_at > clock_now() then 'scheduled' else 'available' end
                         else 'retryable'
                     end::job_state,
-                    run_at = case when o.action = 'release' then j.run_at
-                                  else clock_now() + o.delay_seconds * interval '1 second' end,
+                    run_at = case when o.action = 'release' then j.run_at else o.next_run_at end,
                     attempt = case when o.action = 'fail' then j.attempt else j.attempt - 1 end,
                     errors = case when o.action = 'fail'
                         then j.errors || jsonb_build_object('attempt', j.attempt, 'at', clock_timestamp(), 'action', 'fail', 'error', o.message)

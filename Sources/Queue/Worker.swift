@@ -148,8 +148,11 @@ public final class Worker: Sendable {
         while let free = state.waitForFreeSlots(minimum: max(1, configuration.concurrency / 4), patience: .milliseconds(2)) {
             let asked = min(free, configuration.maxClaimBatch)
             let jobs: [Job]
+            let claimed: Int
             do {
-                jobs = try JobQueue.claim(kinds: kinds, limit: asked, owner: configuration.workerID, lease: configuration.lease, on: connection)
+                (jobs, claimed) = try JobQueue.claimAdmitted(
+                    kinds: kinds, guards: handlers.guards, limit: asked, owner: configuration.workerID,
+                    lease: configuration.lease, on: connection)
                 failures = 0
             } catch {
                 failures += 1
@@ -158,8 +161,8 @@ public final class Worker: Sendable {
                 continue
             }
             if !jobs.isEmpty { state.dispatch(jobs) }
-            guard jobs.count < asked else { continue }
-            if configuration.exitWhenDone, jobs.isEmpty, state.isIdle, (try? unfinishedJobsRemain(connection)) == false {
+            guard claimed < asked else { continue }
+            if configuration.exitWhenDone, claimed == 0, state.isIdle, (try? unfinishedJobsRemain(connection)) == false {
                 logger.info("no unfinished jobs remain; exiting")
                 state.advance(to: .draining)
                 var byte: UInt8 = 1
@@ -218,6 +221,9 @@ public final class Worker: Sendable {
         case .snoozed(let delay):
             metadata["delay_s"] = "\(delay.seconds)"
             logger.info("job snoozed", metadata: metadata)
+        case .deferred(let until):
+            metadata["until"] = "\(until)"
+            logger.info("job deferred", metadata: metadata)
         case .cancelled(let reason):
             metadata["reason"] = "\(reason)"
             logger.notice("job cancelled", metadata: metadata)

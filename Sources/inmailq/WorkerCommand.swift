@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import InMail
 import Postgres
 import Queue
 
@@ -55,6 +56,7 @@ struct WorkerCommand: ParsableCommand {
         let logger = options.makeLogger("worker")
         var handlers = JobHandlers()
         DiagnosticHandlers.register(into: &handlers)
+        InMailHandlers.register(into: &handlers)
         var settings = WorkerConfiguration(database: try options.connectionConfiguration(applicationName: "inmailq-worker"))
         settings.concurrency = concurrency
         settings.kinds = kinds.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }

@@ -1,0 +1,119 @@
+import Foundation
+import Postgres
+import Queue
+
+/// What a job that sends from a sender account carries: which account, which delivery (its key
+/// derives from contact and step, so a retry is the same delivery), and what it needs.
+public struct SendRequest: Codable, Sendable, Equatable {
+    public enum Channel: String, Codable, Sendable {
+        /// An InMail: counts against the daily InMail limit (S6).
+        case inmail
+        /// A regular message (1st-degree connections, follow-ups): the daily message limit.
+        case message
+    }
+
+    public var accountID: Int64
+    public var deliveryKey: String
+    public var channel: Channel
+    /// False for free InMails to open profiles (S1) and for regular messages (S3).
+    public var usesCredit: Bool
+
+    public init(accountID: Int64, deliveryKey: String, channel: Channel, usesCredit: Bool) {
+        self.accountID = accountID
+        self.deliveryKey = deliveryKey
+        self.channel = channel
+        self.usesCredit = usesCredit && channel == .inmail
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case accountID = "account_id", deliveryKey = "delivery_key", channel, usesCredit = "uses_credit"
+    }
+}
+
+/// Why an account cannot send now, as `reserve_send` says it.
+public struct Refusal: Sendable, Equatable {
+    public let reason: String
+    /// Business time at which to try again; nil when never (a cancelled account).
+    public let retryAt: Date?
+}
+
+/// The account-side reservation of a send: one daily slot and, for a credit InMail, one credit.
+public enum SendReservation {
+    /// Reserves in the caller's transaction. Returns the reservation id, or the refusal.
+    /// The same delivery key returns the same reservation while it is held.
+    public static func reserve(_ request: SendRequest, on connection: Connection) throws -> Result<Int64, RefusalError> {
+        let row = try connection.query(
+            """
+            select reservation_id, refusal, retry_at
+            from reserve_send(\(request.accountID), \(request.deliveryKey), \(request.channel.rawValue), \(request.usesCredit))
+            """).first!
+        if let reason = try row.decode(String?.self, "refusal"), !reason.hasPrefix("already_") {
+            return .failure(RefusalError(refusal: Refusal(reason: reason, retryAt: try row.decode(Date?.self, "retry_at"))))
+        }
+        return .success(try row.decode(Int64.self, "reservation_id"))
+    }
+
+    /// The reservation of a delivery and its state (`held`, `spent`, `released`), if any.
+    public static func find(deliveryKey: String, on connection: Connection) throws -> (id: Int64, state: String)? {
+        try connection.query("select id, state from reservations where delivery_key = \(deliveryKey)").first.map {
+            (try $0.decode(Int64.self, "id"), try $0.decode(String.self, "state"))
+        }
+    }
+
+    /// The message was delivered: the reservation becomes a spend.
+    public static func spend(_ reservation: Int64, on connection: Connection) throws {
+        try connection.execute("select spend_reservation(\(reservation))")
+    }
+
+    /// The delivery failed for good before anything was sent: slot and credit come back.
+    public static func release(_ reservation: Int64, reason: String, on connection: Connection) throws {
+        try connection.execute("select release_reservation(\(reservation), \(reason))")
+    }
+
+    /// R1: a response arrived; the spent credit comes back if within 90 days and under the cap.
+    @discardableResult
+    public static func creditBack(_ reservation: Int64, on connection: Connection) throws -> Bool {
+        try connection.query("select credit_back(\(reservation)) as back").first!.decode(Bool.self, "back")
+    }
+}
+
+/// A refusal carried as an error value.
+public struct RefusalError: Error, Sendable, Equatable {
+    public let refusal: Refusal
+}
+
+/// Admits send jobs in the claim's transaction only when their account can send now, reserving
+/// the slot and credit there. A refused job, and every waiting job of its account that the same
+/// reason blocks, moves to the account's next possible moment in one statement: it is not
+/// claimed again and again.
+public struct SendReservationGuard: ClaimGuard {
+    public init() {}
+
+    public var candidateCondition: SQL? { nil }
+
+    public func admit(_ jobs: [Job], on connection: Connection) throws -> [Int64: Date] {
+        var deferred: [Int64: Date] = [:]
+        var blocked: [String: Date] = [:]  // "account|credit-only" -> until
+        // Accounts are locked in id order, so two workers never wait on each other in a cycle.
+        let requests = try jobs.map { ($0, try $0.args.decode(SendRequest.self)) }
+            .sorted { ($0.1.accountID, $0.0.id) < ($1.1.accountID, $1.0.id) }
+        for (job, request) in requests {
+            if let until = blocked["\(request.accountID)|all"] ?? (request.usesCredit ? blocked["\(request.accountID)|credit"] : nil) {
+                deferred[job.id] = until
+                continue
+            }
+            guard case .failure(let refused) = try SendReservation.reserve(request, on: connection) else { continue }
+            let until = refused.refusal.retryAt ?? Date.distantFuture
+            let creditOnly = refused.refusal.reason == "credits_at_reserve"  // S8: free InMails go on
+            blocked["\(request.accountID)|\(creditOnly ? "credit" : "all")"] = until
+            deferred[job.id] = until
+            let onlyCredit: SQL = creditOnly ? "and (args->>'uses_credit')::boolean" : ""
+            try connection.execute(
+                """
+                update jobs set state = 'scheduled', run_at = \(until)
+                where partition_key = \(String(request.accountID)) and state = 'available' and kind = \(job.kind) \(onlyCredit)
+                """)
+        }
+        return deferred
+    }
+}

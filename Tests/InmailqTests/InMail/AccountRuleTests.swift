@@ -1,0 +1,320 @@
+import Foundation
+import InMail
+import Postgres
+import Queue
+import Testing
+
+/// One test per rule of ../shared/DOMAIN.md that accounts, credits and limits enforce.
+@Suite("Accounts, credits and limits")
+struct AccountRuleTests {
+    @Test func A1_onlyAPremiumPlanCanSendInMail() throws {
+        let f = AccountFixture(connection: try TestDatabase().connect())
+        let basic = try f.account(plan: "basic")
+        #expect(f.refusal(try f.reserve(basic, credit: false)) == "plan_cannot_send_inmail")
+        // A regular message needs no Premium plan.
+        #expect(f.refusal(try f.reserve(basic, channel: .message, credit: false)) == nil)
+    }
+
+    @Test func A2_plansAreDataWithTheAllotmentsAndCapsOfTheSources() throws {
+        let connection = try TestDatabase().connect()
+        let rows = try connection.query("select code, monthly_allotment, credit_cap, can_purchase from plans where can_send_inmail order by code").rows
+        let plans = try Dictionary(uniqueKeysWithValues: rows.map {
+            (try $0.decode(String.self, "code"), [try $0.decode(Int.self, "monthly_allotment"), try $0.decode(Int.self, "credit_cap")])
+        })
+        #expect(plans == [
+            "premium_career": [5, 15], "premium_business": [15, 45], "sales_navigator": [20, 60],
+            "sales_navigator_core": [50, 150], "recruiter_lite": [30, 90],
+        ])
+        // Operators change plans with SQL, and renewals follow.
+        try connection.execute("update plans set monthly_allotment = 7 where code = 'premium_career'")
+        let f = AccountFixture(connection: connection)
+        #expect(try f.renewCurrentCycle(try f.account(plan: "premium_career")) == 7)
+    }
+
+    @Test func A3_allotmentArrivesOnTheBillingDayAndDay31FallsOnTheLastDayOfShortMonths() throws {
+        let connection = try TestDatabase().connect()
+        func cycle(_ anchor: String, _ day: String) throws -> String {
+            try connection.query("select billing_cycle_start(\(anchor)::date, 'billing_date', \(day)::date)::text as d").first!.decode(String.self, "d")
+        }
+        #expect(try cycle("2026-01-31", "2026-02-27") == "2026-01-31")
+        #expect(try cycle("2026-01-31", "2026-02-28") == "2026-02-28")
+        #expect(try cycle("2026-01-31", "2026-03-30") == "2026-02-28")
+        #expect(try cycle("2026-01-31", "2026-03-31") == "2026-03-31")
+        #expect(try cycle("2025-11-14", "2026-11-13") == "2026-10-14")
+        #expect(try connection.query("select billing_cycle_start('2026-01-31', 'first_of_month_utc', '2026-03-30')::text as d").first!.decode(String.self, "d") == "2026-03-01")
+        // The cycle is due exactly on its day, not before.
+        let f = AccountFixture(connection: connection)
+        let account = try f.account(anchor: "2026-01-31")
+        func due(_ day: String) throws -> [String] {
+            try connection.query("select cycle_start::text as c from renewal_cycles_due(\(day)::date) where account_id = \(account)")
+                .rows.map { try $0.decode(String.self, "c") }
+        }
+        #expect(try due("2026-02-27") == ["2026-01-31"])
+        #expect(try due("2026-02-28") == ["2026-01-31", "2026-02-28"])
+    }
+
+    @Test func A4_creditsExpireNinetyDaysAfterTheirGrantAndTheSoonestExpiringIsSpentFirst() throws {
+        let connection = try TestDatabase().connect()
+        let f = AccountFixture(connection: connection)
+        let account = try f.account(plan: "premium_business")
+        try f.renewCurrentCycle(account)  // 15, expiring 90 days after the cycle start
+        try QueueClock.advance(by: .seconds(5 * 86_400), on: connection)
+        try connection.execute("select purchase_credits(\(account), 5)")  // expires 5 days later
+        let reservation = try f.reserve(account).get()
+        let spentFrom = try connection.query(
+            "select g.source from reservations r join credit_grants g on g.id = r.grant_id where r.id = \(reservation)"
+        ).first!.decode(String.self, "source")
+        #expect(spentFrom == "renewal")
+        try SendReservation.spend(reservation, on: connection)
+        #expect(try f.balance(account) == 19)
+
+        try QueueClock.advance(by: .seconds(86 * 86_400), on: connection)  // day 91 after the renewal grant
+        #expect(try f.balance(account) == 5)
+        #expect(try connection.query("select expire_credits(\(account)) as n").first!.decode(Int.self, "n") == 14)
+        #expect(try f.ledgerSum(account) == 5)
+        try QueueClock.advance(by: .seconds(5 * 86_400), on: connection)
+        #expect(try f.balance(account) == 0)
+    }
+
+    @Test func A5_theBalanceNeverExceedsTheCap() throws {
+        let connection = try TestDatabase().connect()
+        let f = AccountFixture(connection: connection)
+        let account = try f.account(plan: "premium_career")  // 5 a month, cap 15
+        try connection.execute("select purchase_credits(\(account), 12)")
+        #expect(try f.renewCurrentCycle(account) == 3)  // only up to the cap
+        #expect(try f.balance(account) == 15)
+        try QueueClock.advance(by: .seconds(32 * 86_400), on: connection)
+        #expect(try f.renewCurrentCycle(account) == 0)  // the next cycle: still at the cap
+        #expect(try f.balance(account) == 15)
+        let overCap = #expect(throws: PostgresError.self) { try connection.execute("select purchase_credits(\(account), 16)") }
+        #expect(overCap?.message.contains("cap") == true)
+        // Hand-typed SQL cannot slip past the database either: the commit is refused.
+        let forged = #expect(throws: PostgresError.self) {
+            try connection.transaction { tx in
+                try tx.execute(
+                    """
+                    with g as (insert into credit_grants (account_id, source, amount, remaining, granted_at, expires_at)
+                               values (\(account), 'purchase', 20, 20, clock_now(), clock_now() + interval '90 days') returning id)
+                    insert into credit_ledger (account_id, entry, amount, grant_id) select \(account), 'purchase', 20, id from g
+                    """)
+            }
+        }
+        #expect(forged?.sqlState == "23514")
+        #expect(try f.ledgerSum(account) == (try f.balance(account)))
+    }
+
+    @Test func A6_cancellingTheSubscriptionZeroesTheBalance() throws {
+        let connection = try TestDatabase().connect()
+        let f = AccountFixture(connection: connection)
+        let account = try f.account(plan: "premium_business")
+        try f.renewCurrentCycle(account)
+        let held = try f.reserve(account).get()
+        #expect(try connection.query("select cancel_subscription(\(account)) as z").first!.decode(Int.self, "z") == 15)
+        #expect(try f.balance(account) == 0)
+        #expect(try f.ledgerSum(account) == 0)
+        #expect(try connection.query("select state from reservations where id = \(held)").first!.decode(String.self, "state") == "released")
+        #expect(f.refusal(try f.reserve(account)) == "account_cancelled")
+        #expect(try f.renewCurrentCycle(account) == 0)
+    }
+
+    @Test func A7_anExpiredCardPausesSendingUntilUpdatedAndLosesNothing() throws {
+        let connection = try TestDatabase().connect()
+        let f = AccountFixture(connection: connection)
+        let account = try f.account()
+        try f.renewCurrentCycle(account)
+        try connection.execute("select set_account_status(\(account), 'payment_failed')")
+        let args = try JSONText(encoding: SendRequest(accountID: account, deliveryKey: "a7", channel: .inmail, usesCredit: true))
+        let job = try JobQueue.enqueue([NewJob(kind: CreditDrill.kind, args: args, partitionKey: String(account))], on: connection)[0]!
+        var guards: [String: any ClaimGuard] = [:]
+        guards[CreditDrill.kind] = SendReservationGuard()
+        let first = try JobQueue.claimAdmitted(kinds: [CreditDrill.kind], guards: guards, limit: 10, owner: "w", lease: .seconds(30), on: connection)
+        #expect(first.admitted.isEmpty && first.claimed == 1)
+        #expect(try connection.query("select state::text as s from jobs where id = \(job)").first!.decode(String.self, "s") == "scheduled")
+        #expect(try f.balance(account) == 5)  // nothing spent, nothing lost
+
+        try connection.execute("select set_account_status(\(account), 'active')")  // card updated
+        let second = try JobQueue.claimAdmitted(kinds: [CreditDrill.kind], guards: guards, limit: 10, owner: "w", lease: .seconds(30), on: connection)
+        #expect(second.admitted.map(\.id) == [job])
+        #expect(try f.balance(account) == 4)
+    }
+
+    @Test func A8_purchasesAreRefusedOnSalesNavigatorAndAllowedOnCareerAndBusiness() throws {
+        let connection = try TestDatabase().connect()
+        let f = AccountFixture(connection: connection)
+        let navigator = try f.account(plan: "sales_navigator")
+        let refused = #expect(throws: PostgresError.self) { try connection.execute("select purchase_credits(\(navigator), 5)") }
+        #expect(refused?.message.contains("cannot purchase InMail credits (A8)") == true)
+        #expect(try f.ledgerSum(navigator) == 0)
+        for plan in ["premium_career", "premium_business", "recruiter_lite"] {
+            let account = try f.account(plan: plan)
+            #expect(try connection.query("select purchase_credits(\(account), 3) as b").first!.decode(Int.self, "b") == 3)
+        }
+    }
+
+    @Test func S1_aFreeInMailToAnOpenProfileSpendsNoCredit() throws {
+        let connection = try TestDatabase().connect()
+        let f = AccountFixture(connection: connection)
+        let account = try f.account()
+        try f.renewCurrentCycle(account)
+        let free = try f.reserve(account, credit: false).get()
+        try SendReservation.spend(free, on: connection)
+        #expect(try f.balance(account) == 5)
+        #expect(try connection.query("select count(*) as n from credit_ledger where reservation_id = \(free)").first!.decode(Int.self, "n") == 0)
+        #expect(try connection.query("select inmails from daily_usage where account_id = \(account)").first!.decode(Int.self, at: 0) == 1)
+    }
+
+    @Test func S6_atMostTheDailyLimitPerLocalDayOfTheAccount() throws {
+        let connection = try TestDatabase().connect()
+        let f = AccountFixture(connection: connection)
+        let account = try f.account(timeZone: "Asia/Tokyo", dailyLimit: 3)
+        for _ in 0..<3 { _ = try f.reserve(account, credit: false).get() }
+        let fourth = try f.reserve(account, credit: false)
+        #expect(f.refusal(fourth) == "daily_limit_reached")
+        // It may try again at the account's next local midnight (Tokyo), not UTC's.
+        guard case .failure(let refused) = fourth, let retryAt = refused.refusal.retryAt else {
+            Issue.record("no retry time")
+            return
+        }
+        let local = try connection.query("select (\(retryAt) at time zone 'Asia/Tokyo')::time::text as t").first!.decode(String.self, "t")
+        #expect(local == "00:00:00")
+        let hand = #expect(throws: PostgresError.self) { try connection.execute("update daily_usage set inmails = inmails + 1") }
+        #expect(hand?.constraint == "daily_usage_inmail_limit")
+        try QueueClock.advance(by: .seconds(86_400), on: connection)
+        #expect(f.refusal(try f.reserve(account, credit: false)) == nil)
+    }
+
+    @Test func S6_sendsWaitOutsideWorkingHoursAndForTheirSpacing() throws {
+        let connection = try TestDatabase().connect()
+        let f = AccountFixture(connection: connection)
+        let account = try f.account(timeZone: "America/New_York")
+        // Open every day but today (in the account's zone): closed now, open at local midnight.
+        try connection.execute(
+            """
+            update sender_accounts a
+            set working_days = array(select d from generate_series(1, 7) as d
+                                     where d <> extract(isodow from clock_now() at time zone a.time_zone))::smallint[]
+            where id = \(account)
+            """)
+        let closed = try f.reserve(account, credit: false)
+        #expect(f.refusal(closed) == "outside_working_hours")
+        if case .failure(let refused) = closed, let retryAt = refused.refusal.retryAt {
+            let local = try connection.query("select (\(retryAt) at time zone 'America/New_York')::time::text as t").first!.decode(String.self, "t")
+            #expect(local == "00:00:00")
+        } else {
+            Issue.record("no retry time for a closed window")
+        }
+        let spaced = try f.account()
+        try connection.execute("update sender_accounts set min_spacing = '5 minutes', max_spacing = '10 minutes' where id = \(spaced)")
+        #expect(f.refusal(try f.reserve(spaced, credit: false)) == nil)
+        #expect(f.refusal(try f.reserve(spaced, credit: false)) == "too_soon_after_last_send")
+        try QueueClock.advance(by: .seconds(601), on: connection)
+        #expect(f.refusal(try f.reserve(spaced, credit: false)) == nil)
+    }
+
+    @Test func S7_theLastCreditIsKeptInReserve() throws {
+        let connection = try TestDatabase().connect()
+        let f = AccountFixture(connection: connection)
+        let account = try f.account()
+        try connection.execute("select purchase_credits(\(account), 2)")
+        #expect(f.refusal(try f.reserve(account)) == nil)  // balance 2 -> 1
+        #expect(f.refusal(try f.reserve(account)) == "credits_at_reserve")
+        #expect(try f.balance(account) == 1)
+        try connection.execute("update sender_accounts set credit_reserve = 0 where id = \(account)")
+        #expect(f.refusal(try f.reserve(account)) == nil)
+        #expect(try f.balance(account) == 0)
+        #expect(f.refusal(try f.reserve(account)) == "credits_at_reserve")  // never overdrawn
+    }
+
+    @Test func S8_whenCreditsRunOutFreeInMailsGoOnAndCreditInMailsWait() throws {
+        let connection = try TestDatabase().connect()
+        let f = AccountFixture(connection: connection)
+        let account = try f.account(dailyLimit: 10)
+        try connection.execute("select purchase_credits(\(account), 1)")  // at the reserve already
+        var guards: [String: any ClaimGuard] = [:]
+        guards[CreditDrill.kind] = SendReservationGuard()
+        let jobs = try (0..<4).map { index in
+            NewJob(kind: CreditDrill.kind, args: try JSONText(encoding: SendRequest(
+                accountID: account, deliveryKey: "s8-\(index)", channel: .inmail, usesCredit: index % 2 == 0)),
+                partitionKey: String(account))
+        }
+        let ids = try JobQueue.enqueue(jobs, on: connection)
+        let claimed = try JobQueue.claimAdmitted(kinds: [CreditDrill.kind], guards: guards, limit: 10, owner: "w", lease: .seconds(30), on: connection)
+        #expect(Set(claimed.admitted.map(\.id)) == Set([ids[1]!, ids[3]!]))  // the free ones
+        let waiting = try connection.query("select state::text as s, run_at > clock_now() as later from jobs where id = any(\([ids[0]!, ids[2]!])::bigint[])").rows
+        #expect(try waiting.allSatisfy { try $0.decode(String.self, "s") == "scheduled" && $0.decode(Bool.self, "later") })
+        #expect(try connection.query("select count(*) as n from all_jobs where state in ('discarded', 'cancelled')").first!.decode(Int.self, "n") == 0)
+    }
+
+    @Test func R1_aResponseWithinNinetyDaysGivesTheCreditBackAtOnceUpToTheCap() throws {
+        let connection = try TestDatabase().connect()
+        let f = AccountFixture(connection: connection)
+        let account = try f.account(plan: "premium_career")
+        try f.renewCurrentCycle(account)
+        let answered = try f.reserve(account).get()
+        try SendReservation.spend(answered, on: connection)
+        let ignored = try f.reserve(account).get()
+        try SendReservation.spend(ignored, on: connection)
+        #expect(try f.balance(account) == 3)
+        #expect(try SendReservation.creditBack(answered, on: connection))
+        #expect(try f.balance(account) == 4)
+        #expect(try SendReservation.creditBack(answered, on: connection) == false)  // once only
+        try QueueClock.advance(by: .seconds(91 * 86_400), on: connection)
+        #expect(try SendReservation.creditBack(ignored, on: connection) == false)  // too late
+        // A free InMail gives nothing back.
+        let free = try f.reserve(account, credit: false).get()
+        try SendReservation.spend(free, on: connection)
+        #expect(try SendReservation.creditBack(free, on: connection) == false)
+    }
+
+    @Test func R2_creditBackStopsAtTheCap() throws {
+        let connection = try TestDatabase().connect()
+        let f = AccountFixture(connection: connection)
+        let account = try f.account(plan: "premium_career")
+        try connection.execute("select purchase_credits(\(account), 15)")
+        let sent = try f.reserve(account).get()
+        try SendReservation.spend(sent, on: connection)
+        try connection.execute("select purchase_credits(\(account), 1)")  // back at the cap of 15
+        #expect(try SendReservation.creditBack(sent, on: connection) == false)
+        #expect(try f.balance(account) == 15)
+    }
+
+    @Test func aRetriedDeliveryKeepsItsReservationAndAFailedOneGivesItBack() throws {
+        let connection = try TestDatabase().connect()
+        let f = AccountFixture(connection: connection)
+        let account = try f.account(dailyLimit: 5)
+        try f.renewCurrentCycle(account)
+        let first = try f.reserve(account, key: "contact-7:step-0").get()
+        let retry = try f.reserve(account, key: "contact-7:step-0").get()
+        #expect(first == retry)
+        #expect(try f.balance(account) == 4)
+        #expect(try connection.query("select inmails from daily_usage where account_id = \(account)").first!.decode(Int.self, at: 0) == 1)
+        try SendReservation.release(first, reason: "recipient unreachable", on: connection)
+        #expect(try f.balance(account) == 5)
+        #expect(try connection.query("select inmails from daily_usage where account_id = \(account)").first!.decode(Int.self, at: 0) == 0)
+        #expect(try f.ledgerSum(account) == 5)
+        let ledgerEdit = #expect(throws: PostgresError.self) { try connection.execute("delete from credit_ledger") }
+        #expect(ledgerEdit?.message.contains("append-only") == true)
+    }
+
+    @Test func aRefusedJobMovesItsAccountsWaitingJobsToTheNextMomentInOneStatement() throws {
+        let connection = try TestDatabase().connect()
+        let f = AccountFixture(connection: connection)
+        let account = try f.account(dailyLimit: 2)
+        let other = try f.account(dailyLimit: 2)
+        let jobs = try (0..<6).map { index in
+            let owner = index < 5 ? account : other
+            return NewJob(kind: CreditDrill.kind, args: try JSONText(encoding: SendRequest(
+                accountID: owner, deliveryKey: "move-\(index)", channel: .inmail, usesCredit: false)),
+                partitionKey: String(owner))
+        }
+        try JobQueue.enqueue(jobs, on: connection)
+        var guards: [String: any ClaimGuard] = [:]
+        guards[CreditDrill.kind] = SendReservationGuard()
+        let claimed = try JobQueue.claimAdmitted(kinds: [CreditDrill.kind], guards: guards, limit: 3, owner: "w", lease: .seconds(30), on: connection)
+        #expect(claimed.admitted.count == 2)
+        // The third was refused (limit 2): it and the two not yet claimed wait for tomorrow.
+        #expect(try connection.query("select count(*) as n from jobs where partition_key = \(String(account)) and state = 'scheduled' and run_at > clock_now()").first!.decode(Int.self, "n") == 3)
+        let next = try JobQueue.claimAdmitted(kinds: [CreditDrill.kind], guards: guards, limit: 10, owner: "w", lease: .seconds(30), on: connection)
+        #expect(next.claimed == 1)  // only the other account's job was left to claim
+    }
+}
