@@ -108,10 +108,16 @@ public struct SendReservationGuard: ClaimGuard {
             blocked["\(request.accountID)|\(creditOnly ? "credit" : "all")"] = until
             deferred[job.id] = until
             let onlyCredit: SQL = creditOnly ? "and (args->>'uses_credit')::boolean" : ""
+            // Skip rows another claim holds: waiting for them while holding this account's lock
+            // would deadlock with that claim, which will meet the same refusal on its own.
             try connection.execute(
                 """
                 update jobs set state = 'scheduled', run_at = \(until)
-                where partition_key = \(String(request.accountID)) and state = 'available' and kind = \(job.kind) \(onlyCredit)
+                where id in (
+                    select id from jobs
+                    where partition_key = \(String(request.accountID)) and state = 'available' and kind = \(job.kind) \(onlyCredit)
+                    for update skip locked
+                )
                 """)
         }
         return deferred

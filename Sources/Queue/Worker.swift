@@ -161,15 +161,17 @@ public final class Worker: Sendable {
                 continue
             }
             if !jobs.isEmpty { state.dispatch(jobs) }
-            guard claimed < asked else { continue }
-            if configuration.exitWhenDone, claimed == 0, state.isIdle, (try? unfinishedJobsRemain(connection)) == false {
+            // Anything claimed: try again at once (rows other workers held are skipped, not
+            // gone). Only an empty claim means the queue is dry for now.
+            guard claimed == 0 else { continue }
+            if configuration.exitWhenDone, state.isIdle, (try? unfinishedJobsRemain(connection)) == false {
                 logger.info("no unfinished jobs remain; exiting")
                 state.advance(to: .draining)
                 var byte: UInt8 = 1
                 _ = write(wakePipe.write, &byte, 1)
                 return
             }
-            // Fewer jobs than asked for: sleep until a NOTIFY, the poll interval, or shutdown.
+            // Sleep until a NOTIFY, the poll interval, or shutdown.
             _ = try? connection.nextNotification(timeout: poll, interruptDescriptor: wakePipe.read)
         }
     }
