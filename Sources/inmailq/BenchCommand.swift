@@ -75,11 +75,11 @@ struct QueueBench: ParsableCommand {
         let drainStart = ContinuousClock.now
         let drainers = try (0..<processes).map { _ in try bench.startWorker(concurrency: concurrency, extra: ["--exit-when-done"]) }
         for worker in drainers {
-            guard worker.wait() == 0 else { throw ValidationError("a worker failed; its log: \(bench.workerLog)") }
+            guard worker.wait() == 0 else { throw CommandFailure("a worker failed; its log: \(bench.workerLog)") }
         }
         let drainSeconds = (ContinuousClock.now - drainStart).seconds
         let completed = try connection.query("select count(*) as n from job_history where state = 'completed'").first!.decode(Int.self, "n")
-        guard completed == jobs else { throw ValidationError("only \(completed) of \(jobs) jobs completed; worker log: \(bench.workerLog)") }
+        guard completed == jobs else { throw CommandFailure("only \(completed) of \(jobs) jobs completed; worker log: \(bench.workerLog)") }
         let busySeconds = try connection.query(
             "select extract(epoch from max(finished_at) - min(attempted_at))::float8 as s from job_history").first!.decode(Double.self, "s")
         results.append(("drain_jobs_per_s", format(Double(jobs) / drainSeconds)))
@@ -151,7 +151,7 @@ struct QueueBench: ParsableCommand {
     private func waitUntil(completed: Int, on connection: Connection) throws {
         let deadline = ContinuousClock.now + .seconds(120)
         while try connection.query("select count(*) as n from job_history where state = 'completed'").first!.decode(Int.self, "n") < completed {
-            guard ContinuousClock.now < deadline else { throw ValidationError("jobs did not complete within 120 s") }
+            guard ContinuousClock.now < deadline else { throw CommandFailure("jobs did not complete within 120 s") }
             Thread.sleep(forTimeInterval: 0.02)
         }
     }

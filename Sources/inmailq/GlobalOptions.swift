@@ -33,13 +33,38 @@ struct GlobalOptions: ParsableArguments {
         return ConnectionConfiguration(url, applicationName: applicationName)
     }
 
-    /// Opens a connection to the configured database.
+    /// Opens a connection to the configured database and makes sure its schema is current: the
+    /// local cluster is migrated on first use; any other database must be migrated by
+    /// `inmailq migrate`, and a clear error says so.
     func connect(applicationName: String = "inmailq") throws -> Connection {
-        try Connection(connectionConfiguration(applicationName: applicationName))
+        let configuration = try connectionConfiguration(applicationName: applicationName)
+        let connection = try Connection(configuration)
+        let migrator = Migrator(migrations: try Migration.load(from: try SQLFiles.directory("migrations")))
+        let applied = Set(try migrator.appliedMigrations(connection).map(\.version))
+        let pending = migrator.migrations.filter { !applied.contains($0.version) }
+        guard !pending.isEmpty else { return connection }
+        if usesLocalCluster {
+            try migrator.migrate(connection)
+            return connection
+        }
+        throw CommandFailure(
+            "the database schema is not current (pending: \(pending.map(\.name).joined(separator: ", "))); run `inmailq migrate` first")
+    }
+
+    /// True when no database is configured, so the private local cluster is used.
+    var usesLocalCluster: Bool {
+        databaseURL == nil && ConnectionConfiguration.fromEnvironment() == nil
     }
 }
 
 enum LogLevelOption: String, ExpressibleByArgument, CaseIterable {
     case trace, debug, info, notice, warning, error, critical
     var level: Logger.Level { Logger.Level(rawValue: rawValue)! }
+}
+
+/// A problem found while a command runs (not a misuse of its arguments): printed as
+/// `Error: <description>`, exit status 1.
+struct CommandFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }

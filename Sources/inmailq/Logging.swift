@@ -5,7 +5,7 @@ import Synchronization
 
 /// How log lines look on standard error.
 enum LogFormat: String, CaseIterable, Sendable {
-    /// `2026-11-22T19:00:00.123Z info worker: job completed job_id=7 kind=noop`
+    /// `2026-11-22T19:00:00.123Z info worker: job completed job_id=7 kind=diag.noop`
     case text
     /// `{"ts":"...","level":"info","label":"worker","msg":"job completed","job_id":"7"}`
     case json
@@ -45,7 +45,7 @@ struct LineLogHandler: LogHandler {
     func log(event: LogEvent) {
         var fields = metadata
         if let extra = event.metadata { fields.merge(extra) { $1 } }
-        let timestamp = Date().formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true))
+        let timestamp = Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
         var line: String
         switch format {
         case .text:

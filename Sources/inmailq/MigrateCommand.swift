@@ -26,7 +26,7 @@ struct MigrateCommand: ParsableCommand {
         let logger = options.makeLogger("migrate")
         let directory = try migrations ?? SQLFiles.directory("migrations")
         let migrator = Migrator(migrations: try Migration.load(from: directory))
-        let connection = try options.connect(applicationName: "inmailq-migrate")
+        let connection = try Connection(try options.connectionConfiguration(applicationName: "inmailq-migrate"))
         if status {
             let applied = Set(try migrator.appliedMigrations(connection).map(\.version))
             for migration in migrator.migrations {

@@ -21,6 +21,6 @@ enum SQLFiles {
         for candidate in candidates where fileManager.fileExists(atPath: candidate + "/" + subdirectory) {
             return candidate + "/" + subdirectory
         }
-        throw ValidationError("cannot find sql/\(subdirectory); set INMAILQ_SQL_DIR to the directory holding it")
+        throw CommandFailure("cannot find sql/\(subdirectory); set INMAILQ_SQL_DIR to the directory holding it")
     }
 }

@@ -57,6 +57,7 @@ struct WorkerCommand: ParsableCommand {
         var handlers = JobHandlers()
         DiagnosticHandlers.register(into: &handlers)
         InMailHandlers.register(into: &handlers)
+        _ = try options.connect(applicationName: "inmailq-worker")  // the schema must be current
         var settings = WorkerConfiguration(database: try options.connectionConfiguration(applicationName: "inmailq-worker"))
         settings.concurrency = concurrency
         settings.kinds = kinds.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
