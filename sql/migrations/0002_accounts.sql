@@ -249,6 +249,23 @@ begin
     return total;
 end $$;
 
+-- The one way credits arrive (renewal, purchase, refund): a grant and its ledger entry together.
+create function add_credit_grant(
+    p_account bigint, p_source text, p_entry text, p_amount integer, p_granted_at timestamptz,
+    p_lifetime interval, p_note text, p_reservation bigint default null
+) returns bigint
+language plpgsql as $$
+declare
+    new_grant bigint;
+begin
+    insert into credit_grants (account_id, source, amount, remaining, granted_at, expires_at)
+    values (p_account, p_source, p_amount, p_amount, p_granted_at, p_granted_at + p_lifetime)
+    returning id into new_grant;
+    insert into credit_ledger (account_id, entry, amount, grant_id, reservation_id, note)
+    values (p_account, p_entry, p_amount, new_grant, p_reservation, p_note);
+    return new_grant;
+end $$;
+
 -- A3: the first day of the billing cycle that contains p_day. An anchor day of 29-31 falls on
 -- the last day of shorter months; 'first_of_month_utc' plans renew on the 1st.
 create function billing_cycle_start(p_anchor date, p_renewal_anchor text, p_day date) returns date
@@ -290,7 +307,6 @@ declare
     plan plans;
     expired integer;
     granted integer;
-    grant_row credit_grants;
     granted_at timestamptz := p_cycle::timestamp at time zone 'UTC';
 begin
     select * into plan from plans where code = account.plan_code;
@@ -304,12 +320,8 @@ begin
                                      plan.credit_cap - credit_balance(p_account) - credit_held(p_account)));
     end if;
     if granted > 0 then
-        insert into credit_grants (account_id, source, amount, remaining, granted_at, expires_at)
-        values (p_account, 'renewal', granted, granted, granted_at, granted_at + plan.credit_lifetime)
-        returning * into grant_row;
-        insert into credit_ledger (account_id, entry, amount, grant_id, note)
-        values (p_account, 'grant', granted, grant_row.id,
-                format('%s allotment for the cycle starting %s', plan.name, p_cycle));
+        perform add_credit_grant(p_account, 'renewal', 'grant', granted, granted_at, plan.credit_lifetime,
+                                 format('%s allotment for the cycle starting %s', plan.name, p_cycle));
     end if;
     insert into renewal_cycles (account_id, cycle_start, granted, expired) values (p_account, p_cycle, granted, expired);
     return granted;
@@ -472,7 +484,6 @@ declare
     r reservations;
     account sender_accounts;
     plan plans;
-    refund credit_grants;
 begin
     select * into r from reservations where id = p_reservation;
     if not found then raise exception 'no reservation with id %', p_reservation using errcode = 'P0002'; end if;
@@ -486,11 +497,8 @@ begin
     if credit_balance(r.account_id) + credit_held(r.account_id) >= plan.credit_cap then
         return false;
     end if;
-    insert into credit_grants (account_id, source, amount, remaining, granted_at, expires_at)
-    values (r.account_id, 'refund', 1, 1, clock_now(), clock_now() + plan.credit_lifetime)
-    returning * into refund;
-    insert into credit_ledger (account_id, entry, amount, grant_id, reservation_id, note)
-    values (r.account_id, 'refund', 1, refund.id, r.id, 'response within 90 days (R1)');
+    perform add_credit_grant(r.account_id, 'refund', 'refund', 1, clock_now(), plan.credit_lifetime,
+                             'response within 90 days (R1)', r.id);
     update reservations set credited_back_at = clock_now() where id = p_reservation;
     return true;
 end $$;
@@ -501,7 +509,6 @@ language plpgsql as $$
 declare
     account sender_accounts := lock_account(p_account);
     plan plans;
-    bought credit_grants;
 begin
     select * into plan from plans where code = account.plan_code;
     if p_credits is null or p_credits <= 0 then
@@ -520,11 +527,8 @@ begin
             p_account, credit_balance(p_account) + credit_held(p_account), p_credits, plan.name, plan.credit_cap
             using errcode = '23514';
     end if;
-    insert into credit_grants (account_id, source, amount, remaining, granted_at, expires_at)
-    values (p_account, 'purchase', p_credits, p_credits, clock_now(), clock_now() + plan.credit_lifetime)
-    returning * into bought;
-    insert into credit_ledger (account_id, entry, amount, grant_id, note)
-    values (p_account, 'purchase', p_credits, bought.id, format('purchased %s credits', p_credits));
+    perform add_credit_grant(p_account, 'purchase', 'purchase', p_credits, clock_now(), plan.credit_lifetime,
+                             format('purchased %s credits', p_credits));
     return credit_balance(p_account);
 end $$;
 
