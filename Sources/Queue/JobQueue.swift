@@ -75,60 +75,63 @@ public enum JobQueue {
     @discardableResult
     public static func finish(_ outcomes: [(id: Int64, outcome: JobOutcome)], owner: String, on connection: Connection) throws -> Int {
         guard !outcomes.isEmpty else { return 0 }
+        // Completions, the bulk, are finished by id alone; the rest join their details. Every
+        // access to jobs is bounded by an id array, so no plan can scan or loop over the table.
+        var completedIDs: [Int64] = []
         var ids: [Int64] = []
         var actions: [String] = []
         var messages: [String?] = []
         var delays: [Double] = []
         var untils: [Date?] = []
         for (id, outcome) in outcomes {
-            ids.append(id)
-            var until: Date? = nil
+            var action = "", message: String? = nil, delay = 0.0, until: Date? = nil
             switch outcome {
-            case .completed:
-                actions.append("complete"); messages.append(nil); delays.append(0)
-            case .failed(let error, let retryIn):
-                actions.append("fail"); messages.append(error); delays.append(retryIn.seconds)
-            case .snoozed(let delay):
-                actions.append("snooze"); messages.append(nil); delays.append(delay.seconds)
-            case .deferred(let date):
-                actions.append("snooze"); messages.append(nil); delays.append(0); until = date
-            case .cancelled(let reason):
-                actions.append("cancel"); messages.append(reason); delays.append(0)
-            case .released:
-                actions.append("release"); messages.append(nil); delays.append(0)
+            case .completed: completedIDs.append(id); continue
+            case .failed(let error, let retryIn): (action, message, delay) = ("fail", error, retryIn.seconds)
+            case .snoozed(let wait): (action, delay) = ("snooze", wait.seconds)
+            case .deferred(let date): (action, until) = ("snooze", date)
+            case .cancelled(let reason): (action, message) = ("cancel", reason)
+            case .released: action = "release"
             }
+            ids.append(id)
+            actions.append(action)
+            messages.append(message)
+            delays.append(delay)
             untils.append(until)
         }
-        // Not prepared: planned with the real array sizes, the joins stay hash joins (a generic
-        // plan guessed 10 outcomes and 1 running job and went quadratic).
         let row = try connection.query(
             """
-            with outcome as (
-                select id, action, message,
-                       coalesce(until_at, clock_now() + delay_seconds * interval '1 second') as next_run_at
-                from unnest(\(ids)::bigint[], \(actions)::text[], \(messages)::text[], \(delays)::float8[],
-                            \(untils)::timestamptz[])
+            with completed as (
+                delete from jobs
+                where id = any(\(completedIDs)::bigint[]) and state = 'running' and lease_owner = \(owner)
+                returning *, 'completed'::job_state as final_state, null::jsonb as final_error
+            ), outcome as (
+                select * from unnest(\(ids)::bigint[], \(actions)::text[], \(messages)::text[], \(delays)::float8[],
+                                     \(untils)::timestamptz[])
                     as o(id, action, message, delay_seconds, until_at)
-            ), finished as (
+            ), ended as (
                 delete from jobs j using outcome o
-                where j.id = o.id and j.state = 'running' and j.lease_owner = \(owner)
-                  and (o.action in ('complete', 'cancel') or (o.action = 'fail' and j.attempt >= j.max_attempts))
+                where j.id = any(\(ids)::bigint[]) and j.id = o.id and j.state = 'running' and j.lease_owner = \(owner)
+                  and (o.action = 'cancel' or (o.action = 'fail' and j.attempt >= j.max_attempts))
                 returning j.*,
-                    case o.action when 'complete' then 'completed' when 'cancel' then 'cancelled' else 'discarded' end::job_state
-                        as final_state,
-                    case when o.action = 'complete' then null
-                         else jsonb_build_object('attempt', j.attempt, 'at', clock_timestamp(), 'action', o.action, 'error', o.message)
-                    end as final_error
+                    case o.action when 'cancel' then 'cancelled' else 'discarded' end::job_state as final_state,
+                    jsonb_build_object('attempt', j.attempt, 'at', clock_timestamp(), 'action', o.action, 'error', o.message)
+                        as final_error
+            ), finished as (
+                select * from completed union all select * from ended
             ), archived as (
                 \(archive(from: "finished"))
             ), updated as (
                 update jobs j
                 set state = case
                         when o.action = 'release' then 'available'
-                        when o.action = 'snooze' then case when o.next_run_at > clock_now() then 'scheduled' else 'available' end
+                        when o.action = 'snooze' and coalesce(o.until_at, clock_now() + o.delay_seconds * interval '1 second') > clock_now()
+                            then 'scheduled'
+                        when o.action = 'snooze' then 'available'
                         else 'retryable'
                     end::job_state,
-                    run_at = case when o.action = 'release' then j.run_at else o.next_run_at end,
+                    run_at = case when o.action = 'release' then j.run_at
+                                  else coalesce(o.until_at, clock_now() + o.delay_seconds * interval '1 second') end,
                     attempt = case when o.action = 'fail' then j.attempt else j.attempt - 1 end,
                     errors = case when o.action = 'fail'
                         then j.errors || jsonb_build_object('attempt', j.attempt, 'at', clock_timestamp(), 'action', 'fail', 'error', o.message)
@@ -136,7 +139,7 @@ public enum JobQueue {
                     lease_owner = null,
                     lease_expires_at = null
                 from outcome o
-                where j.id = o.id and j.state = 'running' and j.lease_owner = \(owner)
+                where j.id = any(\(ids)::bigint[]) and j.id = o.id and j.state = 'running' and j.lease_owner = \(owner)
                   and (o.action in ('snooze', 'release') or (o.action = 'fail' and j.attempt < j.max_attempts))
                 returning 1
             )
