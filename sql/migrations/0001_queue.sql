@@ -101,8 +101,9 @@ create table job_history (
     finished_at   timestamptz not null
 );
 
--- Looking a finished job up by id (operators, reports).
-create index job_history_id_idx on job_history (id);
+-- Looking a finished job up by id (operators, reports). Ids arrive in nearly increasing order,
+-- so a BRIN index finds them for a fraction of a B-tree's cost on every finish.
+create index job_history_id_brin on job_history using brin (id);
 
 -- The pruner: "finished before the retention cut-off". Rows arrive in finished_at order, so a
 -- BRIN index is tiny and costs next to nothing per insert.
