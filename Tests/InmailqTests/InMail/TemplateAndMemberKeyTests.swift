@@ -1,0 +1,80 @@
+import InMail
+import Testing
+
+@Suite("Templates and member keys")
+struct TemplateAndMemberKeyTests {
+    let known: Set<String> = ["first_name", "last_name", "company", "title", "favourite_tool"]
+
+    @Test func personalisationFillsFieldsAndFallbacks() throws {
+        let template = try MessageTemplate("Hi {{ first_name | there }}, how is {{company}} using {{favourite_tool|spreadsheets}}?")
+        #expect(template.fieldNames == ["first_name", "company", "favourite_tool"])
+        #expect(try template.render(["first_name": "Zoë", "company": "Acme", "favourite_tool": "Rust"], limit: 1_900, part: "step 1 body")
+            == "Hi Zoë, how is Acme using Rust?")
+        #expect(try template.render(["company": "Acme", "first_name": "  "], limit: 1_900, part: "step 1 body")
+            == "Hi there, how is Acme using spreadsheets?")
+        #expect(throws: TemplateError.missingValue(part: "step 1 body", field: "company")) {
+            try template.render(["first_name": "Zoë"], limit: 1_900, part: "step 1 body")
+        }
+    }
+
+    @Test func S5_activationRefusesUnknownFieldsAndTextsThatCannotFitNamingStepAndField() throws {
+        let unknown = try MessageTemplate("Hello {{nickname}}")
+        #expect(throws: TemplateError.unknownField(part: "step 2 body", field: "nickname", known: known.sorted())) {
+            try unknown.validate(knownFields: known, limit: 1_900, part: "step 2 body")
+        }
+        let subject = try MessageTemplate(String(repeating: "x", count: 190) + " {{company|a company that is long}}")
+        #expect(subject.shortestLength == 190 + 1 + 22)
+        #expect(throws: TemplateError.tooLong(part: "step 1 subject", length: 213, limit: 200)) {
+            try subject.validate(knownFields: known, limit: 200, part: "step 1 subject")
+        }
+        #expect(throws: TemplateError.self) { try MessageTemplate("Hi {{first_name") }
+        #expect(throws: TemplateError.self) { try MessageTemplate("Hi {{ }}") }
+    }
+
+    @Test func S5_theLimitAppliesToTheTextAfterPersonalisation() throws {
+        let body = try MessageTemplate(String(repeating: "a", count: 1_890) + " {{company}}")
+        #expect(try body.render(["company": "Acme Co"], limit: 1_900, part: "step 1 body").count == 1_898)
+        #expect(try body.render(["company": "Acme Corp"], limit: 1_900, part: "step 1 body").count == 1_900)
+        #expect(throws: TemplateError.tooLong(part: "step 1 body", length: 1_907, limit: 1_900)) {
+            try body.render(["company": "Acme Corporation"], limit: 1_900, part: "step 1 body")
+        }
+    }
+
+    @Test func C2_pastedProfileLinksNormaliseToOneMemberKey() throws {
+        let same = [
+            "https://www.linkedin.com/in/lisa",
+            "linkedin.com/in/lisa/",
+            "www.linkedin.com/in/Lisa?trk=public_profile",
+            "http://uk.linkedin.com/in/lisa#experience",
+            "https://m.linkedin.com/in/lisa",
+            "https://www.linkedin.com/mwlite/in/lisa",
+            "  https://linkedin.com/in/lisa/?originalSubdomain=de  ",
+        ]
+        for link in same {
+            #expect(try MemberKey(profileURL: link).value == "in:lisa", "\(link)")
+        }
+        #expect(try MemberKey(profileURL: "https://www.linkedin.com/in/zo%C3%AB-m%C3%BCller-1a2b3c/").value == "in:zoë-müller-1a2b3c")
+        #expect(try MemberKey(profileURL: "https://www.linkedin.com/in/zoë-müller-1a2b3c").value == "in:zoë-müller-1a2b3c")
+        #expect(try MemberKey(profileURL: "https://www.linkedin.com/sales/lead/ACwAAA1B2C3,NAME_SEARCH,xYz1?_ntb=abc").value == "sales:ACwAAA1B2C3")
+    }
+
+    @Test func C2_anythingElseIsRejectedWithItsReason() {
+        let bad: [(String, String)] = [
+            ("", "empty"),
+            ("https://example.com/in/lisa", "not a linkedin.com link"),
+            ("https://www.linkedin.com/company/acme", "not a profile link"),
+            ("https://www.linkedin.com/in/", "not a profile link"),
+            ("ftp://linkedin.com/in/lisa", "not a web link"),
+            ("https://www.linkedin.com/sales/lead/", "not a profile link"),
+            ("https://notlinkedin.com/in/lisa", "not a linkedin.com link"),
+        ]
+        for (input, reason) in bad {
+            do {
+                let key = try MemberKey(profileURL: input)
+                Issue.record("accepted \(input) as \(key)")
+            } catch {
+                #expect(error.description.contains(reason), "\(input): \(error)")
+            }
+        }
+    }
+}
