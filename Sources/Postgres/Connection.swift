@@ -22,6 +22,7 @@ public final class Connection {
     public init(_ configuration: ConnectionConfiguration) throws(PostgresError) {
         self.configuration = configuration
         handle = Self.open(configuration)
+        silenceNotices()
         try checkConnected()
         try configureSession()
     }
@@ -49,6 +50,13 @@ public final class Connection {
         }
     }
 
+    /// Server notices (and the FATAL a dying backend sends) would otherwise go to standard
+    /// error; errors reach callers as `PostgresError`s instead.
+    private func silenceNotices() {
+        guard let handle else { return }
+        PQsetNoticeProcessor(handle, { _, _ in }, nil)
+    }
+
     /// Session settings the decoders rely on: ISO dates in UTC.
     private func configureSession() throws(PostgresError) {
         try runScript("set datestyle = 'ISO'; set timezone = 'UTC'; set intervalstyle = 'iso_8601'; set client_min_messages = 'warning'")
@@ -57,10 +65,11 @@ public final class Connection {
     /// True while the session is open and usable.
     public var isConnected: Bool { handle.map { PQstatus($0) == CONNECTION_OK } ?? false }
 
-    /// True inside `BEGIN ... COMMIT`.
+    /// True inside `BEGIN ... COMMIT` (false on a broken connection: its transaction is gone).
     public var isInTransaction: Bool {
         guard let handle else { return false }
-        return PQtransactionStatus(handle) != PQTRANS_IDLE
+        let status = PQtransactionStatus(handle)
+        return status == PQTRANS_INTRANS || status == PQTRANS_INERROR || status == PQTRANS_ACTIVE
     }
 
     /// The server process serving this session.

@@ -42,6 +42,7 @@ extension Connection {
     }
 
     private func transactionOnce<T>(_ body: (Connection) throws -> T) throws -> T {
+        try reconnectIfBroken()
         guard !isInTransaction else {
             throw PostgresError(kind: .usage, message: "a transaction is already open on this connection")
         }

@@ -133,3 +133,37 @@ struct WorkerProcessTests {
         }
     }
 }
+
+/// A worker outlives a restart of its PostgreSQL server (its own private cluster here).
+@Suite("Worker and server restart")
+struct WorkerRestartTests {
+    @Test(.timeLimit(.minutes(2)))
+    func aWorkerKeepsWorkingAfterTheServerRestarts() throws {
+        let home = NSTemporaryDirectory() + "inmailq-worker-restart-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        let cluster = LocalCluster(home: home, durable: false)
+        try cluster.start()
+        try cluster.stopAndRemoveWhenProcessExits(getpid())
+        let url = try cluster.url()
+        let connection = try Connection(ConnectionConfiguration(url))
+        try Migrator(migrations: try Migration.load(from: TestPaths.migrations)).migrate(connection)
+        let worker = try InmailqProcess.start(["worker", "--database-url", url, "--concurrency", "2", "--poll-interval", "0.2", "--log-level", "warning"])
+        defer {
+            worker.child.signal(SIGKILL)
+            worker.child.wait()
+        }
+        func completed(_ connection: Connection) throws -> Int {
+            try connection.query("select count(*) as n from job_history where state = 'completed'").first!.decode(Int.self, "n")
+        }
+        try JobQueue.enqueue([NewJob(kind: "diag.noop")], on: connection)
+        #expect(try eventually(timeout: .seconds(20)) { try completed(connection) == 1 })
+
+        try cluster.stop()
+        try cluster.start()
+        let after = try Connection(ConnectionConfiguration(url))
+        try JobQueue.enqueue([NewJob(kind: "diag.noop"), NewJob(kind: "diag.noop")], on: after)
+        #expect(try eventually(timeout: .seconds(30)) { try completed(after) == 3 }, "worker output: \(worker.output.suffix(2000))")
+        #expect(worker.child.exitStatusIfEnded() == nil)  // the same process, never restarted
+        try cluster.stop()
+    }
+}
