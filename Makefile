@@ -31,7 +31,7 @@ demo: build
 ## bench: the queue benchmark on a throwaway database of the local cluster
 bench: deps
 	$(SWIFT) build -c release --product inmailq
-	.build/release/inmailq bench queue --jobs 50000 --processes 2 --concurrency 100
+	.build/release/inmailq bench queue --jobs 50000 --processes 2 --concurrency 200 --scheduled 1000000
 
 clean:
 	rm -rf .build

@@ -256,7 +256,8 @@ public struct LocalCluster: Sendable {
         return try body()
     }
 
-    static func freeLoopbackPort() throws -> Int {
+    /// A TCP port on 127.0.0.1 that nothing listens on right now.
+    public static func freeLoopbackPort() throws -> Int {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw LocalClusterError("cannot open a socket to find a free port") }
         defer { close(descriptor) }

@@ -187,7 +187,7 @@ struct ClientTests {
     }
 
     @Test func refusedConnectionNamesHostAndPortButNotThePassword() throws {
-        let port = try freePort()
+        let port = try LocalCluster.freeLoopbackPort()
         let error = #expect(throws: PostgresError.self) {
             _ = try Connection(ConnectionConfiguration("postgresql://someone:sekret-pw@127.0.0.1:\(port)/db", connectTimeout: 2))
         }
@@ -224,17 +224,4 @@ struct ClientTests {
         #expect(connection.backendPID != before)
         try cluster.stop()
     }
-}
-
-func freePort() throws -> Int {
-    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(descriptor) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 }
-    }
-    return Int(UInt16(bigEndian: address.sin_port))
 }
