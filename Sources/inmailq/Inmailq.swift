@@ -18,6 +18,7 @@ struct Inmailq: ParsableCommand {
             MigrateCommand.self,
             WorkerCommand.self,
             EnqueueCommand.self,
+            JobsCommand.self,
             RenewalsCommand.self,
             ClockCommand.self,
             BenchCommand.self,

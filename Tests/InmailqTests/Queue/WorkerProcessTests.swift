@@ -119,6 +119,24 @@ struct WorkerProcessTests {
         #expect(latency < 5)
     }
 
+    @Test func jobsCommandsCountShowAndCancel() throws {
+        let db = try TestDatabase()
+        let connection = try db.connect()
+        let ids = try JobQueue.enqueue([NewJob(kind: "diag.noop", runAt: Date().addingTimeInterval(3600)), NewJob(kind: "diag.sleep")], on: connection)
+        let counts = try InmailqProcess.run(["jobs", "list", "--database-url", db.url])
+        #expect(counts.status == 0)
+        #expect(counts.output.contains("diag.noop\tscheduled\t1"))
+        #expect(counts.output.contains("diag.sleep\tavailable\t1"))
+        let cancelled = try InmailqProcess.run(["jobs", "cancel", "\(ids[0]!)", "--reason", "client asked", "--database-url", db.url])
+        #expect(cancelled.status == 0, "\(cancelled.output)")
+        let shown = try InmailqProcess.run(["jobs", "show", "\(ids[0]!)", "--database-url", db.url])
+        #expect(shown.output.contains("\"cancelled\""))
+        #expect(shown.output.contains("client asked"))
+        let unknown = try InmailqProcess.run(["jobs", "cancel", "99999", "--database-url", db.url])
+        #expect(unknown.status != 0)
+        #expect(unknown.output.contains("no job with id 99999"))
+    }
+
     @Test func wrongArgumentsExitNonZeroWithAClearMessage() throws {
         let bad = try InmailqProcess.run(["worker", "--concurrency", "0"])
         #expect(bad.status != 0)
@@ -128,7 +146,7 @@ struct WorkerProcessTests {
         #expect(unknownKind.output.contains("no handler for job kind(s) no.such.kind"))
         let help = try InmailqProcess.run(["--help"])
         #expect(help.status == 0)
-        for command in ["db", "migrate", "worker", "enqueue", "clock"] {
+        for command in ["db", "migrate", "worker", "enqueue", "jobs", "renewals", "clock", "bench"] {
             #expect(help.output.contains(command))
         }
     }
