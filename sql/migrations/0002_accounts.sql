@@ -573,8 +573,11 @@ begin
     end if;
     update sender_accounts set status = p_status where id = p_account;
     if p_status = 'active' then
+        -- Jobs refused while the account was not active wait one hour (reserve_send); wake
+        -- those, not the ones scheduled on purpose for later (a follow-up due in three days).
         update jobs set state = 'available', run_at = clock_now()
-        where partition_key = p_account::text and state = 'scheduled';
+        where partition_key = p_account::text and state = 'scheduled'
+          and run_at <= clock_now() + interval '1 hour';
     end if;
     return p_status;
 end $$;

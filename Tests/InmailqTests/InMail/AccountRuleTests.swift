@@ -132,7 +132,12 @@ struct AccountRuleTests {
         #expect(try connection.query("select state::text as s from jobs where id = \(job)").first!.decode(String.self, "s") == "scheduled")
         #expect(try f.balance(account) == 5)  // nothing spent, nothing lost
 
+        let later = SendRequest(accountID: account, deliveryKey: "a7-later", channel: .message, usesCredit: false)
+        let dueIn3Days = try QueueClock.now(on: connection).addingTimeInterval(3 * 86_400)
+        let laterJob = try JobQueue.enqueue([NewJob(kind: CreditDrill.kind, args: try JSONText(encoding: later), runAt: dueIn3Days, partitionKey: String(account))], on: connection)[0]!
         try connection.execute("select set_account_status(\(account), 'active')")  // card updated
+        // Only the work the expired card held back wakes up; a job due in three days stays put.
+        #expect(try connection.query("select state::text as s from jobs where id = \(laterJob)").first!.decode(String.self, "s") == "scheduled")
         let second = try JobQueue.claimAdmitted(kinds: [CreditDrill.kind], guards: guards, limit: 10, owner: "w", lease: .seconds(30), on: connection)
         #expect(second.admitted.map(\.id) == [job])
         #expect(try f.balance(account) == 4)
