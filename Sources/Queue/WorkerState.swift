@@ -34,6 +34,8 @@ final class WorkerState: @unchecked Sendable {
     /// Jobs released at the deadline: a late outcome from their handler is dropped.
     private var abandoned: Set<Int64> = []
     private var completerDone = false
+    /// Free slots the producer waits for (0 when it is not waiting): handlers wake it only then.
+    private var producerWants = 0
 
     init(concurrency: Int) {
         self.concurrency = concurrency
@@ -73,10 +75,13 @@ final class WorkerState: @unchecked Sendable {
                     let since = firstFree ?? ContinuousClock.now
                     firstFree = since
                     if ContinuousClock.now - since >= patience { return free }
+                    producerWants = minimum
                     monitor.wait(Self.slotFree, timeout: patience - (ContinuousClock.now - since))
                 } else {
+                    producerWants = 1
                     monitor.wait(Self.slotFree)
                 }
+                producerWants = 0
             }
             return nil
         }
@@ -87,7 +92,8 @@ final class WorkerState: @unchecked Sendable {
         locked {
             inbox.append(contentsOf: jobs)
             for job in jobs { leased.insert(job.id) }
-            if jobs.count == 1 { monitor.signal(Self.jobWaiting) } else { monitor.broadcast(Self.jobWaiting) }
+            // One wake-up per job, not a broadcast to every idle handler thread.
+            for _ in jobs { monitor.signal(Self.jobWaiting) }
         }
     }
 
@@ -112,7 +118,7 @@ final class WorkerState: @unchecked Sendable {
                 outcomes.append((id, outcome))
                 monitor.signal(Self.outcomeWaiting)
             }
-            monitor.signal(Self.slotFree)
+            if producerWants > 0 && freeSlots >= producerWants { monitor.signal(Self.slotFree) }
             if phase != .running { monitor.broadcast(Self.control) }
         }
     }
