@@ -119,6 +119,34 @@ struct WorkerProcessTests {
         #expect(latency < 5)
     }
 
+    @Test(.timeLimit(.minutes(2)))
+    func maintenanceMovesToAnotherWorkerWhenTheElectedOneDies() throws {
+        let db = try TestDatabase()
+        let connection = try db.connect()
+        func leaderCount() throws -> Int {
+            // The elected worker holds the session advisory lock 0x696E6D61_696C7102 ("inmailq:leader");
+            // pg_locks shows a bigint key's low 32 bits as objid.
+            try count("select count(*) from pg_locks where locktype = 'advisory' and granted and objid = \(0x696C_7102)", connection)
+        }
+        let first = try worker(db, ["--concurrency", "2"])
+        defer { stop(first) }
+        #expect(try eventually(timeout: .seconds(20)) { try leaderCount() == 1 })
+        let second = try worker(db, ["--concurrency", "2"])
+        defer { stop(second) }
+        #expect(try eventually(timeout: .seconds(20)) {
+            try count("select count(*) from pg_stat_activity where application_name = 'inmailq-maintenance'", connection) == 2
+        })
+        first.child.signal(SIGKILL)
+        first.child.wait()
+        // Only an elected worker promotes scheduled jobs: this one runs once the second takes over.
+        let soon = try QueueClock.now(on: connection).addingTimeInterval(1)
+        let id = try #require(try JobQueue.enqueue([NewJob(kind: "diag.noop", runAt: soon)], on: connection)[0])
+        #expect(try eventually(timeout: .seconds(30)) {
+            try count("select count(*) from all_jobs where id = \(id) and state = 'completed'", connection) == 1
+        }, "second worker: \(second.output.suffix(2000))")
+        #expect(try leaderCount() == 1)
+    }
+
     @Test func jobsCommandsCountShowAndCancel() throws {
         let db = try TestDatabase()
         let connection = try db.connect()
