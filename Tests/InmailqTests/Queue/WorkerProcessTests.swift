@@ -126,7 +126,12 @@ struct WorkerProcessTests {
         func leaderCount() throws -> Int {
             // The elected worker holds the session advisory lock 0x696E6D61_696C7102 ("inmailq:leader");
             // pg_locks shows a bigint key's low 32 bits as objid.
-            try count("select count(*) from pg_locks where locktype = 'advisory' and granted and objid = \(0x696C_7102)", connection)
+            try count(
+                """
+                select count(*) from pg_locks
+                where locktype = 'advisory' and granted and objid = \(0x696C_7102)
+                  and database = (select oid from pg_database where datname = current_database())
+                """, connection)
         }
         let first = try worker(db, ["--concurrency", "2"])
         defer { stop(first) }
@@ -134,7 +139,7 @@ struct WorkerProcessTests {
         let second = try worker(db, ["--concurrency", "2"])
         defer { stop(second) }
         #expect(try eventually(timeout: .seconds(20)) {
-            try count("select count(*) from pg_stat_activity where application_name = 'inmailq-maintenance'", connection) == 2
+            try count("select count(*) from pg_stat_activity where application_name = 'inmailq-maintenance' and datname = current_database()", connection) == 2
         })
         first.child.signal(SIGKILL)
         first.child.wait()
