@@ -17,6 +17,9 @@ public final class Connection {
     private var preparedStatements: [String: String] = [:]
     /// Channels to LISTEN on again after a reconnect.
     var listeningChannels: Set<String> = []
+    /// True while `transaction` runs its body: a reconnect then would silently run the rest of
+    /// the body outside the transaction, so a lost connection fails every statement until then.
+    var transactionBodyRunning = false
 
     /// Connects, or throws a `.connection` error naming the host and port (never the password).
     public init(_ configuration: ConnectionConfiguration) throws(PostgresError) {
@@ -79,6 +82,9 @@ public final class Connection {
     /// prepared again on their next use.
     public func reconnectIfBroken() throws(PostgresError) {
         if isConnected { return }
+        if transactionBodyRunning {
+            throw PostgresError(kind: .connection, message: "the connection was lost inside a transaction, which is rolled back")
+        }
         preparedStatements.removeAll()
         if let handle {
             PQreset(handle)

@@ -49,6 +49,8 @@ extension Connection {
         try execute("begin")
         let value: T
         do {
+            transactionBodyRunning = true
+            defer { transactionBodyRunning = false }
             value = try body(self)
         } catch {
             rollbackQuietly()

@@ -243,7 +243,7 @@ enum TimestampFormat {
                 digits += 1
                 i += 1
             }
-            for _ in digits..<6 where digits < 6 { micros *= 10 }
+            if digits < 6 { for _ in digits..<6 { micros *= 10 } }
         }
         guard i < s.count, s[i] == 43 || s[i] == 45 else { return nil }
         let sign = s[i] == 43 ? 1 : -1

@@ -133,6 +133,25 @@ struct ClientTests {
         #expect(error?.isRetryable == true)
     }
 
+    @Test func aConnectionLostInsideATransactionIsNeverResumedOutsideIt() throws {
+        let db = try TestDatabase(migrated: false)
+        let connection = try db.connect()
+        let killer = try db.connect()
+        try connection.runScript("create table t (v int)")
+        var runs = 0
+        try connection.transaction(retry: .retryable) { tx in
+            runs += 1
+            try tx.execute("insert into t values (\(runs))")
+            if runs == 1 {
+                try killer.execute("select pg_terminate_backend(\(tx.backendPID))")
+                _ = try? tx.execute("select 1")  // a body that swallows the failure...
+                try tx.execute("insert into t values (\(100))")  // ...still cannot go on without its transaction
+            }
+        }
+        #expect(runs == 2)
+        #expect(try connection.query("select v from t").rows.map { try $0.decode(Int.self, "v") } == [2])
+    }
+
     @Test func notifyReachesListenerAndSilentWaitTimesOut() throws {
         let db = try TestDatabase(migrated: false)
         let listener = try db.connect()
