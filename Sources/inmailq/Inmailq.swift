@@ -19,6 +19,8 @@ struct Inmailq: ParsableCommand {
             WorkerCommand.self,
             EnqueueCommand.self,
             JobsCommand.self,
+            CampaignsCommand.self,
+            ContactsCommand.self,
             RenewalsCommand.self,
             ClockCommand.self,
             BenchCommand.self,

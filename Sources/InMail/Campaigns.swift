@@ -1,0 +1,166 @@
+import Foundation
+import Postgres
+
+/// Campaigns of a client workspace: steps (one InMail and up to five follow-ups, C3), a pool of
+/// sender accounts, and activation once every template is sound (S5).
+public enum Campaigns {
+    /// Fields every contact has; a template may also use any custom field of the campaign's contacts.
+    public static let standardFields: Set<String> = ["first_name", "last_name", "company", "title"]
+
+    /// Creates a draft campaign, its steps copied from `seed` when given (C1).
+    public static func create(workspace: Int64, name: String, seed: Int64? = nil, on connection: Connection) throws -> Int64 {
+        try connection.query("select create_campaign(\(workspace), \(name), \(seed)::bigint) as id").first!.decode(Int64.self, "id")
+    }
+
+    /// Sets step `position` (0 is the InMail, with a subject; 1-5 are follow-ups sent `delayDays`
+    /// after the previous step). A malformed template is refused here; unknown fields and
+    /// lengths are checked at activation, when the contacts' fields are known.
+    public static func setStep(
+        campaign: Int64, position: Int, subject: String?, body: String, delayDays: Int?, on connection: Connection
+    ) throws {
+        _ = try MessageTemplate(body)
+        if let subject { _ = try MessageTemplate(subject) }
+        try connection.execute(
+            """
+            insert into campaign_steps (campaign_id, position, subject, body, delay_days)
+            values (\(campaign), \(position), \(subject), \(body), \(delayDays))
+            on conflict (campaign_id, position)
+            do update set subject = excluded.subject, body = excluded.body, delay_days = excluded.delay_days
+            """)
+    }
+
+    /// Adds a sender account of the campaign's workspace to its pool.
+    public static func addSender(campaign: Int64, account: Int64, on connection: Connection) throws {
+        try connection.execute(
+            "insert into campaign_senders (campaign_id, account_id) values (\(campaign), \(account)) on conflict do nothing")
+    }
+
+    /// Checks every step's templates (known fields, S5 limits) and activates the campaign;
+    /// the first problem is thrown, naming the step and the field.
+    public static func activate(campaign: Int64, on connection: Connection) throws {
+        try connection.transaction { connection in
+            let limits = try Dictionary(uniqueKeysWithValues: connection.query("select part, max_characters from message_limits").rows.map {
+                (try $0.decode(String.self, "part"), try $0.decode(Int.self, "max_characters"))
+            })
+            let custom = try connection.query(
+                "select distinct jsonb_object_keys(custom_fields) as field from contacts where campaign_id = \(campaign)"
+            ).rows.map { try $0.decode(String.self, "field") }
+            let known = standardFields.union(custom)
+            let steps = try connection.query(
+                "select position, subject, body from campaign_steps where campaign_id = \(campaign) order by position").rows
+            for step in steps {
+                let position = try step.decode(Int.self, "position")
+                let name = position == 0 ? "step 0 (InMail)" : "step \(position) (follow-up)"
+                if let subject = try step.decode(String?.self, "subject") {
+                    try MessageTemplate(subject).validate(knownFields: known, limit: limits["subject"] ?? 200, part: "\(name) subject")
+                }
+                try MessageTemplate(try step.decode(String.self, "body")).validate(
+                    knownFields: known, limit: limits["body"] ?? 1_900, part: "\(name) body")
+            }
+            try connection.execute("select activate_campaign(\(campaign))")
+        }
+    }
+}
+
+/// What adding contacts did: counts by outcome, and each rejected input with its reason.
+public struct ContactAddReport: Sendable, Equatable, CustomStringConvertible {
+    public struct Rejection: Sendable, Equatable {
+        public let line: Int
+        public let input: String
+        public let reason: String
+    }
+
+    public var added = 0
+    public var duplicatesInInput = 0
+    public var alreadyInCampaign = 0
+    public var doNotContact = 0
+    public var inAnotherCampaign = 0
+    public var rejected: [Rejection] = []
+
+    public var description: String {
+        var lines = [
+            "added \(added)", "duplicates in the input \(duplicatesInInput)", "already in the campaign \(alreadyInCampaign)",
+            "on the do-not-contact list \(doNotContact)", "in another active campaign of the workspace \(inAnotherCampaign)",
+            "rejected \(rejected.count)",
+        ]
+        lines += rejected.map { "  line \($0.line): \($0.input): \($0.reason)" }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// Contacts of a campaign, added from pasted profile links (C2).
+public enum Contacts {
+    /// Splits pasted text on newlines and commas, keeping each link's line number (from 1).
+    public static func links(inPastedText text: String) -> [(line: Int, text: String)] {
+        var links: [(Int, String)] = []
+        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            for part in line.split(separator: ",") {
+                let link = part.trimmingCharacters(in: .whitespacesAndNewlines)
+                if !link.isEmpty { links.append((index + 1, link)) }
+            }
+        }
+        return links
+    }
+
+    /// Adds the members the links point at, in one statement. Invalid links, duplicates within
+    /// the input and the campaign, members on the workspace's do-not-contact list and members in
+    /// another in-progress campaign of the workspace are counted, not added.
+    public static func add(campaign: Int64, links: [(line: Int, text: String)], on connection: Connection) throws -> ContactAddReport {
+        var report = ContactAddReport()
+        var keys: [String] = []
+        var urls: [String] = []
+        var seen: Set<String> = []
+        for (line, text) in links {
+            do {
+                let key = try MemberKey(profileURL: text).value
+                guard seen.insert(key).inserted else {
+                    report.duplicatesInInput += 1
+                    continue
+                }
+                keys.append(key)
+                urls.append(text)
+            } catch {
+                report.rejected.append(.init(line: line, input: text, reason: error.description))
+            }
+        }
+        guard !keys.isEmpty else { return report }
+        let outcomes = try connection.query(
+            """
+            with input as (
+                select * from unnest(\(keys)::text[], \(urls)::text[]) as i(member_key, profile_url)
+            ), target as (
+                select id, workspace_id from campaigns where id = \(campaign)
+            ), classified as (
+                select i.*,
+                    case when exists (select 1 from contacts c where c.campaign_id = t.id and c.member_key = i.member_key)
+                              then 'already_in_campaign'
+                         when exists (select 1 from do_not_contact d where d.workspace_id = t.workspace_id and d.member_key = i.member_key)
+                              then 'do_not_contact'
+                         else 'add' end as outcome
+                from input i cross join target t
+            ), added as (
+                insert into contacts (campaign_id, workspace_id, member_key, profile_url)
+                select \(campaign), 0, member_key, profile_url from classified where outcome = 'add'
+                on conflict do nothing
+                returning member_key
+            )
+            select case when c.outcome = 'add' and a.member_key is null then 'in_another_campaign' else c.outcome end as outcome,
+                   count(*) as n
+            from classified c left join added a using (member_key)
+            group by 1
+            union all
+            select 'no_campaign', 1 where not exists (select 1 from target)
+            """).rows
+        for row in outcomes {
+            let n = try row.decode(Int.self, "n")
+            switch try row.decode(String.self, "outcome") {
+            case "add": report.added += n
+            case "already_in_campaign": report.alreadyInCampaign += n
+            case "do_not_contact": report.doNotContact += n
+            case "in_another_campaign": report.inAnotherCampaign += n
+            default: throw PostgresError(kind: .usage, message: "no campaign with id \(campaign)")
+            }
+        }
+        return report
+    }
+}

@@ -1,0 +1,143 @@
+import Foundation
+import InMail
+import Postgres
+import Testing
+
+@Suite("Campaigns and contacts")
+struct CampaignTests {
+    func status(_ campaign: Int64, _ connection: Connection) throws -> String {
+        try connection.query("select status from campaigns where id = \(campaign)").first!.decode(String.self, "status")
+    }
+
+    @Test func C1_aCampaignCreatedFromASeedCopiesItsSteps() throws {
+        let connection = try TestDatabase().connect()
+        let workspace = try AccountFixture(connection: connection).workspace()
+        let seed = try Campaigns.create(workspace: workspace, name: "Seed", on: connection)
+        try Campaigns.setStep(campaign: seed, position: 0, subject: "Hi {{first_name|there}}", body: "About {{company}}", delayDays: nil, on: connection)
+        try Campaigns.setStep(campaign: seed, position: 1, subject: nil, body: "Following up", delayDays: 4, on: connection)
+        let copy = try Campaigns.create(workspace: workspace, name: "Q1 outreach", seed: seed, on: connection)
+        let steps = try connection.query("select position, subject, body, delay_days from campaign_steps where campaign_id = \(copy) order by position").rows
+        #expect(steps.count == 2)
+        #expect(try steps[0].decode(String?.self, "subject") == "Hi {{first_name|there}}")
+        #expect(try steps[1].decode(Int?.self, "delay_days") == 4)
+        // Copied at creation: later edits of the seed do not reach the copy.
+        try Campaigns.setStep(campaign: seed, position: 1, subject: nil, body: "Changed", delayDays: 5, on: connection)
+        #expect(try connection.query("select body from campaign_steps where campaign_id = \(copy) and position = 1").first!.decode(String.self, "body") == "Following up")
+        let duplicate = #expect(throws: PostgresError.self) { try Campaigns.create(workspace: workspace, name: "Q1 outreach", on: connection) }
+        #expect(duplicate?.message.contains("already has a campaign named \"Q1 outreach\"") == true)
+    }
+
+    @Test func C3_upToFiveFollowUpsEachThreeToThirtyDaysAfterThePrevious() throws {
+        let connection = try TestDatabase().connect()
+        let campaign = try Campaigns.create(workspace: try AccountFixture(connection: connection).workspace(), name: "C3", on: connection)
+        for (position, days) in [(6, 5), (1, 2), (1, 31)] {
+            #expect(throws: PostgresError.self, "step \(position) after \(days) days") {
+                try Campaigns.setStep(campaign: campaign, position: position, subject: nil, body: "x", delayDays: days, on: connection)
+            }
+        }
+        #expect(throws: PostgresError.self) {  // the InMail has a subject, a follow-up none
+            try Campaigns.setStep(campaign: campaign, position: 0, subject: nil, body: "x", delayDays: nil, on: connection)
+        }
+        try Campaigns.setStep(campaign: campaign, position: 0, subject: "s", body: "b", delayDays: nil, on: connection)
+        try Campaigns.setStep(campaign: campaign, position: 2, subject: nil, body: "b", delayDays: 30, on: connection)
+        let f = AccountFixture(connection: connection)
+        let workspace = try connection.query("select workspace_id from campaigns where id = \(campaign)").first!.decode(Int64.self, "workspace_id")
+        try Campaigns.addSender(campaign: campaign, account: try f.account(workspace: workspace), on: connection)
+        let gap = #expect(throws: PostgresError.self) { try Campaigns.activate(campaign: campaign, on: connection) }
+        #expect(gap?.message.contains("gap between its follow-up steps") == true)
+        try Campaigns.setStep(campaign: campaign, position: 1, subject: nil, body: "b", delayDays: 3, on: connection)
+        try Campaigns.activate(campaign: campaign, on: connection)
+        #expect(try status(campaign, connection) == "active")
+    }
+
+    @Test func S5_activationRefusesAnUnknownFieldOrATextThatCannotFitNamingTheStep() throws {
+        let connection = try TestDatabase().connect()
+        let f = AccountFixture(connection: connection)
+        let workspace = try f.workspace()
+        let campaign = try Campaigns.create(workspace: workspace, name: "S5", on: connection)
+        try Campaigns.addSender(campaign: campaign, account: try f.account(workspace: workspace), on: connection)
+        try Campaigns.setStep(campaign: campaign, position: 0, subject: "Hello {{first_name|there}}", body: "Ask about {{favourite_tool}}", delayDays: nil, on: connection)
+        #expect(throws: TemplateError.unknownField(part: "step 0 (InMail) body", field: "favourite_tool", known: Campaigns.standardFields.sorted())) {
+            try Campaigns.activate(campaign: campaign, on: connection)
+        }
+        #expect(try status(campaign, connection) == "draft")
+        // A custom field of the campaign's contacts is known.
+        _ = try Contacts.add(campaign: campaign, links: [(1, "linkedin.com/in/lisa")], on: connection)
+        try connection.execute("update contacts set custom_fields = '{\"favourite_tool\": \"Rust\"}' where campaign_id = \(campaign)")
+        try Campaigns.setStep(campaign: campaign, position: 0, subject: String(repeating: "s", count: 201), body: "Ask about {{favourite_tool}}", delayDays: nil, on: connection)
+        #expect(throws: TemplateError.tooLong(part: "step 0 (InMail) subject", length: 201, limit: 200)) {
+            try Campaigns.activate(campaign: campaign, on: connection)
+        }
+        try Campaigns.setStep(campaign: campaign, position: 0, subject: "Hello", body: "Ask about {{favourite_tool}}", delayDays: nil, on: connection)
+        try Campaigns.activate(campaign: campaign, on: connection)
+        #expect(try status(campaign, connection) == "active")
+    }
+
+    @Test func aCampaignNeedsAnInMailStepAndSendersOfItsOwnWorkspace() throws {
+        let connection = try TestDatabase().connect()
+        let f = AccountFixture(connection: connection)
+        let workspace = try f.workspace()
+        let campaign = try Campaigns.create(workspace: workspace, name: "Pool", on: connection)
+        let noStep = #expect(throws: PostgresError.self) { try Campaigns.activate(campaign: campaign, on: connection) }
+        #expect(noStep?.message.contains("no InMail step") == true)
+        try Campaigns.setStep(campaign: campaign, position: 0, subject: "s", body: "b", delayDays: nil, on: connection)
+        let noSender = #expect(throws: PostgresError.self) { try Campaigns.activate(campaign: campaign, on: connection) }
+        #expect(noSender?.message.contains("no sender account") == true)
+        let stranger = try f.account()  // another workspace
+        let foreign = #expect(throws: PostgresError.self) { try Campaigns.addSender(campaign: campaign, account: stranger, on: connection) }
+        #expect(foreign?.message.contains("is not in the workspace of campaign") == true)
+    }
+
+    @Test func C2_pastedLinksAddEachMemberOnceAndCountWhatWasNotAdded() throws {
+        let connection = try TestDatabase().connect()
+        let f = AccountFixture(connection: connection)
+        let workspace = try f.workspace()
+        let campaign = try Campaigns.create(workspace: workspace, name: "People", on: connection)
+        let other = try Campaigns.create(workspace: workspace, name: "Other", on: connection)
+        _ = try Contacts.add(campaign: other, links: [(1, "https://www.linkedin.com/in/busy-bee")], on: connection)
+        try connection.execute("insert into do_not_contact (workspace_id, member_key) values (\(workspace), 'in:never')")
+        let pasted = """
+            https://www.linkedin.com/in/lisa, https://www.linkedin.com/in/john
+            linkedin.com/in/Lisa/?trk=x
+            https://www.linkedin.com/in/never
+            https://example.com/in/leo
+            https://www.linkedin.com/in/busy-bee
+            https://www.linkedin.com/company/acme
+            """
+        let report = try Contacts.add(campaign: campaign, links: Contacts.links(inPastedText: pasted), on: connection)
+        #expect(report.added == 2)
+        #expect(report.duplicatesInInput == 1)
+        #expect(report.doNotContact == 1)
+        #expect(report.inAnotherCampaign == 1)
+        #expect(report.rejected.map(\.line) == [4, 6])
+        #expect(report.rejected[0].reason.contains("not a linkedin.com link"))
+        let again = try Contacts.add(campaign: campaign, links: [(1, "https://uk.linkedin.com/in/john")], on: connection)
+        #expect(again.added == 0 && again.alreadyInCampaign == 1)
+        #expect(try connection.query("select count(*) as n from contacts where campaign_id = \(campaign)").first!.decode(Int.self, "n") == 2)
+        // The database holds the line too: a member in progress in one campaign of a workspace.
+        let twice = #expect(throws: PostgresError.self) {
+            try connection.execute("insert into contacts (campaign_id, workspace_id, member_key, profile_url) values (\(other), 0, 'in:lisa', 'x')")
+        }
+        #expect(twice?.constraint == "contacts_member_in_progress_idx")
+    }
+
+    @Test func contactsAddCommandReportsCountsAndRejectedLinesAndCampaignCommandsExplainRefusals() throws {
+        let db = try TestDatabase()
+        let connection = try db.connect()
+        let workspace = try AccountFixture(connection: connection).workspace()
+        let campaign = try Campaigns.create(workspace: workspace, name: "CLI", on: connection)
+        let added = try InmailqProcess.run(["contacts", "add", "--campaign", "\(campaign)", "--database-url", db.url,
+                                            "https://www.linkedin.com/in/lisa,https://www.linkedin.com/in/lisa/", "not a link"])
+        #expect(added.status == 0, "\(added.output)")
+        #expect(added.output.contains("added 1"))
+        #expect(added.output.contains("duplicates in the input 1"))
+        #expect(added.output.contains("line 2: not a link"))
+        let step = try InmailqProcess.run(["campaigns", "step", "--campaign", "\(campaign)", "--position", "1", "--body", "x", "--database-url", db.url])
+        #expect(step.status != 0)
+        #expect(step.output.contains("--delay-days between 3 and 30"))
+        _ = try InmailqProcess.run(["campaigns", "step", "--campaign", "\(campaign)", "--position", "0", "--subject", "Hi", "--body", "{{nickname}}", "--database-url", db.url])
+        let activate = try InmailqProcess.run(["campaigns", "activate", "\(campaign)", "--database-url", db.url])
+        #expect(activate.status != 0)
+        #expect(activate.output.contains("unknown field {{nickname}}"))
+    }
+}
