@@ -139,6 +139,7 @@ public enum Contacts {
                          else 'add' end as outcome
                 from input i cross join target t
             ), added as (
+                -- workspace_id is set from the campaign by contacts_take_campaign_workspace
                 insert into contacts (campaign_id, workspace_id, member_key, profile_url)
                 select \(campaign), 0, member_key, profile_url from classified where outcome = 'add'
                 on conflict do nothing
