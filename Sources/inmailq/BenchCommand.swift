@@ -172,7 +172,7 @@ struct BenchDatabase {
         try connection.runScript("drop database if exists \(quoteIdentifier(name))")
         try connection.runScript("create database \(quoteIdentifier(name))")
         configuration = try base.withDatabase(name)
-        try Migrator(migrations: try Migration.load(from: try SQLFiles.directory("migrations"))).migrate(try Connection(configuration))
+        try SQLFiles.shippedMigrator().migrate(try Connection(configuration))
         workerLog = NSTemporaryDirectory() + "\(name).log"
         progress("benchmark database \(name) ready; worker log: \(workerLog)")
     }

@@ -39,7 +39,7 @@ struct GlobalOptions: ParsableArguments {
     func connect(applicationName: String = "inmailq") throws -> Connection {
         let configuration = try connectionConfiguration(applicationName: applicationName)
         let connection = try Connection(configuration)
-        let migrator = Migrator(migrations: try Migration.load(from: try SQLFiles.directory("migrations")))
+        let migrator = try SQLFiles.shippedMigrator()
         let applied = Set(try migrator.appliedMigrations(connection).map(\.version))
         let pending = migrator.migrations.filter { !applied.contains($0.version) }
         guard !pending.isEmpty else { return connection }

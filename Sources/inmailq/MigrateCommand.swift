@@ -24,8 +24,7 @@ struct MigrateCommand: ParsableCommand {
 
     func run() throws {
         let logger = options.makeLogger("migrate")
-        let directory = try migrations ?? SQLFiles.directory("migrations")
-        let migrator = Migrator(migrations: try Migration.load(from: directory))
+        let migrator = try migrations.map { Migrator(migrations: try Migration.load(from: $0)) } ?? SQLFiles.shippedMigrator()
         let connection = try Connection(try options.connectionConfiguration(applicationName: "inmailq-migrate"))
         if status {
             let applied = Set(try migrator.appliedMigrations(connection).map(\.version))

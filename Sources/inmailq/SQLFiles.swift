@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Postgres
 
 /// Finds the `sql/` directory shipped with inmailq: `INMAILQ_SQL_DIR`, else `sql/` beside the
 /// executable or in one of its parent directories (a source checkout), else `./sql`,
@@ -22,5 +23,10 @@ enum SQLFiles {
             return candidate + "/" + subdirectory
         }
         throw CommandFailure("cannot find sql/\(subdirectory); set INMAILQ_SQL_DIR to the directory holding it")
+    }
+
+    /// The migrator for the migrations shipped with inmailq.
+    static func shippedMigrator() throws -> Migrator {
+        Migrator(migrations: try Migration.load(from: try directory("migrations")))
     }
 }

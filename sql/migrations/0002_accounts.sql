@@ -368,6 +368,7 @@ declare
     spend_from credit_grants;
     new_reservation reservations;
     spacing interval;
+    opens_at timestamptz;
 begin
     select * into existing from reservations r where r.delivery_key = p_delivery_key;
     if found then
@@ -386,8 +387,9 @@ begin
         return query select null::bigint, 'plan_cannot_send_inmail', null::timestamptz;
         return;
     end if;
-    if next_working_moment(account, now_business) > now_business then
-        return query select null::bigint, 'outside_working_hours', next_working_moment(account, now_business);
+    opens_at := next_working_moment(account, now_business);
+    if opens_at > now_business then
+        return query select null::bigint, 'outside_working_hours', opens_at;
         return;
     end if;
     if account.next_send_at > now_business then
