@@ -34,6 +34,24 @@ create table campaign_steps (
         (position = 0 and delay_days is null) or (position > 0 and delay_days between 3 and 30))
 );
 
+-- Steps change only while a campaign is a draft or paused: activation checked its templates,
+-- so an active campaign's texts cannot be edited past that check.
+create function campaign_steps_editable() returns trigger
+language plpgsql as $$
+declare
+    campaign_status text := (select status from campaigns where id = coalesce(new.campaign_id, old.campaign_id));
+begin
+    if campaign_status not in ('draft', 'paused') then
+        raise exception 'campaign % is %; pause it to change its steps', coalesce(new.campaign_id, old.campaign_id), campaign_status
+            using errcode = '55000';
+    end if;
+    return coalesce(new, old);
+end $$;
+
+create trigger campaign_steps_editable
+    before insert or update or delete on campaign_steps
+    for each row execute function campaign_steps_editable();
+
 -- The sender accounts a campaign spreads its contacts over; each from the campaign's workspace.
 create table campaign_senders (
     campaign_id bigint not null references campaigns on delete cascade,

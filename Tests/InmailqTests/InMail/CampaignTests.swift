@@ -71,6 +71,11 @@ struct CampaignTests {
         try Campaigns.setStep(campaign: campaign, position: 0, subject: "Hello", body: "Ask about {{favourite_tool}}", delayDays: nil, on: connection)
         try Campaigns.activate(campaign: campaign, on: connection)
         #expect(try status(campaign, connection) == "active")
+        // Once active, its texts cannot be changed past the check it passed.
+        let edit = #expect(throws: PostgresError.self) {
+            try Campaigns.setStep(campaign: campaign, position: 0, subject: "Hi", body: "{{nickname}}", delayDays: nil, on: connection)
+        }
+        #expect(edit?.message.contains("pause it to change its steps") == true)
     }
 
     @Test func aCampaignNeedsAnInMailStepAndSendersOfItsOwnWorkspace() throws {
