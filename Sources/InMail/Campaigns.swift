@@ -36,8 +36,10 @@ public enum Campaigns {
     }
 
     /// Checks every step's templates (known fields, S5 limits) and activates the campaign;
-    /// the first problem is thrown, naming the step and the field.
-    public static func activate(campaign: Int64, on connection: Connection) throws {
+    /// the first problem is thrown, naming the step and the field. Returns how many contacts
+    /// were queued to send.
+    @discardableResult
+    public static func activate(campaign: Int64, on connection: Connection) throws -> Int {
         try connection.transaction { connection in
             let limits = try Dictionary(uniqueKeysWithValues: connection.query("select part, max_characters from message_limits").rows.map {
                 (try $0.decode(String.self, "part"), try $0.decode(Int.self, "max_characters"))
@@ -58,7 +60,21 @@ public enum Campaigns {
                     knownFields: known, limit: limits["body"] ?? 1_900, part: "\(name) body")
             }
             try connection.execute("select activate_campaign(\(campaign))")
+            return try enqueueSends(campaign: campaign, on: connection)
         }
+    }
+
+    /// Gives the active campaign's waiting contacts a sender from its pool and a send job
+    /// (opted-out members are skipped, S2). Safe to repeat. Returns how many jobs it enqueued.
+    @discardableResult
+    public static func enqueueSends(campaign: Int64, on connection: Connection) throws -> Int {
+        try connection.query("select enqueue_sends(\(campaign)) as n").first!.decode(Int.self, "n")
+    }
+
+    /// Pauses an active campaign: its jobs wait (they are deferred when claimed) until it is
+    /// activated again.
+    public static func pause(campaign: Int64, on connection: Connection) throws {
+        try connection.execute("select pause_campaign(\(campaign))")
     }
 }
 
@@ -152,6 +168,7 @@ public enum Contacts {
             union all
             select 'no_campaign', 1 where not exists (select 1 from target)
             """).rows
+        try Campaigns.enqueueSends(campaign: campaign, on: connection)  // nothing unless the campaign is active
         for row in outcomes {
             let n = try row.decode(Int.self, "n")
             switch try row.decode(String.self, "outcome") {

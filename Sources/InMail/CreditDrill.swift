@@ -44,8 +44,16 @@ public enum CreditDrill {
 
 /// Registers every InMail job kind.
 public enum InMailHandlers {
-    public static func register(into handlers: inout JobHandlers) {
+    /// Registers renewals, drills, and the send and follow-up jobs delivering through `courier`;
+    /// with the sandbox courier, also the job that brings its simulated responses back.
+    public static func register(into handlers: inout JobHandlers, courier: any Courier) {
         handlers.register(Renewals.kind, Renewals.handler)
         handlers.register(CreditDrill.kind, admittedBy: SendReservationGuard(), CreditDrill.handler)
+        let send = Outreach.handler(courier: courier)
+        handlers.register(Outreach.sendKind, admittedBy: SendReservationGuard(), send)
+        handlers.register(Outreach.followUpKind, admittedBy: SendReservationGuard(), send)
+        if courier is SandboxCourier {
+            handlers.register(SandboxCourier.respondKind, SandboxCourier.respondHandler)
+        }
     }
 }

@@ -53,9 +53,12 @@ public enum SendReservation {
         return .success(try row.decode(Int64.self, "reservation_id"))
     }
 
-    /// The reservation of a delivery and its state (`held`, `spent`, `released`), if any.
+    /// The reservation of a delivery and its state (`held`, `spent`, `released`), if any: the
+    /// live (held or spent) one, else the latest released one.
     public static func find(deliveryKey: String, on connection: Connection) throws -> (id: Int64, state: String)? {
-        try connection.query("select id, state from reservations where delivery_key = \(deliveryKey)").first.map {
+        try connection.query(
+            "select id, state from reservations where delivery_key = \(deliveryKey) order by state = 'released', id desc limit 1"
+        ).first.map {
             (try $0.decode(Int64.self, "id"), try $0.decode(String.self, "state"))
         }
     }

@@ -8,7 +8,7 @@ struct CampaignsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "campaigns",
         abstract: "Create and activate InMail campaigns.",
-        subcommands: [Create.self, Step.self, AddSender.self, Activate.self]
+        subcommands: [Create.self, Step.self, AddSender.self, Activate.self, Pause.self]
     )
 
     struct Create: ParsableCommand {
@@ -70,12 +70,24 @@ struct CampaignsCommand: ParsableCommand {
         @Argument(help: "The campaign.") var campaign: Int64
 
         func run() throws {
+            let queued: Int
             do {
-                try Campaigns.activate(campaign: campaign, on: options.connect())
+                queued = try Campaigns.activate(campaign: campaign, on: options.connect())
             } catch let error as TemplateError {
                 throw CommandFailure("campaign \(campaign) not activated: \(error)")
             }
-            print("campaign \(campaign) is active")
+            print("campaign \(campaign) is active; \(queued) contacts queued to send")
+        }
+    }
+
+    struct Pause: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Pause an active campaign: its sends wait until it is activated again.")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "The campaign.") var campaign: Int64
+
+        func run() throws {
+            try Campaigns.pause(campaign: campaign, on: options.connect())
+            print("campaign \(campaign) is paused")
         }
     }
 }

@@ -21,6 +21,8 @@ struct Inmailq: ParsableCommand {
             JobsCommand.self,
             CampaignsCommand.self,
             ContactsCommand.self,
+            ResponsesCommand.self,
+            ReportCommand.self,
             RenewalsCommand.self,
             ClockCommand.self,
             BenchCommand.self,

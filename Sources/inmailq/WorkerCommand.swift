@@ -43,6 +43,9 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Days finished jobs are kept before they are pruned.")
     var retentionDays: Double = 7
 
+    @Option(help: "Where messages are delivered: sandbox, the simulated LinkedIn in the database (this build's only courier).")
+    var courier: String = "sandbox"
+
     @Flag(help: "Exit once no unfinished job of the worker's kinds remains.")
     var exitWhenDone = false
 
@@ -50,15 +53,17 @@ struct WorkerCommand: ParsableCommand {
         guard concurrency >= 1 && concurrency <= 4096 else { throw ValidationError("--concurrency must be between 1 and 4096 (got \(concurrency))") }
         guard lease >= 0.5 else { throw ValidationError("--lease must be at least 0.5 seconds (got \(lease))") }
         guard pollInterval > 0 else { throw ValidationError("--poll-interval must be positive") }
+        guard courier == "sandbox" else { throw ValidationError("unknown --courier \(courier) (this build has: sandbox)") }
     }
 
     func run() throws {
         let logger = options.makeLogger("worker")
         var handlers = JobHandlers()
         DiagnosticHandlers.register(into: &handlers)
-        InMailHandlers.register(into: &handlers)
         _ = try options.connect(applicationName: "inmailq-worker")  // the schema must be current
-        var settings = WorkerConfiguration(database: try options.connectionConfiguration(applicationName: "inmailq-worker"))
+        let database = try options.connectionConfiguration(applicationName: "inmailq-worker")
+        InMailHandlers.register(into: &handlers, courier: SandboxCourier(database: database))
+        var settings = WorkerConfiguration(database: database)
         settings.concurrency = concurrency
         settings.kinds = kinds.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
         settings.lease = .milliseconds(Int(lease * 1000))

@@ -1,0 +1,67 @@
+import Foundation
+
+/// One message to deliver from a sender account to a LinkedIn member.
+public struct Delivery: Sendable, Equatable {
+    /// Derived from (contact, step): a retry of the same delivery carries the same key, and the
+    /// courier answers a known key with its first receipt instead of sending again.
+    public var key: String
+    public var accountID: Int64
+    public var memberKey: String
+    public var channel: SendRequest.Channel
+    /// The InMail's subject; nil for a regular message.
+    public var subject: String?
+    public var body: String
+
+    public init(key: String, accountID: Int64, memberKey: String, channel: SendRequest.Channel, subject: String?, body: String) {
+        self.key = key
+        self.accountID = accountID
+        self.memberKey = memberKey
+        self.channel = channel
+        self.subject = subject
+        self.body = body
+    }
+}
+
+/// What the platform answered for a delivered message.
+public struct Receipt: Sendable, Equatable {
+    /// The platform's id of the message.
+    public var id: String
+    /// True when the key was known and this is the first delivery's receipt again.
+    public var repeated: Bool
+
+    public init(id: String, repeated: Bool) {
+        self.id = id
+        self.repeated = repeated
+    }
+}
+
+/// Why a delivery did not happen, in the classes that decide what happens next.
+public enum CourierError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// A passing failure (a timeout, a 5xx): try again later; the reservation is kept.
+    case retryLater(reason: String)
+    /// Too many requests from this account: the account waits `retryAfter`; nothing was sent.
+    case rateLimited(retryAfter: Duration)
+    /// The member cannot receive this message (not allowed InMail, gone): skip them; nothing spent.
+    case recipientUnreachable(reason: String)
+    /// The member opted out of InMail (S2): skip them; nothing spent.
+    case optedOut
+    /// The account is restricted or disconnected: the account is paused; nothing was sent.
+    case accountProblem(reason: String)
+
+    public var description: String {
+        switch self {
+        case .retryLater(let reason): "temporary failure: \(reason)"
+        case .rateLimited(let retryAfter): "rate limited for \(retryAfter.seconds) s"
+        case .recipientUnreachable(let reason): "recipient unreachable: \(reason)"
+        case .optedOut: "the member opted out of InMail (S2)"
+        case .accountProblem(let reason): "account problem: \(reason)"
+        }
+    }
+}
+
+/// Delivers messages to LinkedIn (through a gateway) or to a simulation of it.
+/// Called from worker threads, one delivery at a time per thread.
+public protocol Courier: Sendable {
+    /// Delivers `delivery`, or returns the first receipt when its key was delivered before.
+    func deliver(_ delivery: Delivery) throws(CourierError) -> Receipt
+}

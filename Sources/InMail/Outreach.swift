@@ -1,0 +1,249 @@
+import Foundation
+import Postgres
+import Queue
+
+/// The send and follow-up jobs: one message of a contact's sequence each, delivered exactly
+/// once through a courier.
+///
+/// The claim has already reserved the account's daily slot and credit (`SendReservationGuard`).
+/// A run then checks the contact and its campaign, renders the text (S5), writes the message
+/// as `sending`, delivers it under its key (contact, step), and in one transaction marks it
+/// sent, spends the reservation and moves the contact on. A run that dies anywhere is retried:
+/// it finds the `sending` message and delivers again under the same key, and the courier
+/// answers with the first receipt. Whatever stops a delivery before anything was sent releases
+/// the reservation, so no slot or credit is spent on it.
+public enum Outreach {
+    /// The job that sends a contact's first message (step 0): an InMail, or a regular message
+    /// to a 1st-degree connection (S3). `enqueue_sends` creates these.
+    public static let sendKind = "inmail.send"
+    /// The job that sends follow-up n of an accepted contact (C3). `schedule_follow_up` creates these.
+    public static let followUpKind = "inmail.follow_up"
+
+    struct Args: Decodable {
+        let contact_id: Int64
+        let step: Int
+    }
+
+    /// The handler for both kinds, delivering through `courier`.
+    public static func handler(courier: any Courier) -> JobHandler {
+        { job, context in try run(job, courier: courier, context: context) }
+    }
+
+    private enum Plan {
+        case done(JobOutcome)
+        case deliver(Delivery, message: Int64, reservation: Int64)
+    }
+
+    static func run(_ job: Job, courier: any Courier, context: JobContext) throws -> JobOutcome {
+        let args = try job.args.decode(Args.self)
+        let request = try job.args.decode(SendRequest.self)
+        let connection = try context.connection()
+        let plan = try connection.transaction { try prepare(args, request, on: $0) }
+        guard case .deliver(let delivery, let message, let reservation) = plan else {
+            if case .done(let outcome) = plan { return outcome }
+            fatalError("unreachable")
+        }
+        let receipt: Receipt
+        do {
+            receipt = try courier.deliver(delivery)
+        } catch {
+            context.logger.info("delivery refused", metadata: [
+                "delivery_key": "\(delivery.key)", "account_id": "\(delivery.accountID)", "reason": "\(error)",
+            ])
+            return try connection.transaction { try refused(error, job: job, args: args, request: request, on: $0) }
+        }
+        try connection.transaction { connection in
+            try connection.execute(
+                """
+                update messages set state = 'sent', receipt = \(receipt.id), sent_at = clock_now()
+                where id = \(message) and state = 'sending'
+                """)
+            try SendReservation.spend(reservation, on: connection)
+            try connection.execute(
+                """
+                update contacts set status = case when \(args.step) = 0 then 'sent' else status end, last_event_at = clock_now()
+                where id = \(args.contact_id)
+                """)
+            if args.step > 0 {
+                try connection.execute("select schedule_follow_up(\(args.contact_id), \(args.step + 1))")
+            }
+        }
+        context.logger.debug("delivered", metadata: [
+            "delivery_key": "\(delivery.key)", "account_id": "\(delivery.accountID)", "receipt": "\(receipt.id)",
+            "repeated": "\(receipt.repeated)",
+        ])
+        return .completed
+    }
+
+    /// Decides, with the contact locked, whether and what to deliver; writes the `sending` message.
+    private static func prepare(_ args: Args, _ request: SendRequest, on connection: Connection) throws -> Plan {
+        guard let row = try connection.query(
+            """
+            select c.status, c.member_key, c.first_name, c.last_name, c.company, c.title, c.custom_fields::text as custom_fields,
+                   c.campaign_id, cp.status as campaign_status, s.subject as template_subject, s.body as template_body,
+                   m.id as message_id, m.state as message_state, m.subject, m.body, clock_now() as now,
+                   (select max_characters from message_limits where part = 'subject') as subject_limit,
+                   (select max_characters from message_limits where part = 'body') as body_limit,
+                   exists (select 1 from messages o
+                           where o.account_id = \(request.accountID) and o.member_key = c.member_key and o.channel = 'inmail'
+                             and o.responded_at is null and o.delivery_key <> \(request.deliveryKey)) as inmail_awaits_response
+            from contacts c
+            join campaigns cp on cp.id = c.campaign_id
+            left join campaign_steps s on s.campaign_id = c.campaign_id and s.position = \(args.step)
+            left join messages m on m.delivery_key = \(request.deliveryKey)
+            where c.id = \(args.contact_id)
+            for update of c
+            """).first
+        else {
+            return .done(.cancelled(reason: "no contact with id \(args.contact_id)"))
+        }
+        let now = try row.decode(Date.self, "now")
+        if try row.decode(String?.self, "message_state") == "sent" {
+            return .done(.completed)  // an earlier run delivered and recorded it, then died
+        }
+        guard let reservation = try SendReservation.find(deliveryKey: request.deliveryKey, on: connection), reservation.state == "held" else {
+            // Released since the claim (a cancelled subscription): the next claim reserves again, or waits.
+            return .done(.snoozed(delay: .seconds(60)))
+        }
+        let memberKey = try row.decode(String.self, "member_key")
+        // Nothing will be sent: the slot and credit come back; the contact stops when told.
+        func stop(_ reason: String, contactStatus: String?, outcome: JobOutcome) throws -> Plan {
+            try SendReservation.release(reservation.id, reason: reason, on: connection)
+            if let contactStatus {
+                try connection.execute(
+                    """
+                    update contacts set status = \(contactStatus), reason = \(reason), last_event_at = clock_now()
+                    where id = \(args.contact_id)
+                    """)
+            }
+            return .done(outcome)
+        }
+        if let pending = try row.decode(Int64?.self, "message_id") {
+            // A run that died mid-delivery: finish that delivery, with the text it rendered.
+            try connection.execute("update messages set reservation_id = \(reservation.id) where id = \(pending)")
+            return .deliver(
+                Delivery(
+                    key: request.deliveryKey, accountID: request.accountID, memberKey: memberKey, channel: request.channel,
+                    subject: try row.decode(String?.self, "subject"), body: try row.decode(String.self, "body")),
+                message: pending, reservation: reservation.id)
+        }
+        let status = try row.decode(String.self, "status")
+        let expected = args.step == 0 ? "waiting" : "accepted"
+        guard status == expected else {
+            // R4, R5: a response stopped the sequence (or another campaign's reply did).
+            return try stop("contact is \(status)", contactStatus: nil, outcome: .cancelled(reason: "contact is \(status)"))
+        }
+        switch try row.decode(String.self, "campaign_status") {
+        case "active":
+            break
+        case let paused where paused == "paused" || paused == "draft":
+            try SendReservation.release(reservation.id, reason: "campaign \(paused)", on: connection)
+            return .done(.deferred(until: now.addingTimeInterval(3600)))
+        case let ended:
+            return try stop("campaign is \(ended)", contactStatus: "skipped", outcome: .completed)
+        }
+        if request.channel == .inmail, try row.decode(Bool.self, "inmail_awaits_response") {
+            return try stop(
+                "an earlier InMail from sender \(request.accountID) awaits this member's response (S4)", contactStatus: "skipped",
+                outcome: .completed)
+        }
+        guard let bodyTemplate = try row.decode(String?.self, "template_body") else {
+            return try stop("campaign has no step \(args.step)", contactStatus: "failed", outcome: .cancelled(reason: "campaign has no step \(args.step)"))
+        }
+        var values: [String: String] = [:]
+        for field in ["first_name", "last_name", "company", "title"] {
+            values[field] = try row.decode(String?.self, field)
+        }
+        for (field, value) in try customFields(try row.decode(String.self, "custom_fields")) where values[field] == nil {
+            values[field] = value
+        }
+        let subject: String?
+        let body: String
+        let part = args.step == 0 ? "step 0 (InMail)" : "step \(args.step) (follow-up)"
+        do {
+            // A regular message (S3, follow-ups) has no subject.
+            let subjectTemplate = request.channel == .inmail ? try row.decode(String?.self, "template_subject") : nil
+            subject = try subjectTemplate.map {
+                try MessageTemplate($0).render(values, limit: try row.decode(Int.self, "subject_limit"), part: "\(part) subject")
+            }
+            body = try MessageTemplate(bodyTemplate).render(values, limit: try row.decode(Int.self, "body_limit"), part: "\(part) body")
+        } catch let error as TemplateError {
+            return try stop(error.description, contactStatus: "failed", outcome: .cancelled(reason: error.description))  // S5
+        }
+        let message = try connection.query(
+            """
+            insert into messages (contact_id, campaign_id, account_id, member_key, step, channel, uses_credit, delivery_key,
+                                  subject, body, reservation_id)
+            values (\(args.contact_id), \(try row.decode(Int64.self, "campaign_id")), \(request.accountID), \(memberKey),
+                    \(args.step), \(request.channel.rawValue), \(request.usesCredit), \(request.deliveryKey), \(subject), \(body),
+                    \(reservation.id))
+            returning id
+            """).first!.decode(Int64.self, "id")
+        return .deliver(
+            Delivery(key: request.deliveryKey, accountID: request.accountID, memberKey: memberKey, channel: request.channel,
+                     subject: subject, body: body),
+            message: message, reservation: reservation.id)
+    }
+
+    /// What a refused delivery leads to. Nothing was sent, so the reservation comes back unless
+    /// the delivery is to be tried again soon.
+    private static func refused(_ error: CourierError, job: Job, args: Args, request: SendRequest, on connection: Connection) throws -> JobOutcome {
+        let now = try connection.query("select clock_now() as now").first!.decode(Date.self, "now")
+        func giveUp(_ reason: String) throws {
+            if let reservation = try SendReservation.find(deliveryKey: request.deliveryKey, on: connection), reservation.state == "held" {
+                try connection.execute("delete from messages where delivery_key = \(request.deliveryKey) and state = 'sending'")
+                try SendReservation.release(reservation.id, reason: reason, on: connection)
+            }
+        }
+        func stopContact(_ status: String, _ reason: String) throws {
+            try connection.execute(
+                "update contacts set status = \(status), reason = \(reason), last_event_at = clock_now() where id = \(args.contact_id)")
+        }
+        switch error {
+        case .retryLater(let reason):
+            guard job.attempt < job.maxAttempts else {
+                try giveUp(reason)
+                try stopContact("failed", "delivery kept failing: \(reason)")
+                return .cancelled(reason: "delivery kept failing: \(reason)")
+            }
+            return .failed(error: error.description, retryIn: .seconds(min(3600, 30 * Double(1 << min(job.attempt, 7)))))
+        case .rateLimited(let retryAfter):
+            try giveUp(error.description)
+            let until = now.addingTimeInterval(retryAfter.seconds)
+            try connection.execute(
+                """
+                update sender_accounts set next_send_at = greatest(coalesce(next_send_at, \(until)), \(until))
+                where id = \(request.accountID)
+                """)
+            return .deferred(until: until)
+        case .optedOut:
+            try giveUp(error.description)
+            try connection.execute("update contacts set opted_out = true where id = \(args.contact_id)")
+            try stopContact("skipped", "opted out of InMail (S2)")
+            return .completed
+        case .recipientUnreachable:
+            try giveUp(error.description)
+            try stopContact("skipped", "recipient cannot receive it")  // the courier's details are in the log
+            return .completed
+        case .accountProblem:
+            try giveUp(error.description)
+            try connection.execute("select set_account_status(\(request.accountID), 'paused')")
+            return .deferred(until: now.addingTimeInterval(3600))
+        }
+    }
+
+    /// A contact's custom fields as text values (numbers and booleans written out).
+    static func customFields(_ json: String) throws -> [String: String] {
+        guard let object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else { return [:] }
+        var fields: [String: String] = [:]
+        for (key, value) in object {
+            switch value {
+            case let text as String: fields[key] = text
+            case is NSNull: continue
+            case let number as NSNumber: fields[key] = number.stringValue
+            default: fields[key] = "\(value)"
+            }
+        }
+        return fields
+    }
+}

@@ -1,0 +1,189 @@
+import Foundation
+import Postgres
+import Queue
+
+/// A simulated LinkedIn, deterministic from a seed: members with opt-outs and unreachable
+/// profiles, transient failures and rate limits, and responses (acceptances, declines, edited
+/// acceptances, replies, auto-replies) that arrive after realistic delays.
+public struct SandboxWorld: Sendable {
+    public var seed: Int64
+    /// Share of members who opted out of InMail since they were imported (S2).
+    public var optOutRate = 0.03
+    /// Share of members who cannot receive InMail at all.
+    public var unreachableRate = 0.01
+    /// Share of first requests for a key that fail for a passing reason.
+    public var transientFailureRate = 0.03
+    /// Share of first and second requests for a key answered "too many requests".
+    public var rateLimitRate = 0.02
+    /// How an InMail is answered: each kind with its share; the rest never answer.
+    public var inmailResponses: [(ResponseKind, Double)] = [
+        (.acceptedDefault, 0.12), (.interested, 0.03), (.maybeLater, 0.02), (.acceptedEdited, 0.05),
+        (.reply, 0.04), (.declined, 0.08), (.notInterested, 0.03),
+    ]
+    /// Share of regular messages (follow-ups, 1st-degree messages) that get a reply.
+    public var messageReplyRate = 0.10
+    /// Responses arrive between these many hours after delivery.
+    public var responseDelayHours: ClosedRange<Double> = 1...120
+
+    public init(seed: Int64) { self.seed = seed }
+
+    /// A number in [0, 1) that depends only on the seed and the parts.
+    func uniform(_ parts: String...) -> Double {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325 ^ UInt64(bitPattern: seed)
+        for byte in parts.joined(separator: "\u{1F}").utf8 {
+            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
+        }
+        hash ^= hash >> 33
+        hash = hash &* 0xff51_afd7_ed55_8ccd
+        hash ^= hash >> 33
+        return Double(hash >> 11) / Double(1 << 53)
+    }
+
+    public func optedOut(_ member: String) -> Bool { uniform("opt-out", member) < optOutRate }
+    public func unreachable(_ member: String) -> Bool { uniform("unreachable", member) < unreachableRate }
+
+    /// The response a delivered message will get, and how long after delivery; nil for none.
+    public func response(to key: String, channel: SendRequest.Channel) -> (kind: ResponseKind, text: String?, after: Duration)? {
+        let draw = uniform("response", key)
+        var kind: ResponseKind?
+        switch channel {
+        case .inmail:
+            var cumulative = 0.0
+            for (candidate, share) in inmailResponses {
+                cumulative += share
+                if draw < cumulative { kind = candidate; break }
+            }
+        case .message:
+            if draw < messageReplyRate { kind = .reply }
+        }
+        guard let kind else { return nil }
+        let hours = responseDelayHours.lowerBound
+            + uniform("delay", key) * (responseDelayHours.upperBound - responseDelayHours.lowerBound)
+        let texts = ["Thanks, happy to talk next week.", "Not the right person, but try our COO.", "Send me more details, please."]
+        let text = kind == .reply || kind == .acceptedEdited ? texts[Int(uniform("text", key) * Double(texts.count))] : nil
+        return (kind, text, .seconds(hours * 3600))
+    }
+}
+
+/// The courier of the demo, the tests and the benchmarks: delivers into the sandbox tables of
+/// the database (shared by every worker process), detects repeated delivery keys, and sends the
+/// world's responses back as `sandbox.respond` jobs that record them exactly as a real response
+/// is recorded (`Responses.record`).
+public final class SandboxCourier: Courier, @unchecked Sendable {
+    /// The job kind that brings a simulated response back.
+    public static let respondKind = "sandbox.respond"
+
+    private let database: ConnectionConfiguration
+    private let world: (@Sendable (Int64) -> SandboxWorld)
+    private let lock = NSLock()
+    private var idle: [Connection] = []  // guarded by lock
+
+    /// A courier delivering into the sandbox of `database`; `world` builds the simulated world
+    /// from the seed stored in `sandbox_settings`.
+    public init(database: ConnectionConfiguration, world: @escaping @Sendable (Int64) -> SandboxWorld = { SandboxWorld(seed: $0) }) {
+        self.database = database
+        self.world = world
+    }
+
+    private enum Answer {
+        case delivered(Receipt)
+        case refused(CourierError)
+    }
+
+    public func deliver(_ delivery: Delivery) throws(CourierError) -> Receipt {
+        let answer: Answer
+        let latency: Int
+        do {
+            let connection = try checkOut()
+            defer { checkIn(connection) }
+            (answer, latency) = try connection.transaction { try self.answer(delivery, on: $0) }
+        } catch {
+            throw .retryLater(reason: "sandbox database: \(error)")
+        }
+        if latency > 0 { Thread.sleep(forTimeInterval: Double(latency) / 1000) }
+        switch answer {
+        case .delivered(let receipt): return receipt
+        case .refused(let error): throw error
+        }
+    }
+
+    private func answer(_ delivery: Delivery, on connection: Connection) throws -> (Answer, Int) {
+        let row = try connection.query(
+            """
+            with request as (
+                insert into sandbox_messages (delivery_key, account_id, member_key, channel, subject, body)
+                values (\(delivery.key), \(delivery.accountID), \(delivery.memberKey), \(delivery.channel.rawValue),
+                        \(delivery.subject), \(delivery.body))
+                on conflict (delivery_key) do update set requests = sandbox_messages.requests + 1
+                returning requests, receipt
+            )
+            select request.requests, request.receipt, s.seed, s.latency_ms,
+                   \(delivery.accountID) = any(s.restricted_accounts) as restricted
+            from request, sandbox_settings s
+            """, prepared: true).first!
+        let latency = try row.decode(Int.self, "latency_ms")
+        if let receipt = try row.decode(String?.self, "receipt") {
+            return (.delivered(Receipt(id: receipt, repeated: true)), latency)
+        }
+        let world = self.world(try row.decode(Int64.self, "seed"))
+        let request = try row.decode(Int.self, "requests")
+        if try row.decode(Bool.self, "restricted") {
+            return (.refused(.accountProblem(reason: "sandbox: account \(delivery.accountID) is restricted")), latency)
+        }
+        if delivery.channel == .inmail && world.optedOut(delivery.memberKey) { return (.refused(.optedOut), latency) }
+        if delivery.channel == .inmail && world.unreachable(delivery.memberKey) {
+            return (.refused(.recipientUnreachable(reason: "sandbox: \(delivery.memberKey) does not accept InMail")), latency)
+        }
+        if request == 1 && world.uniform("transient", delivery.key) < world.transientFailureRate {
+            return (.refused(.retryLater(reason: "sandbox: gateway timeout")), latency)
+        }
+        if request <= 2 && world.uniform("rate-limit", delivery.key, String(request)) < world.rateLimitRate {
+            return (.refused(.rateLimited(retryAfter: .seconds(15 * 60))), latency)
+        }
+        let receipt = "sbx-\(String(UInt64(world.uniform("receipt", delivery.key) * Double(1 << 53)), radix: 16))-\(delivery.key)"
+        let deliveredAt = try connection.query(
+            """
+            update sandbox_messages set receipt = \(receipt), delivered_at = clock_now()
+            where delivery_key = \(delivery.key) returning delivered_at
+            """, prepared: true).first!.decode(Date.self, "delivered_at")
+        if let response = world.response(to: delivery.key, channel: delivery.channel) {
+            let args = try JSONText(encoding: SandboxResponse(delivery_key: delivery.key, kind: response.kind.rawValue, text: response.text))
+            try JobQueue.enqueue(
+                [NewJob(kind: Self.respondKind, args: args, runAt: deliveredAt.addingTimeInterval(response.after.seconds), maxAttempts: 50)],
+                on: connection)
+        }
+        return (.delivered(Receipt(id: receipt, repeated: false)), latency)
+    }
+
+    private func checkOut() throws -> Connection {
+        if let connection = lock.withLock({ idle.popLast() }) { return connection }
+        return try Connection(database)
+    }
+
+    private func checkIn(_ connection: Connection) {
+        lock.withLock { idle.append(connection) }
+    }
+
+    struct SandboxResponse: Codable {
+        let delivery_key: String
+        let kind: String
+        let text: String?
+    }
+
+    /// `sandbox.respond`: records the simulated response to the message delivered under the
+    /// key, through the same function as a real response. Waits while that message is not yet
+    /// recorded as sent (its worker may still be finishing it).
+    public static let respondHandler: JobHandler = { job, context in
+        let args = try job.args.decode(SandboxResponse.self)
+        guard let kind = ResponseKind(rawValue: args.kind) else { return .cancelled(reason: "unknown response kind \(args.kind)") }
+        let connection = try context.connection()
+        guard let message = try Responses.message(deliveryKey: args.delivery_key, on: connection) else {
+            return .snoozed(delay: .seconds(600))
+        }
+        let recorded = try Responses.record(message: message, kind: kind, text: args.text, on: connection)
+        context.logger.debug("sandbox response", metadata: [
+            "delivery_key": "\(args.delivery_key)", "kind": "\(kind.rawValue)", "outcome": "\(recorded.outcome)",
+        ])
+        return .completed
+    }
+}

@@ -1,0 +1,28 @@
+-- 0006_sandbox: the state of the sandbox courier, the simulated LinkedIn that the demo, the tests
+-- and the benchmarks deliver to. Every worker process shares it through these tables, so its
+-- answers stay the same whichever worker asks. Real deliveries never touch them.
+
+create table sandbox_settings (
+    singleton           boolean primary key default true check (singleton),
+    seed                bigint not null default 42,        -- the same seed, the same simulated world
+    latency_ms          integer not null default 0 check (latency_ms >= 0),  -- each delivery takes this long
+    restricted_accounts bigint[] not null default '{}'     -- accounts LinkedIn has restricted
+);
+insert into sandbox_settings default values;
+
+-- Every delivery key the sandbox was asked to deliver, and the message it delivered for it.
+-- A second request with a known key gets the first receipt back (and is counted), never a
+-- second message: the primary key is the sandbox's duplicate detection.
+create table sandbox_messages (
+    delivery_key       text primary key,
+    requests           integer not null default 1 check (requests >= 1),
+    account_id         bigint not null,
+    member_key         text not null,
+    channel            text not null,
+    subject            text,
+    body               text,
+    receipt            text unique,                   -- null until delivered
+    first_requested_at timestamptz not null default clock_now(),
+    delivered_at       timestamptz,
+    check ((receipt is null) = (delivered_at is null))
+);
