@@ -81,6 +81,7 @@ public enum Outreach {
             """
             select c.status, c.member_key, c.first_name, c.last_name, c.company, c.title, c.custom_fields::text as custom_fields,
                    c.campaign_id, cp.status as campaign_status, s.subject as template_subject, s.body as template_body,
+                   (select status from sender_accounts where id = \(request.accountID)) as account_status,
                    m.id as message_id, m.state as message_state, m.subject, m.body, clock_now() as now,
                    (select max_characters from message_limits where part = 'subject') as subject_limit,
                    (select max_characters from message_limits where part = 'body') as body_limit,
@@ -141,6 +142,11 @@ public enum Outreach {
             return .done(.deferred(until: now.addingTimeInterval(3600)))
         case let ended:
             return try stop("campaign is \(ended)", contactStatus: "skipped", outcome: .completed)
+        }
+        if let accountStatus = try row.decode(String?.self, "account_status"), accountStatus != "active" {
+            // Paused, or its card expired, since the claim reserved (A7): the work waits.
+            try SendReservation.release(reservation.id, reason: "account \(accountStatus)", on: connection)
+            return .done(.deferred(until: now.addingTimeInterval(3600)))
         }
         if request.channel == .inmail, try row.decode(Bool.self, "inmail_awaits_response") {
             return try stop(

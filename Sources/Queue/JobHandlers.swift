@@ -36,7 +36,11 @@ public final class JobContext {
     private let database: ConnectionConfiguration
     private var openConnection: Connection?
 
-    init(workerID: String, database: ConnectionConfiguration, logger: Logger) {
+    /// A context for running handlers outside a `Worker` (tests, tools); without `logger`, logs are dropped.
+    public init(
+        workerID: String, database: ConnectionConfiguration,
+        logger: Logger = Logger(label: "inmailq.job", factory: { _ in SwiftLogNoOpLogHandler() })
+    ) {
         self.workerID = workerID
         self.database = database
         self.logger = logger

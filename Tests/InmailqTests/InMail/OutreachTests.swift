@@ -1,0 +1,317 @@
+import Foundation
+import InMail
+import Postgres
+import Queue
+import Testing
+
+/// The send and follow-up jobs, responses and reports, run in-process against the sandbox
+/// courier. Test names cite the rules of ../shared/DOMAIN.md.
+@Suite("Sending, sequences and responses")
+struct OutreachTests {
+    @Test func S1_S3_S8_channelAndCreditPerContact_freeInMailsGoOnWhileCreditInMailsWaitForCredits() throws {
+        let f = try OutreachFixture()
+        let sender = try f.sender(plan: "premium_career")  // 5 credits; the reserve of 1 leaves 4 to spend (S7)
+        let campaign = try f.campaign(senders: [sender])
+        let paid = try f.contacts(campaign, (1...6).map { "paid-\($0)" })
+        let open = try f.contacts(campaign, ["open-1", "open-2"], set: "open_profile = true")
+        let connection = try f.contacts(campaign, ["friend"], set: "connection_degree = 1")
+        let optedOut = try f.contacts(campaign, ["quiet"], set: "opted_out = true")
+        #expect(try Campaigns.activate(campaign: campaign, on: f.connection) == 9)
+        try f.drain()
+
+        #expect(try f.contact(optedOut[0]) == ("skipped", "opted out of InMail (S2)"))
+        #expect(try f.count("select count(*) from jobs where args->>'contact_id' = \(String(optedOut[0]))") == 0)
+        for id in open {  // S1: free InMails
+            let message = try #require(try f.message(id))
+            #expect(try message.decode(String.self, "channel") == "inmail")
+            #expect(try message.decode(Bool.self, "uses_credit") == false)
+        }
+        let friendMessage = try #require(try f.message(connection[0]))  // S3: a regular message, no subject, no credit
+        #expect(try friendMessage.decode(String.self, "channel") == "message")
+        #expect(try friendMessage.decode(String?.self, "subject") == nil)
+        #expect(try f.count("select count(*) from messages where contact_id = any(\(paid)::bigint[]) and state = 'sent'") == 4)
+        #expect(try f.accounts.balance(sender) == 1)
+        let waiting = try paid.map { try f.contact($0) }.filter { $0.status == "waiting" }
+        #expect(waiting.count == 2)
+        #expect(waiting.allSatisfy { $0.reason == "waiting for credits (S7, S8)" })
+
+        // S8: bought credits let the waiting credit InMails go, when their jobs come up again.
+        try f.connection.execute("select purchase_credits(\(sender), 5)")
+        try f.advance("7 hours")
+        #expect(try f.count("select count(*) from messages where contact_id = any(\(paid)::bigint[]) and state = 'sent'") == 6)
+        #expect(try f.accounts.balance(sender) == 4)
+        #expect(try f.accounts.ledgerSum(sender) == f.accounts.balance(sender))
+    }
+
+    @Test func S4_noSecondInMailFromAnAccountToAMemberBeforeTheyRespondToTheFirst() throws {
+        let f = try OutreachFixture()
+        let sender = try f.sender()
+        let first = try f.campaign("First", senders: [sender], followUpDelays: [])
+        let lisa = try f.contacts(first, ["lisa"])[0]
+        try Campaigns.activate(campaign: first, on: f.connection)
+        try f.drain()
+        #expect(try f.contact(lisa).status == "sent")
+        // The operator ends the first campaign's sequence by hand; the member joins a second campaign.
+        try f.connection.execute("update contacts set status = 'finished' where id = \(lisa)")
+        let second = try f.campaign("Second", senders: [sender], followUpDelays: [])
+        let again = try f.contacts(second, ["lisa"])[0]
+        let balance = try f.accounts.balance(sender)
+        try Campaigns.activate(campaign: second, on: f.connection)
+        try f.drain()
+        #expect(try f.contact(again) == ("skipped", "an earlier InMail from sender \(sender) awaits this member's response (S4)"))
+        #expect(try f.accounts.balance(sender) == balance)  // nothing spent
+        #expect(try f.count("select count(*) from reservations where account_id = \(sender) and state = 'held'") == 0)
+
+        // The database refuses it whatever the application does.
+        let reservation = try #require(try f.accounts.reserve(sender, key: "manual").get())
+        let refused = #expect(throws: PostgresError.self) {
+            try f.connection.execute(
+                """
+                insert into messages (contact_id, campaign_id, account_id, member_key, step, channel, uses_credit, delivery_key, body, reservation_id)
+                values (\(again), \(second), \(sender), 'in:lisa', 0, 'inmail', true, 'manual', 'Hi', \(reservation))
+                """)
+        }
+        #expect(refused?.constraint == "messages_one_open_inmail_idx")
+        // Once Lisa responds to the first InMail, a new one may go.
+        _ = try f.respond(lisa, .declined)
+        try f.connection.execute(
+            """
+            insert into messages (contact_id, campaign_id, account_id, member_key, step, channel, uses_credit, delivery_key, body, reservation_id)
+            values (\(again), \(second), \(sender), 'in:lisa', 0, 'inmail', true, 'manual', 'Hi', \(reservation))
+            """)
+    }
+
+    @Test func S5_aTextTooLongAfterPersonalisationFailsThatContactWithTheReasonAndSpendsNothing() throws {
+        let f = try OutreachFixture()
+        let sender = try f.sender()
+        let campaign = try f.campaign(senders: [sender], followUpDelays: [], body: "Hello {{first_name|there}}, about {{pitch|our work}}.")
+        let long = try f.contacts(campaign, ["long"], set: SQL(unsafeText: "custom_fields = jsonb_build_object('pitch', repeat('x', 1890))"))[0]
+        let fine = try f.contacts(campaign, ["short"], set: "custom_fields = '{\"pitch\": \"a short pitch\"}'")[0]
+        let balance = try f.accounts.balance(sender)
+        try Campaigns.activate(campaign: campaign, on: f.connection)
+        try f.drain()
+        let failed = try f.contact(long)
+        #expect(failed.status == "failed")
+        #expect(failed.reason == "step 0 (InMail) body: 1910 characters, more than the limit of 1900 (S5)")
+        #expect(try f.message(long) == nil)
+        #expect(try f.contact(fine).status == "sent")
+        #expect(try f.accounts.balance(sender) == balance - 1)  // only the short one spent a credit
+        #expect(try f.count("select inmails from daily_usage where account_id = \(sender)") == 1)
+        // The database holds the line too: no stored message exceeds the limits.
+        let tooLong = #expect(throws: PostgresError.self) {
+            try f.connection.execute("update messages set body = repeat('y', 1901) where contact_id = \(fine)")
+        }
+        #expect(tooLong?.message.contains("more than the limit of 1900 (S5)") == true)
+    }
+
+    @Test func R1_R2_R3_C3_aDefaultAcceptanceGivesTheCreditBackAndStartsFollowUpsAtTheirDelays() throws {
+        let f = try OutreachFixture()
+        let sender = try f.sender()
+        let campaign = try f.campaign(senders: [sender], followUpDelays: [3, 5])
+        let (early, late) = try f.contacts(campaign, ["early", "late"]).pair
+        try Campaigns.activate(campaign: campaign, on: f.connection)
+        try f.drain()
+        let balance = try f.accounts.balance(sender)
+
+        try f.advance("1 day")
+        let accepted = try f.respond(early, .acceptedDefault)
+        #expect(accepted.outcome == "accepted" && accepted.creditedBack && accepted.contactStatus == "accepted")  // R1, R3
+        #expect(try f.accounts.balance(sender) == balance + 1)
+        try f.drain()
+        #expect(try f.message(early, step: 1) == nil)  // C3: not before its delay of 3 days after the InMail
+        try f.advance("2 days 1 minute")
+        let followUp = try #require(try f.message(early, step: 1))
+        #expect(try followUp.decode(String.self, "channel") == "message")
+        #expect(try followUp.decode(Bool.self, "uses_credit") == false)
+        #expect(try f.count("select messages from daily_usage where account_id = \(sender) order by local_day desc limit 1") == 1)
+        try f.advance("4 days")
+        #expect(try f.message(early, step: 2) == nil)  // 5 days after follow-up 1
+        try f.advance("1 day 1 minute")
+        #expect(try f.message(early, step: 2) != nil)
+        #expect(try f.contact(early) == ("finished", "every follow-up sent"))
+
+        // Accepted after the first delay has passed: the first follow-up goes the same day (C3).
+        let auto = try f.respond(late, .interested)  // R2: an auto-reply "Interested" is an acceptance
+        #expect(auto.outcome == "accepted" && auto.creditedBack)
+        try f.drain()
+        let sameDay = try #require(try f.message(late, step: 1))
+        #expect(try sameDay.decode(String.self, "state") == "sent")
+    }
+
+    @Test func R4_anEditedAcceptanceOrAReplyCountsAsAResponderAndStopsTheSequence() throws {
+        let f = try OutreachFixture()
+        let sender = try f.sender()
+        let campaign = try f.campaign(senders: [sender], followUpDelays: [3, 5])
+        let (edited, replier) = try f.contacts(campaign, ["edited", "replier"]).pair
+        try Campaigns.activate(campaign: campaign, on: f.connection)
+        try f.drain()
+        let stopped = try f.respond(edited, .acceptedEdited, text: "Sure, let's talk")
+        #expect(stopped.contactStatus == "replied" && stopped.creditedBack)
+        // The replier accepts by default, gets follow-up 1, then replies to it: no follow-up 2.
+        _ = try f.respond(replier, .acceptedDefault)
+        try f.advance("3 days 1 minute")
+        #expect(try f.message(replier, step: 1) != nil)
+        #expect(try f.respond(replier, step: 1, .reply, text: "Stop, please").contactStatus == "replied")
+        try f.advance("10 days")
+        #expect(try f.count("select count(*) from messages where contact_id in (\(edited), \(replier)) and step > 0") == 1)
+        #expect(try f.contact(edited) == ("replied", "responded: sequence stopped (R4)"))
+        let report = try f.connection.query("select accepted, responders, follow_ups_sent from campaign_report where campaign_id = \(campaign)").first!
+        #expect(try report.decode(Int.self, "accepted") == 2)
+        #expect(try report.decode(Int.self, "responders") == 2)
+        #expect(try report.decode(Int.self, "follow_ups_sent") == 1)
+    }
+
+    @Test func R5_aDeclineOrNotInterestedEndsTheSequenceAndStillGivesTheCreditBack() throws {
+        let f = try OutreachFixture()
+        let sender = try f.sender()
+        let campaign = try f.campaign(senders: [sender], followUpDelays: [3])
+        let (declines, notInterested) = try f.contacts(campaign, ["declines", "not-interested"]).pair
+        try Campaigns.activate(campaign: campaign, on: f.connection)
+        try f.drain()
+        let balance = try f.accounts.balance(sender)
+        #expect(try f.respond(declines, .declined).contactStatus == "declined")
+        #expect(try f.respond(notInterested, .notInterested).contactStatus == "declined")
+        #expect(try f.accounts.balance(sender) == balance + 2)
+        try f.advance("5 days")
+        #expect(try f.count("select count(*) from messages where step > 0") == 0)
+        #expect(try f.count("select count(*) from all_jobs where kind = 'inmail.follow_up'") == 0)
+        #expect(try f.count("select responders from campaign_report where campaign_id = \(campaign)") == 0)
+    }
+
+    @Test func R1_noCreditBackAfterNinetyDaysForAFreeInMailOrForTheSameResponseTwice() throws {
+        let f = try OutreachFixture()
+        let sender = try f.sender(plan: "sales_navigator_core")
+        let campaign = try f.campaign(senders: [sender], followUpDelays: [])
+        let (slow, free) = try f.contacts(campaign, ["slow", "free"]).pair
+        try f.connection.execute("update contacts set open_profile = true where id = \(free)")
+        try Campaigns.activate(campaign: campaign, on: f.connection)
+        try f.drain()
+        let freeResponse = try f.respond(free, .acceptedDefault)
+        #expect(freeResponse.creditedBack == false)
+        #expect(try f.respond(free, .acceptedDefault).outcome == "duplicate")
+        try f.connection.execute("select clock_advance('91 days')")
+        try f.accounts.renewCurrentCycle(sender)
+        let balance = try f.accounts.balance(sender)
+        let late = try f.respond(slow, .reply, text: "Sorry for the delay")
+        #expect(late.creditedBack == false && late.contactStatus == "replied")
+        #expect(try f.accounts.balance(sender) == balance)
+        #expect(try f.accounts.ledgerSum(sender) == f.accounts.balance(sender))
+    }
+
+    @Test func aMembersReplyStopsEverySequenceOfTheWorkspaceAimedAtThem() throws {
+        let f = try OutreachFixture()
+        let sender = try f.sender()
+        let old = try f.campaign("Old", senders: [sender], followUpDelays: [])
+        let first = try f.contacts(old, ["omar"])[0]
+        try Campaigns.activate(campaign: old, on: f.connection)
+        try f.drain()
+        try f.connection.execute("update contacts set status = 'finished' where id = \(first)")
+        let paused = try f.campaign("New", senders: [sender], followUpDelays: [])
+        let second = try f.contacts(paused, ["omar"])[0]  // waiting in a draft campaign
+        _ = try f.respond(first, .reply, text: "Please stop writing to me")
+        #expect(try f.contact(second) == ("skipped", "the member replied to campaign \(old) of the workspace"))
+    }
+
+    @Test func stickySendersSpreadByDailyLimitAndKeepTheirContactsForFollowUps() throws {
+        let f = try OutreachFixture()
+        let small = try f.sender(dailyLimit: 10)
+        let other = try f.sender(dailyLimit: 10)
+        let large = try f.sender(plan: "sales_navigator_core", dailyLimit: 20)
+        let campaign = try f.campaign(senders: [small, other, large], followUpDelays: [3])
+        let ids = try f.contacts(campaign, (1...40).map { "pool-\($0)" })
+        try Campaigns.activate(campaign: campaign, on: f.connection)
+        let spread = try f.connection.query(
+            "select sender_account_id as a, count(*) as n from contacts where campaign_id = \(campaign) group by 1 order by 1").rows
+        #expect(try spread.map { try $0.decode(Int.self, "n") } == [10, 10, 20])
+        try f.drain()
+        for id in ids.prefix(5) { _ = try f.respond(id, .acceptedDefault) }
+        try f.advance("3 days 1 minute")
+        #expect(try f.count(
+            """
+            select count(*) from messages f join messages i on i.contact_id = f.contact_id and i.step = 0
+            where f.step = 1 and f.account_id = i.account_id
+            """) == 5)
+    }
+
+    @Test func courierRefusalsAreClassed_retryKeepsTheReservation_rateLimitAndAccountProblemWait_unreachableSkips() throws {
+        let script: [String: [ScriptedCourier.Step]] = [
+            "in:flaky": [.refuse(.retryLater(reason: "gateway timeout"))],
+            "in:busy": [.refuse(.rateLimited(retryAfter: .seconds(1800)))],
+            "in:gone": [.refuse(.recipientUnreachable(reason: "profile deleted"))],
+            "in:private": [.refuse(.optedOut)],
+        ]
+        let f = try OutreachFixture { ScriptedCourier(database: $0, script: script) }
+        let sender = try f.sender()
+        let campaign = try f.campaign(senders: [sender], followUpDelays: [])
+        let ids = try f.contacts(campaign, ["flaky", "busy", "gone", "private"])
+        let balance = try f.accounts.balance(sender)
+        try Campaigns.activate(campaign: campaign, on: f.connection)
+        let outcomes = try f.drain()
+        #expect(outcomes[Outreach.sendKind]?.contains { if case .failed = $0 { true } else { false } } == true)
+        #expect(try f.contact(ids[2]) == ("skipped", "recipient cannot receive it"))
+        #expect(try f.contact(ids[3]) == ("skipped", "opted out of InMail (S2)"))
+        #expect(try f.count("select count(*) from reservations where state = 'held'") == 1)  // the flaky one keeps its
+        // The rate limit made the whole account wait (nothing spent for busy); after it, both go.
+        #expect(try f.contact(ids[1]).status == "waiting")
+        try f.advance("31 minutes")
+        #expect(try f.contact(ids[0]).status == "sent")
+        #expect(try f.contact(ids[1]).status == "sent")
+        #expect(try f.accounts.balance(sender) == balance - 2)
+        #expect(try f.count("select count(*) from reservations where state = 'released'") == 3)
+        #expect(try f.accounts.ledgerSum(sender) == f.accounts.balance(sender))
+    }
+
+    @Test func A7_anAccountProblemPausesTheAccountAndItsWorkWaitsUntilItIsResumed() throws {
+        let f = try OutreachFixture { ScriptedCourier(database: $0, script: ["in:first": [.refuse(.accountProblem(reason: "restricted"))]]) }
+        let sender = try f.sender()
+        let campaign = try f.campaign(senders: [sender], followUpDelays: [])
+        let ids = try f.contacts(campaign, ["first", "second"])
+        try Campaigns.activate(campaign: campaign, on: f.connection)
+        try f.drain()
+        #expect(try f.connection.query("select status from sender_accounts where id = \(sender)").first!.decode(String.self, "status") == "paused")
+        let reasons = try ids.map { try f.contact($0).reason }
+        #expect(reasons == ["sender account is paused (A7: work waits)", "sender account is paused (A7: work waits)"])
+        try f.connection.execute("select set_account_status(\(sender), 'active')")
+        try f.drain()
+        #expect(try ids.map { try f.contact($0).status } == ["sent", "sent"])
+    }
+
+    @Test func idempotentDelivery_aRetryAfterALostAnswerGetsTheFirstReceiptAndNoSecondMessage() throws {
+        let f = try OutreachFixture { ScriptedCourier(database: $0, script: ["in:once": [.lostAnswer]]) }
+        let sender = try f.sender()
+        let campaign = try f.campaign(senders: [sender], followUpDelays: [])
+        let id = try f.contacts(campaign, ["once"])[0]
+        try Campaigns.activate(campaign: campaign, on: f.connection)
+        try f.drain()
+        try f.advance("2 minutes")  // the retry's backoff
+        let message = try #require(try f.message(id))
+        let sandbox = try f.connection.query("select requests, receipt from sandbox_messages where member_key = 'in:once'").rows
+        #expect(sandbox.count == 1)
+        #expect(try sandbox[0].decode(Int.self, "requests") == 2)
+        #expect(try sandbox[0].decode(String?.self, "receipt") == message.decode(String?.self, "receipt"))
+        #expect(try f.count("select count(*) from reservations where state = 'spent'") == 1)
+    }
+
+    @Test func responsesRecordNamesAnUnknownMessageOrKindAndChangesNothing() throws {
+        let f = try OutreachFixture()
+        let unknown = #expect(throws: PostgresError.self) { try f.connection.execute("select * from record_response(424242, 'reply')") }
+        #expect(unknown?.message == "no message with id 424242")
+        let sender = try f.sender()
+        let campaign = try f.campaign(senders: [sender], followUpDelays: [])
+        let id = try f.contacts(campaign, ["kind"])[0]
+        try Campaigns.activate(campaign: campaign, on: f.connection)
+        try f.drain()
+        let message = try f.message(id)!.decode(Int64.self, "id")
+        let badKind = #expect(throws: PostgresError.self) { try f.connection.execute("select * from record_response(\(message), 'thumbs_up')") }
+        #expect(badKind?.message.hasPrefix("unknown response kind \"thumbs_up\" (use one of: accepted_default") == true)
+        #expect(try f.count("select count(*) from responses") == 0)
+        let cli = try InmailqProcess.run(["responses", "record", "--database-url", f.db.url, "--message", String(message), "--kind", "reply"])
+        #expect(cli.status == 0)
+        #expect(cli.output.contains("message \(message): reply recorded; contact is replied; 1 credit back (R1)"))
+    }
+}
+
+extension Array {
+    /// The first two elements, for tests that make two of something.
+    var pair: (Element, Element) { (self[0], self[1]) }
+}
