@@ -11,20 +11,6 @@ struct RaceTests {
         try connection.query(sql).first!.decode(Int.self, at: 0)
     }
 
-    /// Waits until no job is available, running or due (the workers have done all they can today).
-    func waitUntilQuiet(_ connection: Connection, workers: [InmailqProcess]) throws -> Bool {
-        var quietChecks = 0
-        return try eventually(timeout: .seconds(90), every: 0.25) {
-            let busy = try count(
-                """
-                select count(*) from jobs
-                where state in ('available', 'running') or (state in ('scheduled', 'retryable') and run_at <= clock_now())
-                """, connection)
-            quietChecks = busy == 0 ? quietChecks + 1 : 0
-            return quietChecks >= 3 || workers.contains { $0.child.exitStatusIfEnded() != nil }
-        }
-    }
-
     @Test(.timeLimit(.minutes(5)))
     func limitsAndCreditsHoldWhenFourProcessesOfEightRaceForFiftyAccountsThroughSimulatedDays() throws {
         let db = try TestDatabase()

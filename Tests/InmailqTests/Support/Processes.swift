@@ -46,3 +46,18 @@ func eventually(timeout: Duration, every interval: Double = 0.05, _ condition: (
     } while ContinuousClock.now < deadline
     return try condition()
 }
+
+/// Waits until no job is available, running or due (the workers have done all they can for
+/// now), or until one of `workers` has exited. Returns false on timeout.
+func waitUntilQuiet(_ connection: Connection, workers: [InmailqProcess], timeout: Duration = .seconds(90)) throws -> Bool {
+    var quietChecks = 0
+    return try eventually(timeout: timeout, every: 0.25) {
+        let busy = try connection.query(
+            """
+            select count(*) from jobs
+            where state in ('available', 'running') or (state in ('scheduled', 'retryable') and run_at <= clock_now())
+            """).first!.decode(Int.self, at: 0)
+        quietChecks = busy == 0 ? quietChecks + 1 : 0
+        return quietChecks >= 3 || workers.contains { $0.child.exitStatusIfEnded() != nil }
+    }
+}
