@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# `make demo`: the embedded database, sender accounts on three plans, and workers racing for their
-# daily limits and credits through a simulated week with a renewal. Re-runnable: it uses a fresh
-# database (inmailq_demo) of the local cluster each time.
+# `make demo`: the main job on the embedded database. An agency with three clients runs InMail
+# campaigns from six sender accounts through three simulated weeks: worker processes send
+# through the sandbox courier (a simulated LinkedIn), responses come back, follow-ups go out,
+# credits are spent, refunded and renewed by cron, and the report says what happened.
+# Re-runnable: it uses a fresh database (inmailq_demo) of the local cluster each time.
 set -euo pipefail
 bin=$(realpath "${1:-.build/debug/inmailq}")
+days=${DEMO_DAYS:-21}
 cd "$(dirname "$0")/.."
 unset DATABASE_URL PGHOST PGDATABASE PGUSER PGPORT PGSERVICE
 step() { printf '\n== %s\n' "$*"; }
+say() { printf '   %s\n' "$*"; }
 
 step "Starting the embedded PostgreSQL cluster (${INMAILQ_HOME:-./.inmailq})"
 "$bin" db start
@@ -15,85 +19,173 @@ psql "$base" -qX -c 'drop database if exists inmailq_demo with (force)' -c 'crea
 url=${base/\/inmailq\?//inmailq_demo?}
 q() { psql "$url" -qXAt -v ON_ERROR_STOP=1 "$@"; }
 admin() { local script=$1; shift; psql "$url" -qXAt -v ON_ERROR_STOP=1 "$@" -f "sql/admin/$script.sql"; }
+iq() { "$bin" "$@" --database-url "$url" --log-level warning; }
+"$bin" migrate --database-url "$url" --log-level warning
+say "schema: $(q -c "select count(*) from schema_migrations") migrations applied"
 
-step "Applying migrations"
-"$bin" migrate --database-url "$url"
-
-step "An agency with three client workspaces and one sender account each"
+step "An agency, three client workspaces, six LinkedIn sender accounts"
 today=$(q -c "select (clock_now() at time zone 'UTC')::date")
-anchor=$(q -c "select (date '$today' - interval '1 month' + interval '3 days')::date")  # renews in 3 days
+anchor=$(q -c "select (date '$today' - interval '1 month' + interval '10 days')::date")  # next cycle in 10 days
 agency=$(admin create_agency -v name='Northwind Outreach')
-declare -A account
-for spec in "Acme Robotics|Sales Navigator sender|sales_navigator|America/New_York" \
-            "Blue Harbor|Career sender, near its cap|premium_career|Europe/Paris" \
-            "Cedar Health|Business sender, card expired|premium_business|Asia/Tokyo"; do
-  IFS='|' read -r client name plan tz <<<"$spec"
-  ws=$(admin create_workspace -v agency="$agency" -v name="$client")
-  account[$plan]=$(admin create_sender_account -v workspace="$ws" -v name="$name" -v plan="$plan" -v anchor="$anchor" -v tz="$tz")
-  printf '  %-14s account %s: %s (%s, %s)\n' "$client" "${account[$plan]}" "$name" "$plan" "$tz"
-done
-# Open around the clock, no spacing, so a simulated day passes in a second or two.
+declare -A account workspace
+while IFS='|' read -r key client name plan tz; do
+  [ -n "${workspace[$client]:-}" ] || workspace[$client]=$(admin create_workspace -v agency="$agency" -v name="$client")
+  account[$key]=$(admin create_sender_account -v workspace="${workspace[$client]}" -v name="$name" -v plan="$plan" -v anchor="$anchor" -v tz="$tz")
+  say "$(printf '%-13s account %s  %-28s %-21s %s' "$client" "${account[$key]}" "$name" "$plan" "$tz")"
+done <<'EOF'
+acme_nav|Acme Robotics|Dana (Sales Navigator)|sales_navigator|America/New_York
+acme_biz|Acme Robotics|Eli (Premium Business)|premium_business|America/Chicago
+blue_career|Blue Harbor|Fay (Career, near its cap)|premium_career|Europe/Paris
+blue_core|Blue Harbor|Gus (Sales Navigator Core)|sales_navigator_core|Europe/London
+cedar_biz|Cedar Health|Hal (Business, card expired)|premium_business|Asia/Tokyo
+cedar_recruit|Cedar Health|Ivy (Recruiter Lite)|recruiter_lite|Australia/Sydney
+EOF
+# Open around the clock with no spacing between sends, so a simulated day passes in a second.
+# (Real accounts keep their working hours and 2-8 minutes between sends.)
 q -c "update sender_accounts set working_days = '{1,2,3,4,5,6,7}', working_start = '00:00', working_end = '24:00',
              min_spacing = '0', max_spacing = '0'"
-"$bin" renewals schedule --database-url "$url" --log-level warning
-"$bin" worker --database-url "$url" --kinds credits.renew --exit-when-done --log-level warning
-admin purchase_credits -v account="${account[premium_career]}" -v credits=8 >/dev/null
-admin card_expired -v account="${account[premium_business]}" >/dev/null
-echo "  Career account bought 8 extra credits (A8); the Business account's card expired (A7)."
-q -c "select format('  account %s: %s credits (cap %s), %s', a.id, credit_balance(a.id), p.credit_cap, a.status)
+say "every account: 10 InMails a day at most (S6), a reserve of 1 credit (S7); billing cycles start on day 10"
+
+step "Credits: this cycle's allotment (A2, A3), a purchase (A8), an expired card (A7)"
+say "cron: $(iq renewals schedule)"
+iq worker --kinds credits.renew --exit-when-done
+admin purchase_credits -v account="${account[blue_career]}" -v credits=8 >/dev/null
+admin card_expired -v account="${account[cedar_biz]}" >/dev/null
+say "Fay (Career) bought 8 credits: 13 of her cap of 15, so the next renewal can add only what fits (A5)."
+say "Hal's card expired: his account cannot send until it is updated; its work waits (A7)."
+q -c "select format('   account %s: %s credits of %s, %s', a.id, credit_balance(a.id), p.credit_cap, a.status)
       from sender_accounts a join plans p on p.code = a.plan_code order by a.id"
 
-step "25 send rehearsals per account (credits.drill: reserve at claim, then spend; 1 in 3 to open profiles, free)"
-q -c "insert into jobs (kind, args, partition_key)
-      select 'credits.drill',
-             jsonb_build_object('account_id', a.id, 'delivery_key', 'demo:' || a.id || ':' || n,
-                                'channel', 'inmail', 'uses_credit', n % 3 <> 0),
-             a.id::text
-      from sender_accounts a, generate_series(1, 25) as n"
-echo "  $(q -c "select count(*) from jobs") jobs enqueued"
+step "A seed campaign, and one campaign per client created from it (C1)"
+seed=$(iq campaigns create --workspace "${workspace[Acme Robotics]}" --name "Seed: hiring managers")
+iq campaigns step --campaign "$seed" --position 0 --subject "{{first_name|Hello}}, a question about hiring at {{company|your company}}" \
+  --body "Hi {{first_name|there}}, I help teams like {{company|yours}} hire {{role|engineers}} faster. Open to a short call next week?"
+iq campaigns step --campaign "$seed" --position 1 --delay-days 3 --body "Thanks for accepting, {{first_name|there}}! Here is a two-minute overview: https://example.com/overview"
+iq campaigns step --campaign "$seed" --position 2 --delay-days 4 --body "{{first_name|Hi}}, would Tuesday or Thursday suit you for 15 minutes?"
+iq campaigns step --campaign "$seed" --position 3 --delay-days 5 --body "Last note from me, {{first_name|there}}: happy to help whenever {{company|your team}} is hiring."
+say "seed campaign $seed: an InMail and follow-ups 3, 4 and 5 days apart (C3); it stays a draft"
+declare -A campaign
+for client in "Acme Robotics" "Blue Harbor" "Cedar Health"; do
+  campaign[$client]=$(iq campaigns create --workspace "${workspace[$client]}" --name "Q4 hiring managers" --seed "$seed")
+done
+iq campaigns add-sender --campaign "${campaign[Acme Robotics]}" "${account[acme_nav]}" "${account[acme_biz]}"
+iq campaigns add-sender --campaign "${campaign[Blue Harbor]}" "${account[blue_career]}" "${account[blue_core]}"
+iq campaigns add-sender --campaign "${campaign[Cedar Health]}" "${account[cedar_biz]}" "${account[cedar_recruit]}"
+for client in "Acme Robotics" "Blue Harbor" "Cedar Health"; do
+  say "$client: campaign ${campaign[$client]}, steps copied from the seed, two senders in its pool"
+done
 
-step "Three worker processes share the work through the database"
+step "Contacts: 120 pasted profile links per campaign (C2)"
+for client in "Acme Robotics" "Blue Harbor" "Cedar Health"; do
+  slug=$(echo "$client" | tr 'A-Z ' 'a-z-')
+  links=$(seq 1 120 | sed "s|^|https://www.linkedin.com/in/$slug-lead-|" | paste -sd, -)
+  added=$(iq contacts add --campaign "${campaign[$client]}" "$links" | head -1)
+  say "$client: $added"
+done
+# What an import would bring (CSV import is its own command): names, companies, and the
+# profile facts that decide the channel and the price of each message.
+q -c "update contacts set
+        first_name = case when id % 9 = 0 then null
+                          else (array['Ana','Ben','Chen','Dara','Eko','Femi','Gita','Hugo','Iris','Jon'])[1 + id % 10] end,
+        last_name = (array['Ito','Khan','Lopez','Meyer','Novak','Okafor','Park','Quinn'])[1 + id % 8],
+        company = (array['Globex','Initech','Umbrella','Hooli','Stark Ind.','Wayne Ent.','Acme Corp'])[1 + id % 7],
+        custom_fields = case when id % 3 = 0 then '{\"role\": \"data engineers\"}'::jsonb else '{}'::jsonb end,
+        open_profile = id % 6 = 0, opted_out = id % 25 = 0,
+        connection_degree = case when id % 15 = 0 then 1 else 2 end"
+q -c "select format('   %s contacts: %s open profiles (free InMail, S1), %s opted out (skipped, S2), %s 1st-degree (a regular message, S3)',
+        count(*), count(*) filter (where open_profile), count(*) filter (where opted_out),
+        count(*) filter (where connection_degree = 1)) from contacts"
+
+step "Activating: every template is checked against the contacts' fields and the S5 limits"
+for client in "Acme Robotics" "Blue Harbor" "Cedar Health"; do
+  say "$client: $(iq campaigns activate "${campaign[$client]}")"
+done
+
+step "Three worker processes, delivering through the sandbox courier"
+q -c "update sandbox_settings set seed = 7"
+say "The sandbox is a simulated LinkedIn (seed 7): a few members opted out since import or cannot"
+say "receive InMail, some requests time out or are rate limited, and about 4 InMails in 10 get a"
+say "response 1 hour to 5 days later (acceptances, declines, replies, auto-replies)."
 pids=()
 for i in 1 2 3; do
-  "$bin" worker --database-url "$url" --concurrency 4 --log-level warning &
+  "$bin" worker --database-url "$url" --concurrency 4 --log-level warning --log-format json 2>>"${TMPDIR:-/tmp}/inmailq-demo-workers.log" &
   pids+=($!)
 done
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
-quiet() {  # until nothing is available, running or due
-  for _ in $(seq 1 300); do
+quiet() {  # until nothing is available, running or due: the workers did all they can for now
+  for _ in $(seq 1 600); do
     [ "$(q -c "select count(*) from jobs where state in ('available','running')
                or (state in ('scheduled','retryable') and run_at <= clock_now())")" = 0 ] && return
-    sleep 0.2
+    sleep 0.1
   done
 }
-for day in 1 2 3 4 5 6; do
-  if [ $day = 4 ]; then
-    echo "  billing day: cron runs \`inmailq renewals schedule\` ($("$bin" renewals schedule --database-url "$url" --log-level warning))"
-  fi
+
+step "$days simulated days (each line: what happened that day, then where things stand)"
+say "InMails = first messages by InMail; msgs = to 1st-degree connections; fups = follow-ups"
+billing_day=10
+for day in $(seq 1 "$days"); do
   quiet
-  q -c "select format('  day %s: sent %s InMails today (%s free), %s jobs waiting; balances: %s',
-          $day, count(*) filter (where r.reserved_at >= clock_now() - interval '1 day'),
-          count(*) filter (where r.reserved_at >= clock_now() - interval '1 day' and r.grant_id is null),
-          (select count(*) from jobs where kind = 'credits.drill'),
-          (select string_agg(a.id || '=' || credit_balance(a.id), ' ' order by a.id) from sender_accounts a))
-        from reservations r where r.state = 'spent'"
-  if [ $day = 2 ]; then
-    admin card_updated -v account="${account[premium_business]}" >/dev/null
-    echo "  the Business account's card was updated: its waiting jobs run again"
+  q -c "select format('   day %s  %s InMails (%s free)  %s msgs  %s fups  %s responses (%s credits back) | waiting %s (%s for credits)  in sequence %s  done %s',
+          lpad('$day', 2), count(*) filter (where m.step = 0 and m.channel = 'inmail'),
+          count(*) filter (where m.step = 0 and m.channel = 'inmail' and not m.uses_credit),
+          count(*) filter (where m.step = 0 and m.channel = 'message'), count(*) filter (where m.step > 0),
+          (select count(*) from responses where received_at > clock_now() - interval '1 day'),
+          (select count(*) from responses where received_at > clock_now() - interval '1 day' and credited_back),
+          (select count(*) from contacts where status = 'waiting'),
+          (select count(*) from contact_progress where status = 'waiting' and reason like 'waiting for credits%'),
+          (select count(*) from contacts where status in ('sent', 'accepted')),
+          (select count(*) from contacts where status in ('declined', 'replied', 'finished', 'skipped', 'failed')))
+        from messages m where m.state = 'sent' and m.sent_at > clock_now() - interval '1 day'"
+  if [ "$day" = 1 ]; then
+    q -c "select format('   -> %s contacts of Hal''s wait: %s', count(*), min(reason)) from contact_progress
+          where sender_account_id = ${account[cedar_biz]} and status = 'waiting'"
+  fi
+  if [ "$day" = 2 ]; then
+    admin card_updated -v account="${account[cedar_biz]}" >/dev/null
+    say "-> Hal's card was updated: account ${account[cedar_biz]} is active again and its waiting contacts go out (A7)"
   fi
   "$bin" clock advance 1d --database-url "$url" >/dev/null
+  if [ "$day" = $((billing_day - 1)) ]; then
+    topup=$(q -c "select 14 - credit_balance(${account[blue_career]}) - credit_held(${account[blue_career]})")
+    if [ "$topup" -gt 0 ]; then
+      admin purchase_credits -v account="${account[blue_career]}" -v credits="$topup" >/dev/null
+      say "-> Fay buys $topup credits just before her renewal: 14 of her cap of 15"
+    fi
+    say "-> a new billing cycle starts; the daily cron runs: $(iq renewals schedule)"
+    quiet
+    q -c "select format('      account %s: +%s credits (allotment %s, cap %s%s), %s expired (A4)',
+            r.account_id, r.granted, p.monthly_allotment, p.credit_cap,
+            case when r.granted < p.monthly_allotment then ', only what fits under the cap: A5' else '' end, r.expired)
+          from renewal_cycles r join sender_accounts a on a.id = r.account_id join plans p on p.code = a.plan_code
+          where r.cycle_start = (select max(cycle_start) from renewal_cycles) order by r.account_id"
+  fi
 done
 quiet
 kill -TERM "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true; trap - EXIT
+say "workers stopped (SIGTERM: running jobs finish, then exit 0); their JSON logs: ${TMPDIR:-/tmp}/inmailq-demo-workers.log"
 
-step "Where each account stands"
-q -c "select format('  account %s (%s): %s InMails sent, %s with credits; balance %s of cap %s; status %s',
-        a.id, p.name, count(r.*) filter (where r.state = 'spent'),
-        count(r.*) filter (where r.state = 'spent' and r.grant_id is not null),
-        credit_balance(a.id), p.credit_cap, a.status)
-      from sender_accounts a join plans p on p.code = a.plan_code left join reservations r on r.account_id = a.id
-      group by a.id, p.name, p.credit_cap order by a.id"
-q -c "select format('  most InMails any account sent in one of its local days: %s (limit 10, S6)', coalesce(max(n), 0))
-      from (select count(*) as n from reservations where state = 'spent' group by account_id, local_day) d"
-step "Credit statement of the Career account (sql/admin/account_statement.sql)"
-psql "$url" -qX -v account="${account[premium_career]}" -f sql/admin/account_statement.sql
+step "The report (inmailq report; sql/admin/report.sql prints the same views)"
+"$bin" report --database-url "$url"
+
+step "The People view: a few contacts and where each stands (sql/admin/people.sql)"
+q -c "select format('   %-7s %-28s %-9s %-6s %s', 'contact', 'member', 'status', 'sender', 'reason') "
+q -c "select format('   %-7s %-28s %-9s %-6s %s', contact_id, member_key, status, coalesce(sender_account_id::text, '-'), reason)
+      from (select *, row_number() over (partition by status order by contact_id) as n from contact_progress) p
+      where n <= 2 order by status, contact_id"
+
+step "What the database guarantees held"
+q -c "select format('   most InMails any account sent in one of its local days: %s (limit 10, S6)', coalesce(max(n), 0))
+      from (select count(*) as n from reservations where state = 'spent' and channel = 'inmail' group by account_id, local_day) d"
+q -c "select format('   accounts whose credit ledger does not match their grants: %s', count(*))
+      from sender_accounts a
+      where (select coalesce(sum(amount), 0) from credit_ledger where account_id = a.id)
+            <> (select coalesce(sum(remaining), 0) from credit_grants where account_id = a.id)"
+q -c "select format('   members with two messages for the same step: %s', count(*))
+      from (select member_key, step from messages group by 1, 2 having count(*) > 1) d"
+q -c "select format('   deliveries retried after a failure: %s; of those, repeats of a delivered key answered with its first receipt: %s',
+        count(*) filter (where requests > 1), coalesce(sum(repeats), 0)) from sandbox_messages"
+
+step "Fay's credits, entry by entry kind (sql/admin/account_statement.sql lists every entry)"
+q -c "select format('   %-8s %3s entries, %4s credits', entry, count(*), sum(amount)) from credit_ledger
+      where account_id = ${account[blue_career]} group by entry order by min(id)"
+q -c "select format('   balance now: %s', credit_balance(${account[blue_career]}))"

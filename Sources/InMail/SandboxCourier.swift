@@ -114,7 +114,9 @@ public final class SandboxCourier: Courier, @unchecked Sendable {
                 insert into sandbox_messages (delivery_key, account_id, member_key, channel, subject, body)
                 values (\(delivery.key), \(delivery.accountID), \(delivery.memberKey), \(delivery.channel.rawValue),
                         \(delivery.subject), \(delivery.body))
-                on conflict (delivery_key) do update set requests = sandbox_messages.requests + 1
+                on conflict (delivery_key) do update
+                set requests = sandbox_messages.requests + 1,
+                    repeats = sandbox_messages.repeats + (sandbox_messages.receipt is not null)::int
                 returning requests, receipt
             )
             select request.requests, request.receipt, s.seed, s.latency_ms,

@@ -11,11 +11,12 @@ create table sandbox_settings (
 insert into sandbox_settings default values;
 
 -- Every delivery key the sandbox was asked to deliver, and the message it delivered for it.
--- A second request with a known key gets the first receipt back (and is counted), never a
--- second message: the primary key is the sandbox's duplicate detection.
+-- A request with a key already delivered gets the first receipt back (and counts as a repeat),
+-- never a second message: the primary key is the sandbox's duplicate detection.
 create table sandbox_messages (
     delivery_key       text primary key,
-    requests           integer not null default 1 check (requests >= 1),
+    requests           integer not null default 1 check (requests >= 1),   -- every request with this key
+    repeats            integer not null default 0 check (repeats >= 0),    -- requests after it was delivered
     account_id         bigint not null,
     member_key         text not null,
     channel            text not null,

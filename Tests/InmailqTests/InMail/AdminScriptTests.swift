@@ -1,4 +1,5 @@
 import Foundation
+import InMail
 import Postgres
 import Testing
 
@@ -50,5 +51,40 @@ struct AdminScriptTests {
         let statement = try psql(db, "account_statement", ["account": "\(account)"])
         #expect(statement.status == 0)
         #expect(statement.output.contains("payment_failed"))
+    }
+}
+
+/// The outreach scripts: responses, the report and the People view, through psql.
+@Suite("Admin scripts for outreach")
+struct OutreachAdminScriptTests {
+    @Test func C4_recordResponseReportAndPeopleScriptsShowTheSameNumbersAsTheViews() throws {
+        let f = try OutreachFixture()
+        let sender = try f.sender()
+        let campaign = try f.campaign(senders: [sender], followUpDelays: [3])
+        let ids = try f.contacts(campaign, ["ada", "bo", "cy"])
+        try Campaigns.activate(campaign: campaign, on: f.connection)
+        try f.drain()
+        let scripts = AdminScriptTests()
+        let message = try f.message(ids[0])!.decode(Int64.self, "id")
+        let recorded = try scripts.psql(f.db, "record_response", ["message": "\(message)", "kind": "accepted_edited", "text": "Yes, call me"])
+        #expect(recorded.status == 0, "\(recorded.output)")
+        #expect(recorded.output.contains("replied"))
+        let unknownKind = try scripts.psql(f.db, "record_response", ["message": "\(message)", "kind": "thumbs_up"])
+        #expect(unknownKind.status != 0 && unknownKind.output.contains("unknown response kind \"thumbs_up\""))
+        #expect(try f.count("select count(*) from responses") == 1)
+
+        let report = try scripts.psql(f.db, "report", ["campaign": "\(campaign)"])
+        #expect(report.status == 0, "\(report.output)")
+        let row = try f.connection.query("select inmails_sent, responders from campaign_report where campaign_id = \(campaign)").first!
+        #expect(try row.decode(Int.self, "inmails_sent") == 3 && row.decode(Int.self, "responders") == 1)
+        #expect(report.output.range(of: #"inmails_sent\s+\| 3\n"#, options: .regularExpression) != nil)
+        #expect(report.output.range(of: #"responders\s+\| 1\n"#, options: .regularExpression) != nil)
+
+        let people = try scripts.psql(f.db, "people", ["campaign": "\(campaign)", "status": "sent"])
+        #expect(people.status == 0)
+        #expect(people.output.contains("in:bo") && people.output.contains("in:cy") && !people.output.contains("in:ada"))
+        #expect(people.output.contains("awaiting a response"))
+        let noCampaign = try scripts.psql(f.db, "people", ["campaign": "424242"])
+        #expect(noCampaign.status != 0 && noCampaign.output.contains("no campaign with id 424242"))
     }
 }

@@ -285,9 +285,10 @@ struct OutreachTests {
         try f.drain()
         try f.advance("2 minutes")  // the retry's backoff
         let message = try #require(try f.message(id))
-        let sandbox = try f.connection.query("select requests, receipt from sandbox_messages where member_key = 'in:once'").rows
+        let sandbox = try f.connection.query("select requests, repeats, receipt from sandbox_messages where member_key = 'in:once'").rows
         #expect(sandbox.count == 1)
         #expect(try sandbox[0].decode(Int.self, "requests") == 2)
+        #expect(try sandbox[0].decode(Int.self, "repeats") == 1)
         #expect(try sandbox[0].decode(String?.self, "receipt") == message.decode(String?.self, "receipt"))
         #expect(try f.count("select count(*) from reservations where state = 'spent'") == 1)
     }
