@@ -19,7 +19,7 @@ public enum CreditDrill {
         let connection = try context.connection()
         return try connection.transaction { connection in
             guard let reservation = try SendReservation.find(deliveryKey: args.delivery_key, on: connection) else {
-                throw DrillFailure(message: "no reservation for delivery \(args.delivery_key)")
+                return .cancelled(reason: "no live reservation for delivery \(args.delivery_key)")
             }
             switch reservation.state {
             case "held" where args.fails == true:

@@ -7,8 +7,8 @@ import Queue
 ///
 /// The claim has already reserved the account's daily slot and credit (`SendReservationGuard`).
 /// A run then checks the contact and its campaign, renders the text (S5), writes the message
-/// as `sending`, delivers it under its key (contact, step), and in one transaction marks it
-/// sent, spends the reservation and moves the contact on. A run that dies anywhere is retried:
+/// as `sending`, delivers it under its key (contact, step), and in one statement
+/// (`record_delivery`) marks it sent, spends the reservation and moves the contact on. A run that dies anywhere is retried:
 /// it finds the `sending` message and delivers again under the same key, and the courier
 /// answers with the first receipt. Whatever stops a delivery before anything was sent releases
 /// the reservation, so no slot or credit is spent on it.
@@ -31,15 +31,15 @@ public enum Outreach {
 
     private enum Plan {
         case done(JobOutcome)
-        case deliver(Delivery, message: Int64, reservation: Int64)
+        case deliver(Delivery, message: Int64)
     }
 
     static func run(_ job: Job, courier: any Courier, context: JobContext) throws -> JobOutcome {
         let args = try job.args.decode(Args.self)
         let request = try job.args.decode(SendRequest.self)
         let connection = try context.connection()
-        let plan = try connection.transaction { try prepare(args, request, on: $0) }
-        guard case .deliver(let delivery, let message, let reservation) = plan else {
+        let plan = try prepare(args, request, on: connection)
+        guard case .deliver(let delivery, let message) = plan else {
             if case .done(let outcome) = plan { return outcome }
             fatalError("unreachable")
         }
@@ -52,22 +52,7 @@ public enum Outreach {
             ])
             return try connection.transaction { try refused(error, job: job, args: args, request: request, on: $0) }
         }
-        try connection.transaction { connection in
-            try connection.execute(
-                """
-                update messages set state = 'sent', receipt = \(receipt.id), sent_at = clock_now()
-                where id = \(message) and state = 'sending'
-                """)
-            try SendReservation.spend(reservation, on: connection)
-            try connection.execute(
-                """
-                update contacts set status = case when \(args.step) = 0 then 'sent' else status end, last_event_at = clock_now()
-                where id = \(args.contact_id)
-                """)
-            if args.step > 0 {
-                try connection.execute("select schedule_follow_up(\(args.contact_id), \(args.step + 1))")
-            }
-        }
+        try connection.execute("select record_delivery(\(message), \(receipt.id))", prepared: true)
         context.logger.debug("delivered", metadata: [
             "delivery_key": "\(delivery.key)", "account_id": "\(delivery.accountID)", "receipt": "\(receipt.id)",
             "repeated": "\(receipt.repeated)",
@@ -75,7 +60,9 @@ public enum Outreach {
         return .completed
     }
 
-    /// Decides, with the contact locked, whether and what to deliver; writes the `sending` message.
+    /// Decides whether and what to deliver, and writes the `sending` message. No lock is needed:
+    /// one job owns a contact's step, and the database's constraints (one message per step, S4,
+    /// S5) hold the line against anything else.
     private static func prepare(_ args: Args, _ request: SendRequest, on connection: Connection) throws -> Plan {
         guard let row = try connection.query(
             """
@@ -83,6 +70,7 @@ public enum Outreach {
                    c.campaign_id, cp.status as campaign_status, s.subject as template_subject, s.body as template_body,
                    (select status from sender_accounts where id = \(request.accountID)) as account_status,
                    m.id as message_id, m.state as message_state, m.subject, m.body, clock_now() as now,
+                   r.id as reservation_id, r.state as reservation_state,
                    (select max_characters from message_limits where part = 'subject') as subject_limit,
                    (select max_characters from message_limits where part = 'body') as body_limit,
                    exists (select 1 from messages o
@@ -92,9 +80,9 @@ public enum Outreach {
             join campaigns cp on cp.id = c.campaign_id
             left join campaign_steps s on s.campaign_id = c.campaign_id and s.position = \(args.step)
             left join messages m on m.delivery_key = \(request.deliveryKey)
+            left join reservations r on r.delivery_key = \(request.deliveryKey) and r.state <> 'released'
             where c.id = \(args.contact_id)
-            for update of c
-            """).first
+            """, prepared: true).first
         else {
             return .done(.cancelled(reason: "no contact with id \(args.contact_id)"))
         }
@@ -102,31 +90,33 @@ public enum Outreach {
         if try row.decode(String?.self, "message_state") == "sent" {
             return .done(.completed)  // an earlier run delivered and recorded it, then died
         }
-        guard let reservation = try SendReservation.find(deliveryKey: request.deliveryKey, on: connection), reservation.state == "held" else {
+        guard let reservation = try row.decode(Int64?.self, "reservation_id"), try row.decode(String?.self, "reservation_state") == "held" else {
             // Released since the claim (a cancelled subscription): the next claim reserves again, or waits.
             return .done(.snoozed(delay: .seconds(60)))
         }
         let memberKey = try row.decode(String.self, "member_key")
         // Nothing will be sent: the slot and credit come back; the contact stops when told.
         func stop(_ reason: String, contactStatus: String?, outcome: JobOutcome) throws -> Plan {
-            try SendReservation.release(reservation.id, reason: reason, on: connection)
-            if let contactStatus {
-                try connection.execute(
-                    """
-                    update contacts set status = \(contactStatus), reason = \(reason), last_event_at = clock_now()
-                    where id = \(args.contact_id)
-                    """)
+            try connection.transaction { connection in
+                try SendReservation.release(reservation, reason: reason, on: connection)
+                if let contactStatus {
+                    try connection.execute(
+                        """
+                        update contacts set status = \(contactStatus), reason = \(reason), last_event_at = clock_now()
+                        where id = \(args.contact_id)
+                        """)
+                }
             }
             return .done(outcome)
         }
         if let pending = try row.decode(Int64?.self, "message_id") {
             // A run that died mid-delivery: finish that delivery, with the text it rendered.
-            try connection.execute("update messages set reservation_id = \(reservation.id) where id = \(pending)")
+            try connection.execute("update messages set reservation_id = \(reservation) where id = \(pending)")
             return .deliver(
                 Delivery(
                     key: request.deliveryKey, accountID: request.accountID, memberKey: memberKey, channel: request.channel,
                     subject: try row.decode(String?.self, "subject"), body: try row.decode(String.self, "body")),
-                message: pending, reservation: reservation.id)
+                message: pending)
         }
         let status = try row.decode(String.self, "status")
         let expected = args.step == 0 ? "waiting" : "accepted"
@@ -138,14 +128,14 @@ public enum Outreach {
         case "active":
             break
         case let paused where paused == "paused" || paused == "draft":
-            try SendReservation.release(reservation.id, reason: "campaign \(paused)", on: connection)
+            try SendReservation.release(reservation, reason: "campaign \(paused)", on: connection)
             return .done(.deferred(until: now.addingTimeInterval(3600)))
         case let ended:
             return try stop("campaign is \(ended)", contactStatus: "skipped", outcome: .completed)
         }
         if let accountStatus = try row.decode(String?.self, "account_status"), accountStatus != "active" {
             // Paused, or its card expired, since the claim reserved (A7): the work waits.
-            try SendReservation.release(reservation.id, reason: "account \(accountStatus)", on: connection)
+            try SendReservation.release(reservation, reason: "account \(accountStatus)", on: connection)
             return .done(.deferred(until: now.addingTimeInterval(3600)))
         }
         if request.channel == .inmail, try row.decode(Bool.self, "inmail_awaits_response") {
@@ -176,19 +166,22 @@ public enum Outreach {
         } catch let error as TemplateError {
             return try stop(error.description, contactStatus: "failed", outcome: .cancelled(reason: error.description))  // S5
         }
+        // Committed without waiting for the WAL flush, like record_delivery (see there): losing
+        // this row in a server crash only means the retry renders it again, same key.
         let message = try connection.query(
             """
             insert into messages (contact_id, campaign_id, account_id, member_key, step, channel, uses_credit, delivery_key,
                                   subject, body, reservation_id)
-            values (\(args.contact_id), \(try row.decode(Int64.self, "campaign_id")), \(request.accountID), \(memberKey),
-                    \(args.step), \(request.channel.rawValue), \(request.usesCredit), \(request.deliveryKey), \(subject), \(body),
-                    \(reservation.id))
+            select \(args.contact_id), \(try row.decode(Int64.self, "campaign_id")), \(request.accountID), \(memberKey),
+                   \(args.step), \(request.channel.rawValue), \(request.usesCredit), \(request.deliveryKey), \(subject), \(body),
+                   \(reservation)
+            from (select set_config('synchronous_commit', 'off', true)) as commit_without_waiting_for_flush
             returning id
-            """).first!.decode(Int64.self, "id")
+            """, prepared: true).first!.decode(Int64.self, "id")
         return .deliver(
             Delivery(key: request.deliveryKey, accountID: request.accountID, memberKey: memberKey, channel: request.channel,
                      subject: subject, body: body),
-            message: message, reservation: reservation.id)
+            message: message)
     }
 
     /// What a refused delivery leads to. Nothing was sent, so the reservation comes back unless

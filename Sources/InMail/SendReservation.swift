@@ -46,18 +46,38 @@ public enum SendReservation {
             """
             select reservation_id, refusal, retry_at
             from reserve_send(\(request.accountID), \(request.deliveryKey), \(request.channel.rawValue), \(request.usesCredit))
-            """).first!
+            """, prepared: true).first!
         if let reason = try row.decode(String?.self, "refusal"), !reason.hasPrefix("already_") {
             return .failure(RefusalError(refusal: Refusal(reason: reason, retryAt: try row.decode(Date?.self, "retry_at"))))
         }
         return .success(try row.decode(Int64.self, "reservation_id"))
     }
 
-    /// The reservation of a delivery and its state (`held`, `spent`, `released`), if any: the
-    /// live (held or spent) one, else the latest released one.
+    /// Reserves for many deliveries in one round trip, in the order given (sort by account to
+    /// lock accounts in a fixed order). Returns the refusals by delivery key; the others hold
+    /// their reservation (a settled one is not a refusal).
+    public static func reserve(_ requests: [SendRequest], on connection: Connection) throws -> [String: Refusal] {
+        guard !requests.isEmpty else { return [:] }
+        let rows = try connection.query(
+            """
+            select delivery_key, refusal, retry_at
+            from reserve_sends(\(requests.map(\.accountID))::bigint[], \(requests.map(\.deliveryKey))::text[],
+                               \(requests.map(\.channel.rawValue))::text[], \(requests.map(\.usesCredit))::boolean[])
+            where refusal is not null and left(refusal, 8) <> 'already_'
+            """, prepared: true).rows
+        var refusals: [String: Refusal] = [:]
+        for row in rows {
+            refusals[try row.decode(String.self, "delivery_key")] = Refusal(
+                reason: try row.decode(String.self, "refusal"), retryAt: try row.decode(Date?.self, "retry_at"))
+        }
+        return refusals
+    }
+
+    /// The live (held or spent) reservation of a delivery and its state, if any. A released one
+    /// no longer answers for its key.
     public static func find(deliveryKey: String, on connection: Connection) throws -> (id: Int64, state: String)? {
         try connection.query(
-            "select id, state from reservations where delivery_key = \(deliveryKey) order by state = 'released', id desc limit 1"
+            "select id, state from reservations where delivery_key = \(deliveryKey) and state <> 'released'", prepared: true
         ).first.map {
             (try $0.decode(Int64.self, "id"), try $0.decode(String.self, "state"))
         }
@@ -65,12 +85,12 @@ public enum SendReservation {
 
     /// The message was delivered: the reservation becomes a spend.
     public static func spend(_ reservation: Int64, on connection: Connection) throws {
-        try connection.execute("select spend_reservation(\(reservation))")
+        try connection.execute("select spend_reservation(\(reservation))", prepared: true)
     }
 
     /// The delivery failed for good before anything was sent: slot and credit come back.
     public static func release(_ reservation: Int64, reason: String, on connection: Connection) throws {
-        try connection.execute("select release_reservation(\(reservation), \(reason))")
+        try connection.execute("select release_reservation(\(reservation), \(reason))", prepared: true)
     }
 
     /// R1: a response arrived; the spent credit comes back if within 90 days and under the cap.
@@ -95,21 +115,18 @@ public struct SendReservationGuard: ClaimGuard {
     public var candidateCondition: SQL? { nil }
 
     public func admit(_ jobs: [Job], on connection: Connection) throws -> [Int64: Date] {
-        var deferred: [Int64: Date] = [:]
-        var blocked: [String: Date] = [:]  // "account|credit-only" -> until
-        // Accounts are locked in id order, so two workers never wait on each other in a cycle.
+        // Accounts are locked in id order, so two claims never wait on each other in a cycle.
         let requests = try jobs.map { ($0, try $0.args.decode(SendRequest.self)) }
             .sorted { ($0.1.accountID, $0.0.id) < ($1.1.accountID, $1.0.id) }
+        let refusals = try SendReservation.reserve(requests.map(\.1), on: connection)
+        var deferred: [Int64: Date] = [:]
+        var moved: Set<String> = []  // "account|kind|credit-only": waiting jobs already moved
         for (job, request) in requests {
-            if let until = blocked["\(request.accountID)|all"] ?? (request.usesCredit ? blocked["\(request.accountID)|credit"] : nil) {
-                deferred[job.id] = until
-                continue
-            }
-            guard case .failure(let refused) = try SendReservation.reserve(request, on: connection) else { continue }
-            let until = refused.refusal.retryAt ?? Date.distantFuture
-            let creditOnly = refused.refusal.reason == "credits_at_reserve"  // S8: free InMails go on
-            blocked["\(request.accountID)|\(creditOnly ? "credit" : "all")"] = until
+            guard let refusal = refusals[request.deliveryKey] else { continue }
+            let until = refusal.retryAt ?? Date.distantFuture
             deferred[job.id] = until
+            let creditOnly = refusal.reason == "credits_at_reserve"  // S8: free InMails go on
+            guard moved.insert("\(request.accountID)|\(job.kind)|\(creditOnly)").inserted else { continue }
             let onlyCredit: SQL = creditOnly ? "and (args->>'uses_credit')::boolean" : ""
             // Skip rows another claim holds: waiting for them while holding this account's lock
             // would deadlock with that claim, which will meet the same refusal on its own.

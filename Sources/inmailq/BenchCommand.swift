@@ -8,7 +8,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure the queue on a throwaway database; print one key=value line of results.",
-        subcommands: [QueueBench.self]
+        subcommands: [QueueBench.self, PipelineBench.self]
     )
 }
 
@@ -178,11 +178,11 @@ struct BenchDatabase {
     }
 
     /// Starts `inmailq worker` on the benchmark database (same executable as this process).
-    func startWorker(concurrency: Int, extra: [String]) throws -> ChildProcess {
+    func startWorker(concurrency: Int, kinds: String = "diag.noop", extra: [String]) throws -> ChildProcess {
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         return try ChildProcess.spawn(
             [executable, "worker", "--database-url", configuration.conninfo, "--concurrency", "\(concurrency)",
-             "--kinds", "diag.noop", "--log-level", "warning"] + extra,
+             "--kinds", kinds, "--log-level", "warning"] + extra,
             outputPath: workerLog)
     }
 

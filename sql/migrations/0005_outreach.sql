@@ -294,21 +294,22 @@ begin
     end if;
     update contacts set status = 'skipped', reason = 'opted out of InMail (S2)', last_event_at = clock_now()
     where campaign_id = p_campaign and status = 'waiting' and opted_out;
-    -- Weighted round robin: each account appears once per unit of its daily limit.
-    with slots as (
-        select a.id, row_number() over (order by slot, a.id) - 1 as n, count(*) over () as total
+    -- Weighted round robin: each account appears once per unit of its daily limit (limits above
+    -- 100 count as 100), interleaved; contact n takes slot n modulo the number of slots.
+    with slots as materialized (
+        select a.id, row_number() over (order by slot, a.id) - 1 as n
         from campaign_senders cs
         join sender_accounts a on a.id = cs.account_id
         join plans p on p.code = a.plan_code
-        cross join generate_series(1, greatest(a.daily_inmail_limit, 1)) as slot
+        cross join generate_series(1, least(greatest(a.daily_inmail_limit, 1), 100)) as slot
         where cs.campaign_id = p_campaign and a.status <> 'cancelled' and p.can_send_inmail
-    ), unassigned as (
-        select id, row_number() over (order by id) - 1 as n
+    ), unassigned as materialized (
+        select id, (row_number() over (order by id) - 1) % (select count(*) from slots) as slot
         from contacts
         where campaign_id = p_campaign and status = 'waiting' and sender_account_id is null
     )
     update contacts c set sender_account_id = s.id
-    from unassigned u join slots s on s.n = u.n % s.total
+    from unassigned u join slots s on s.n = u.slot   -- a hash join: the slot is computed per contact first
     where c.id = u.id;
     insert into jobs (kind, args, max_attempts, unique_key, partition_key)
     select 'inmail.send',
@@ -481,4 +482,72 @@ begin
     end if;
     update campaigns set status = 'paused' where id = p_campaign;
     return 'paused';
+end $$;
+
+-- Spending needs no account lock: it neither changes the balance nor the usage, and the update
+-- of the reservation row itself decides a race with a release (the loser finds it not held).
+-- Handlers finishing sends therefore never queue behind a claim that holds the account.
+create or replace function spend_reservation(p_reservation bigint) returns void
+language plpgsql as $$
+declare
+    r reservations;
+begin
+    update reservations set state = 'spent', settled_at = clock_now() where id = p_reservation and state = 'held'
+    returning * into r;
+    if not found then
+        if not exists (select 1 from reservations where id = p_reservation) then
+            raise exception 'no reservation with id %', p_reservation using errcode = 'P0002';
+        end if;
+        raise exception 'reservation % is not held', p_reservation using errcode = '55000';
+    end if;
+    if r.grant_id is not null then
+        insert into credit_ledger (account_id, entry, amount, grant_id, reservation_id, note)
+        values (r.account_id, 'spend', 0, r.grant_id, r.id, r.delivery_key);
+    end if;
+end $$;
+
+-- An entry of zero credits (a spend) cannot unbalance the ledger or pass the cap: it is not checked.
+drop trigger credit_invariants_hold on credit_ledger;
+create constraint trigger credit_invariants_hold
+    after insert on credit_ledger
+    deferrable initially deferred
+    for each row when (new.amount <> 0) execute function credit_invariants_hold();
+
+-- A delivered message, in one statement: the message is sent with the courier's receipt, its
+-- reservation spent, the contact moved on, and after a follow-up the next one scheduled (C3).
+--
+-- It commits without waiting for the WAL flush (synchronous_commit off for its transaction):
+-- only a crash of the server itself can lose it, and then the job's completion, committed
+-- later and durably, is lost with it; the job runs again and delivers under the same key,
+-- which the courier answers with its first receipt. Claims and reservations stay durable.
+create function record_delivery(p_message bigint, p_receipt text) returns void
+language plpgsql as $$
+declare
+    message messages;
+begin
+    perform set_config('synchronous_commit', 'off', true);
+    update messages set state = 'sent', receipt = p_receipt, sent_at = clock_now()
+    where id = p_message and state = 'sending'
+    returning * into message;
+    if not found then
+        raise exception 'message % is not being sent', p_message using errcode = '55000';
+    end if;
+    perform spend_reservation(message.reservation_id);
+    update contacts set status = case when message.step = 0 then 'sent' else status end, last_event_at = clock_now()
+    where id = message.contact_id;
+    if message.step > 0 then
+        perform schedule_follow_up(message.contact_id, message.step + 1);
+    end if;
+end $$;
+
+-- reserve_send for a whole claimed batch in one round trip, in the order given (the caller
+-- sorts by account, so two claims lock accounts in the same order and never deadlock).
+create function reserve_sends(p_accounts bigint[], p_keys text[], p_channels text[], p_uses_credit boolean[])
+returns table (delivery_key text, reservation_id bigint, refusal text, retry_at timestamptz)
+language plpgsql as $$
+begin
+    for i in 1 .. coalesce(array_length(p_keys, 1), 0) loop
+        return query select p_keys[i], r.reservation_id, r.refusal, r.retry_at
+                     from reserve_send(p_accounts[i], p_keys[i], p_channels[i], p_uses_credit[i]) r;
+    end loop;
 end $$;

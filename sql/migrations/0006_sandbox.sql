@@ -6,7 +6,8 @@ create table sandbox_settings (
     singleton           boolean primary key default true check (singleton),
     seed                bigint not null default 42,        -- the same seed, the same simulated world
     latency_ms          integer not null default 0 check (latency_ms >= 0),  -- each delivery takes this long
-    restricted_accounts bigint[] not null default '{}'     -- accounts LinkedIn has restricted
+    restricted_accounts bigint[] not null default '{}',    -- accounts LinkedIn has restricted
+    perfect             boolean not null default false      -- no opt-outs, failures or responses (benchmarks)
 );
 insert into sandbox_settings default values;
 

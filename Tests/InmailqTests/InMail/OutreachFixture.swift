@@ -4,19 +4,6 @@ import Postgres
 import Queue
 import Synchronization
 
-/// A sandbox world where nothing happens by chance: no opt-outs, failures or responses. Tests
-/// record responses themselves and script the courier's refusals.
-func quietWorld(_ seed: Int64) -> SandboxWorld {
-    var world = SandboxWorld(seed: seed)
-    world.optOutRate = 0
-    world.unreachableRate = 0
-    world.transientFailureRate = 0
-    world.rateLimitRate = 0
-    world.inmailResponses = []
-    world.messageReplyRate = 0
-    return world
-}
-
 /// A courier that answers with scripted refusals first (per member key, in order), then
 /// delivers through the sandbox. `.lostAnswer` delivers and then reports a timeout, as when a
 /// worker dies after the platform sent the message.
@@ -26,7 +13,7 @@ final class ScriptedCourier: Courier, @unchecked Sendable {
     let script: Mutex<[String: [Step]]>
 
     init(database: ConnectionConfiguration, script: [String: [Step]] = [:]) {
-        sandbox = SandboxCourier(database: database, world: quietWorld)
+        sandbox = SandboxCourier(database: database, world: { _ in .perfect })
         self.script = Mutex(script)
     }
 
@@ -48,7 +35,9 @@ final class ScriptedCourier: Courier, @unchecked Sendable {
 }
 
 /// A workspace with sender accounts and a campaign, and an in-process worker loop that runs
-/// every due job (claim with reservations, handler, finish) until none is left.
+/// every due job (claim with reservations, handler, finish) until none is left. The sandbox is
+/// perfect (no opt-outs, failures or responses): tests record responses themselves and script
+/// the courier's refusals.
 struct OutreachFixture {
     let db: TestDatabase
     let connection: Connection
@@ -63,7 +52,7 @@ struct OutreachFixture {
         accounts = AccountFixture(connection: connection)
         workspace = try accounts.workspace()
         var handlers = JobHandlers()
-        let chosen = courier?(db.configuration) ?? SandboxCourier(database: db.configuration, world: quietWorld)
+        let chosen = courier?(db.configuration) ?? SandboxCourier(database: db.configuration, world: { _ in .perfect })
         InMailHandlers.register(into: &handlers, courier: chosen)
         self.handlers = handlers
         context = JobContext(workerID: "test", database: db.configuration)
