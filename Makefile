@@ -28,10 +28,11 @@ test: deps
 demo: build
 	./scripts/demo.sh $(BIN)
 
-## bench: the queue benchmark on a throwaway database of the local cluster
+## bench: the queue and send-path benchmarks on throwaway databases of the local cluster
 bench: deps
 	$(SWIFT) build -c release --product inmailq
 	.build/release/inmailq bench queue --jobs 50000 --processes 2 --concurrency 200 --scheduled 1000000
+	.build/release/inmailq bench pipeline --contacts 20000 --accounts 100 --processes 2 --concurrency 32
 
 clean:
 	rm -rf .build

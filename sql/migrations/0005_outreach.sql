@@ -551,3 +551,81 @@ begin
                      from reserve_send(p_accounts[i], p_keys[i], p_channels[i], p_uses_credit[i]) r;
     end loop;
 end $$;
+
+-- The ledger check in O(1): each account carries the running sum of its ledger and of its
+-- grants' remaining credits, kept by triggers on those two tables (and by nothing else), so the
+-- check at commit compares two numbers instead of summing an ever longer ledger. Changes to the
+-- grants are now checked too, not only ledger entries.
+alter table sender_accounts
+    add column ledger_total integer not null default 0,
+    add column grants_total integer not null default 0;
+update sender_accounts a
+set ledger_total = coalesce((select sum(amount) from credit_ledger l where l.account_id = a.id), 0),
+    grants_total = coalesce((select sum(remaining) from credit_grants g where g.account_id = a.id), 0);
+
+create function credit_ledger_add_to_total() returns trigger
+language plpgsql as $$
+begin
+    update sender_accounts set ledger_total = ledger_total + new.amount where id = new.account_id;
+    return null;
+end $$;
+
+create trigger credit_ledger_add_to_total
+    after insert on credit_ledger
+    for each row when (new.amount <> 0) execute function credit_ledger_add_to_total();
+
+create function credit_grants_add_to_total() returns trigger
+language plpgsql as $$
+begin
+    if tg_op in ('UPDATE', 'DELETE') then
+        update sender_accounts set grants_total = grants_total - old.remaining where id = old.account_id;
+    end if;
+    if tg_op in ('INSERT', 'UPDATE') then
+        update sender_accounts set grants_total = grants_total + new.remaining where id = new.account_id;
+    end if;
+    return null;
+end $$;
+
+create trigger credit_grants_add_to_total
+    after insert or update of remaining, account_id or delete on credit_grants
+    for each row execute function credit_grants_add_to_total();
+
+-- The totals change only through those triggers.
+create function sender_accounts_totals_kept_by_triggers() returns trigger
+language plpgsql as $$
+begin
+    if pg_trigger_depth() < 2 then
+        raise exception 'ledger_total and grants_total of account % are kept by the database; change credits with the credit functions',
+            new.id using errcode = '42501';
+    end if;
+    return new;
+end $$;
+
+create trigger sender_accounts_totals_kept_by_triggers
+    before update of ledger_total, grants_total on sender_accounts
+    for each row when (new.ledger_total is distinct from old.ledger_total or new.grants_total is distinct from old.grants_total)
+    execute function sender_accounts_totals_kept_by_triggers();
+
+create or replace function credit_invariants_hold() returns trigger
+language plpgsql as $$
+declare
+    account sender_accounts;
+    cap integer;
+begin
+    select * into account from sender_accounts where id = new.account_id;
+    if account.ledger_total <> account.grants_total then
+        raise exception 'credit ledger of account % says %, its grants hold %', new.account_id, account.ledger_total, account.grants_total
+            using errcode = '23514';
+    end if;
+    select p.credit_cap into cap from plans p where p.code = account.plan_code;
+    if credit_balance(new.account_id) + credit_held(new.account_id) > cap then
+        raise exception 'account % would hold more than its cap of % credits (A5)', new.account_id, cap
+            using errcode = '23514';
+    end if;
+    return null;
+end $$;
+
+create constraint trigger credit_grants_invariants_hold
+    after insert or update of remaining on credit_grants
+    deferrable initially deferred
+    for each row execute function credit_invariants_hold();

@@ -299,6 +299,16 @@ struct AccountRuleTests {
         #expect(try f.ledgerSum(account) == 5)
         let ledgerEdit = #expect(throws: PostgresError.self) { try connection.execute("delete from credit_ledger") }
         #expect(ledgerEdit?.message.contains("append-only") == true)
+        // Nor can credits vanish by editing a grant, or the running totals, by hand.
+        let grantEdit = #expect(throws: PostgresError.self) {
+            try connection.execute("update credit_grants set remaining = remaining - 1 where account_id = \(account) and remaining > 0")
+        }
+        #expect(grantEdit?.message == "credit ledger of account \(account) says 5, its grants hold 4")
+        let totalEdit = #expect(throws: PostgresError.self) {
+            try connection.execute("update sender_accounts set grants_total = 99 where id = \(account)")
+        }
+        #expect(totalEdit?.message.contains("kept by the database") == true)
+        #expect(try f.balance(account) == 5)
     }
 
     @Test func aRefusedJobMovesItsAccountsWaitingJobsToTheNextMomentInOneStatement() throws {

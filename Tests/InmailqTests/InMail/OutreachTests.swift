@@ -198,6 +198,36 @@ struct OutreachTests {
         #expect(try f.accounts.ledgerSum(sender) == f.accounts.balance(sender))
     }
 
+    @Test func R6_withoutAResponseNothingMoreIsSent_noReminderOfOurOwn() throws {
+        let f = try OutreachFixture()
+        let sender = try f.sender()
+        let campaign = try f.campaign(senders: [sender], followUpDelays: [3, 3])
+        let id = try f.contacts(campaign, ["silent"])[0]
+        try Campaigns.activate(campaign: campaign, on: f.connection)
+        try f.drain()
+        for _ in 0..<4 { try f.advance("5 days") }
+        #expect(try f.count("select count(*) from messages where contact_id = \(id)") == 1)
+        #expect(try f.contact(id) == ("sent", "awaiting a response"))
+    }
+
+    @Test func aPausedCampaignSendsNothingUntilItIsActivatedAgain() throws {
+        let f = try OutreachFixture()
+        let sender = try f.sender()
+        let campaign = try f.campaign(senders: [sender], followUpDelays: [])
+        let ids = try f.contacts(campaign, ["one", "two"])
+        try Campaigns.activate(campaign: campaign, on: f.connection)
+        try Campaigns.pause(campaign: campaign, on: f.connection)
+        let balance = try f.accounts.balance(sender)
+        try f.drain()
+        #expect(try ids.map { try f.contact($0).status } == ["waiting", "waiting"])
+        #expect(try ids.map { try f.contact($0).reason } == ["campaign is paused", "campaign is paused"])
+        #expect(try f.accounts.balance(sender) == balance)
+        #expect(throws: PostgresError.self) { try Campaigns.pause(campaign: campaign, on: f.connection) }  // already paused
+        try Campaigns.activate(campaign: campaign, on: f.connection)
+        try f.advance("61 minutes")
+        #expect(try ids.map { try f.contact($0).status } == ["sent", "sent"])
+    }
+
     @Test func aMembersReplyStopsEverySequenceOfTheWorkspaceAimedAtThem() throws {
         let f = try OutreachFixture()
         let sender = try f.sender()
