@@ -91,24 +91,3 @@ struct CampaignsCommand: ParsableCommand {
         }
     }
 }
-
-/// `inmailq contacts add`: members by their profile links.
-struct ContactsCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "contacts", abstract: "Add contacts to campaigns.", subcommands: [Add.self])
-
-    struct Add: ParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Add members by LinkedIn profile or Sales Navigator lead links (C2).",
-            discussion: "Links may be separated by commas. Invalid links, duplicates and members on the workspace's do-not-contact list are reported, not added.")
-        @OptionGroup var options: GlobalOptions
-        @Option(help: "The campaign.") var campaign: Int64
-        @Argument(help: "Profile links.") var links: [String]
-
-        func run() throws {
-            let report = try Contacts.add(campaign: campaign, links: Contacts.links(inPastedText: links.joined(separator: "\n")), on: options.connect())
-            print(report)
-            if report.added == 0 && !report.rejected.isEmpty { throw ExitCode(2) }
-        }
-    }
-}

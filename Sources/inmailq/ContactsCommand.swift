@@ -1,0 +1,141 @@
+import ArgumentParser
+import Foundation
+import InMail
+import Postgres
+
+/// `inmailq contacts ...`: add contacts three ways (C2) and see where each stands.
+struct ContactsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "contacts", abstract: "Add contacts to campaigns (C2) and list where each stands.",
+        subcommands: [Add.self, Import.self, List.self])
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add members by LinkedIn profile or Sales Navigator lead links (C2).",
+            discussion: """
+                Links come as arguments or from --profiles FILE (- for standard input), separated by \
+                commas or newlines. Accepted: with or without https:// or www, country subdomains, \
+                trailing slashes, query strings, percent-encoded and non-ASCII names, mobile links, \
+                Sales Navigator lead links. Invalid links are reported with their line number; \
+                duplicates, members already in the campaign or on the workspace's do-not-contact \
+                list, and members in another active campaign of the workspace are counted, not added.
+                """)
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "The campaign.") var campaign: Int64
+        @Option(help: ArgumentHelp("A file of profile links, or - for standard input.", valueName: "file")) var profiles: String?
+        @Argument(help: "Profile links.") var links: [String] = []
+
+        func validate() throws {
+            guard profiles != nil || !links.isEmpty else { throw ValidationError("give profile links, or --profiles FILE") }
+        }
+
+        func run() throws {
+            var text = links.joined(separator: "\n")
+            if let profiles {
+                text = try readInput(profiles, what: "--profiles") + (text.isEmpty ? "" : "\n" + text)
+            }
+            let report = try Contacts.add(campaign: campaign, links: Contacts.links(inPastedText: text), on: options.connect())
+            print(report)
+            if report.added == 0 && !report.rejected.isEmpty { throw ExitCode(2) }
+        }
+    }
+
+    struct Import: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Import contacts from a CSV file with a header row (C2).",
+            discussion: """
+                Known columns are recognised whatever their case and punctuation: profile URL \
+                (profile_url, LinkedIn URL, URL, ...), first name, last name, company, title, open \
+                profile, opted out, connection degree. --map COLUMN=FIELD overrides (FIELD is one of \
+                those, custom:NAME, or ignore). Every other column is kept as a custom field that \
+                templates can use ({{column_name}}).
+
+                PostgreSQL reads the file (COPY, CSV: quotes, embedded commas and newlines, CRLF; a \
+                UTF-8 byte-order mark is removed). Each row is checked on its own: a bad row is \
+                reported with its line number and reason and never stops the good ones. Importing \
+                the same file again adds nothing new.
+                """)
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "The campaign.") var campaign: Int64
+        @Option(help: ArgumentHelp("The CSV file, or - for standard input.", valueName: "file")) var csv: String
+        @Option(help: ArgumentHelp("Which field a column fills.", valueName: "COLUMN=FIELD")) var map: [String] = []
+        @Option(help: ArgumentHelp("Write the rejected rows here (CSV, with a reason column).", valueName: "file")) var rejected: String?
+
+        func run() throws {
+            var importer = ContactImport(campaign: campaign)
+            for item in map {
+                let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+                guard parts.count == 2, !parts[0].isEmpty else { throw ValidationError("--map \(item): expected COLUMN=FIELD") }
+                importer.mapping[parts[0]] = parts[1]
+            }
+            if isatty(STDERR_FILENO) == 1 {
+                importer.progress = { done, total in
+                    FileHandle.standardError.write(Data("\rloading rows: \(done) of \(total)\(done == total ? "\n" : "")".utf8))
+                }
+            }
+            let data: Data
+            if csv == "-" {
+                data = FileHandle.standardInput.readDataToEndOfFile()
+            } else {
+                guard let contents = FileManager.default.contents(atPath: csv) else { throw CommandFailure("cannot read --csv \(csv)") }
+                data = contents
+            }
+            let report: ContactAddReport
+            do {
+                report = try importer.run(data, on: options.connect()) { rows in
+                    if let rejected { try rows.write(to: URL(fileURLWithPath: rejected)) }
+                }
+            } catch let failure as ContactImport.Failure {
+                throw CommandFailure("\(csv): \(failure)")
+            }
+            print(report)
+            if let rejected, !report.rejected.isEmpty { print("rejected rows written to \(rejected)") }
+            if report.added == 0 && !report.rejected.isEmpty { throw ExitCode(2) }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The People view: each contact of a campaign, its sender, status, reason and last event.")
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "The campaign.") var campaign: Int64
+        @Option(help: "Only this status (waiting, sent, accepted, declined, replied, finished, skipped, failed).") var status: String?
+        @Flag(help: "One JSON object a line.") var json = false
+
+        func run() throws {
+            let connection = try options.connect()
+            guard try connection.query("select 1 from campaigns where id = \(campaign)").rowCount > 0 else {
+                throw CommandFailure("no campaign with id \(campaign)")
+            }
+            let rows = try connection.query(
+                """
+                select contact_id, member_key, coalesce(first_name || ' ' || last_name, first_name, last_name) as name,
+                       sender_account_id, status, reason, last_event, last_event_at,
+                       to_jsonb(p) - 'workspace_id' as object
+                from contact_progress p
+                where campaign_id = \(campaign) and (\(status)::text is null or status = \(status))
+                order by contact_id
+                """).rows
+            for row in rows {
+                if json {
+                    print(try row.decode(String.self, "object"))
+                    continue
+                }
+                let sender = try row.decode(Int64?.self, "sender_account_id").map(String.init) ?? "-"
+                let fields = [
+                    String(try row.decode(Int64.self, "contact_id")), try row.decode(String.self, "member_key"),
+                    try row.decode(String?.self, "name") ?? "", "sender \(sender)", try row.decode(String.self, "status"),
+                    try row.decode(String?.self, "reason") ?? "", try row.decode(String?.self, "last_event") ?? "",
+                ]
+                print(fields.joined(separator: "\t"))
+            }
+        }
+    }
+}
+
+/// The contents of a file argument, or standard input for `-`.
+func readInput(_ path: String, what: String) throws -> String {
+    if path == "-" { return String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self) }
+    guard let data = FileManager.default.contents(atPath: path) else { throw CommandFailure("cannot read \(what) \(path)") }
+    return String(decoding: data, as: UTF8.self)
+}
