@@ -104,29 +104,59 @@ public struct ContactAddReport: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// What is known of a contact besides its profile link (a search result, for instance).
+public struct ContactDetails: Sendable, Equatable {
+    public var firstName: String?
+    public var lastName: String?
+    public var company: String?
+    public var title: String?
+    public var openProfile = false
+
+    public init(firstName: String? = nil, lastName: String? = nil, company: String? = nil, title: String? = nil, openProfile: Bool = false) {
+        self.firstName = firstName
+        self.lastName = lastName
+        self.company = company
+        self.title = title
+        self.openProfile = openProfile
+    }
+}
+
 /// Contacts of a campaign, added from pasted profile links (C2).
 public enum Contacts {
     /// Splits pasted text on newlines and commas, keeping each link's line number (from 1).
+    /// A Sales Navigator link keeps its own commas (`/sales/lead/<id>,NAME_SEARCH,<token>`):
+    /// what follows one of its commas and does not look like a link belongs to it.
     public static func links(inPastedText text: String) -> [(line: Int, text: String)] {
-        var links: [(Int, String)] = []
+        var links: [(line: Int, text: String)] = []
         for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            var previousIsSalesLink = false
             for part in line.split(separator: ",") {
                 let link = part.trimmingCharacters(in: .whitespacesAndNewlines)
+                let looksLikeLink = link.lowercased().contains("linkedin.") || link.contains("://") || link.lowercased().hasPrefix("www.")
+                if previousIsSalesLink && !looksLikeLink && !link.isEmpty {
+                    links[links.count - 1].text += "," + link
+                    continue
+                }
                 if !link.isEmpty { links.append((index + 1, link)) }
+                previousIsSalesLink = link.lowercased().contains("/sales/")
             }
         }
         return links
     }
 
-    /// Adds the members the links point at, in one statement. Invalid links, duplicates within
-    /// the input and the campaign, members on the workspace's do-not-contact list and members in
-    /// another in-progress campaign of the workspace are counted, not added.
-    public static func add(campaign: Int64, links: [(line: Int, text: String)], on connection: Connection) throws -> ContactAddReport {
+    /// Adds the members the links point at, in one statement, with what else is known of each
+    /// (`details`, in the order of `links`). Invalid links, duplicates within the input and the
+    /// campaign, members on the workspace's do-not-contact list and members in another
+    /// in-progress campaign of the workspace are counted, not added.
+    public static func add(
+        campaign: Int64, links: [(line: Int, text: String)], details: [ContactDetails]? = nil, on connection: Connection
+    ) throws -> ContactAddReport {
         var report = ContactAddReport()
         var keys: [String] = []
         var urls: [String] = []
+        var kept: [ContactDetails] = []
         var seen: Set<String> = []
-        for (line, text) in links {
+        for (index, (line, text)) in links.enumerated() {
             do {
                 let key = try MemberKey(profileURL: text).value
                 guard seen.insert(key).inserted else {
@@ -135,6 +165,7 @@ public enum Contacts {
                 }
                 keys.append(key)
                 urls.append(text)
+                kept.append(details?[index] ?? ContactDetails())
             } catch {
                 report.rejected.append(.init(line: line, input: text, reason: error.description))
             }
@@ -143,7 +174,10 @@ public enum Contacts {
         let outcomes = try connection.query(
             """
             with input as (
-                select * from unnest(\(keys)::text[], \(urls)::text[]) as i(member_key, profile_url)
+                select * from unnest(\(keys)::text[], \(urls)::text[], \(kept.map(\.firstName))::text[],
+                                     \(kept.map(\.lastName))::text[], \(kept.map(\.company))::text[], \(kept.map(\.title))::text[],
+                                     \(kept.map(\.openProfile))::boolean[])
+                    as i(member_key, profile_url, first_name, last_name, company, title, open_profile)
             ), target as (
                 select id, workspace_id from campaigns where id = \(campaign)
             ), classified as (
@@ -156,8 +190,9 @@ public enum Contacts {
                 from input i cross join target t
             ), added as (
                 -- workspace_id is set from the campaign by contacts_take_campaign_workspace
-                insert into contacts (campaign_id, workspace_id, member_key, profile_url)
-                select \(campaign), 0, member_key, profile_url from classified where outcome = 'add'
+                insert into contacts (campaign_id, workspace_id, member_key, profile_url, first_name, last_name, company, title, open_profile)
+                select \(campaign), 0, member_key, profile_url, first_name, last_name, company, title, open_profile
+                from classified where outcome = 'add'
                 on conflict do nothing
                 returning member_key
             )

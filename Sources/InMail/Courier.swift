@@ -59,9 +59,35 @@ public enum CourierError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// Delivers messages to LinkedIn (through a gateway) or to a simulation of it.
-/// Called from worker threads, one delivery at a time per thread.
+/// One person a search listed.
+public struct SearchPerson: Sendable, Equatable {
+    public var profileURL: String
+    public var details: ContactDetails
+
+    public init(profileURL: String, details: ContactDetails) {
+        self.profileURL = profileURL
+        self.details = details
+    }
+}
+
+/// One page of search results, and where the next one starts (nil after the last).
+public struct SearchPage: Sendable, Equatable {
+    public var people: [SearchPerson]
+    public var nextCursor: String?
+
+    public init(people: [SearchPerson], nextCursor: String?) {
+        self.people = people
+        self.nextCursor = nextCursor
+    }
+}
+
+/// Delivers messages to LinkedIn (through a gateway) or to a simulation of it, and reads
+/// search results. Called from worker threads, one call at a time per thread.
 public protocol Courier: Sendable {
     /// Delivers `delivery`, or returns the first receipt when its key was delivered before.
     func deliver(_ delivery: Delivery) throws(CourierError) -> Receipt
+
+    /// The page of a people search (`url`, checked by `SearchURL`) that starts at `cursor`
+    /// (nil for the first page).
+    func search(_ url: String, cursor: String?) throws(CourierError) -> SearchPage
 }

@@ -44,7 +44,7 @@ public enum CreditDrill {
 
 /// Registers every InMail job kind.
 public enum InMailHandlers {
-    /// Registers renewals, drills, and the send and follow-up jobs delivering through `courier`;
+    /// Registers renewals, drills, and the send, follow-up and search jobs working through `courier`;
     /// with the sandbox courier, also the job that brings its simulated responses back.
     public static func register(into handlers: inout JobHandlers, courier: any Courier) {
         handlers.register(Renewals.kind, Renewals.handler)
@@ -52,6 +52,7 @@ public enum InMailHandlers {
         let send = Outreach.handler(courier: courier)
         handlers.register(Outreach.sendKind, admittedBy: SendReservationGuard(), send)
         handlers.register(Outreach.followUpKind, admittedBy: SendReservationGuard(), send)
+        handlers.register(Searches.kind, Searches.handler(courier: courier))
         if courier is SandboxCourier {
             handlers.register(SandboxCourier.respondKind, SandboxCourier.respondHandler)
         }

@@ -174,6 +174,44 @@ public final class SandboxCourier: Courier, @unchecked Sendable {
     /// A connection of the pool. The simulated platform's commits do not wait for the WAL
     /// flush: a crash of the server may forget its last deliveries, as a crash of LinkedIn
     /// would not; the simulation accepts that for speed.
+    /// Search results that depend only on the URL: 40 to 200 people, 25 a page, some with
+    /// open profiles; Sales Navigator searches list lead links.
+    public func search(_ url: String, cursor: String?) throws(CourierError) -> SearchPage {
+        let settings: (seed: Int64, latency: Int)
+        do {
+            let connection = try checkOut()
+            defer { checkIn(connection) }
+            let row = try connection.query("select seed, latency_ms from sandbox_settings", prepared: true).first!
+            settings = (try row.decode(Int64.self, "seed"), try row.decode(Int.self, "latency_ms"))
+        } catch {
+            throw .retryLater(reason: "sandbox database: \(error)")
+        }
+        if settings.latency > 0 { Thread.sleep(forTimeInterval: Double(settings.latency) / 1000) }
+        let world = world(settings.seed)
+        let total = 40 + Int(world.uniform("search-total", url) * 161)
+        let pageSize = 25
+        let page = cursor.map { Int($0.dropFirst("page:".count)) ?? -1 } ?? 0
+        guard page >= 0, page * pageSize <= total else {
+            throw .recipientUnreachable(reason: "sandbox: unknown search cursor \(cursor ?? "")")
+        }
+        let salesNavigator = url.lowercased().contains("/sales/")
+        let tag = String(UInt64(world.uniform("search-tag", url) * Double(1 << 40)), radix: 36)
+        let firstNames = ["Ana", "Ben", "Chen", "Dara", "Eko", "Femi", "Gita", "Hugo", "Iris", "Jon", "Kai", "Lea"]
+        let lastNames = ["Ito", "Khan", "Lopez", "Meyer", "Novak", "Okafor", "Park", "Quinn", "Rossi", "Silva"]
+        let companies = ["Globex", "Initech", "Umbrella", "Hooli", "Stark Industries", "Wayne Enterprises", "Acme Corp"]
+        let people = (page * pageSize..<min(total, (page + 1) * pageSize)).map { n in
+            let link = salesNavigator
+                ? "https://www.linkedin.com/sales/lead/ACwAA\(tag)x\(n),NAME_SEARCH,\(n)"
+                : "https://www.linkedin.com/in/\(tag)-person-\(n)/"
+            let details = ContactDetails(
+                firstName: firstNames[n % firstNames.count], lastName: lastNames[(n / 3) % lastNames.count],
+                company: companies[(n * 7) % companies.count], title: ["CTO", "VP Engineering", "Head of Talent"][n % 3],
+                openProfile: world.uniform("search-open", url, String(n)) < 0.15)
+            return SearchPerson(profileURL: link, details: details)
+        }
+        return SearchPage(people: people, nextCursor: (page + 1) * pageSize < total ? "page:\(page + 1)" : nil)
+    }
+
     private func checkOut() throws -> Connection {
         if let connection = lock.withLock({ idle.popLast() }) { return connection }
         let connection = try Connection(database)

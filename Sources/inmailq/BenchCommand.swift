@@ -8,7 +8,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure the queue on a throwaway database; print one key=value line of results.",
-        subcommands: [QueueBench.self, PipelineBench.self]
+        subcommands: [QueueBench.self, PipelineBench.self, ImportBench.self]
     )
 }
 

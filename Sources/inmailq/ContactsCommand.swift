@@ -7,7 +7,7 @@ import Postgres
 struct ContactsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "contacts", abstract: "Add contacts to campaigns (C2) and list where each stands.",
-        subcommands: [Add.self, Import.self, List.self])
+        subcommands: [Add.self, Import.self, Search.self, List.self])
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -138,4 +138,37 @@ func readInput(_ path: String, what: String) throws -> String {
     if path == "-" { return String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self) }
     guard let data = FileManager.default.contents(atPath: path) else { throw CommandFailure("cannot read \(what) \(path)") }
     return String(decoding: data, as: UTF8.self)
+}
+
+extension ContactsCommand {
+    struct Search: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add the people of a LinkedIn or Sales Navigator search URL (C2), page by page, by a job.",
+            discussion: """
+                The URL must be a LinkedIn people search (linkedin.com/search/results/people/...) or a \
+                Sales Navigator search (linkedin.com/sales/search/people...). A worker pages through the \
+                results through the courier, adding contacts as pages arrive; the next page's cursor is \
+                stored with each page, so a search whose worker died resumes where it stopped. \
+                Progress: select * from contact_searches.
+                """)
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "The campaign.") var campaign: Int64
+        @Option(help: "The search URL.") var url: String
+        @Option(help: "The most people to add.") var max: Int = 1_000
+
+        func validate() throws {
+            guard (1...10_000).contains(max) else { throw ValidationError("--max must be between 1 and 10000") }
+        }
+
+        func run() throws {
+            let search: SearchURL
+            do {
+                search = try SearchURL(url)
+            } catch {
+                throw CommandFailure("--url \(error)")
+            }
+            let id = try Searches.start(campaign: campaign, url: search, max: max, on: options.connect())
+            print("search \(id) queued: a worker adds up to \(max) people from this \(search.kind == .salesNavigator ? "Sales Navigator" : "LinkedIn") search")
+        }
+    }
 }

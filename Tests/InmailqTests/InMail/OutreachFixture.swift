@@ -32,6 +32,10 @@ final class ScriptedCourier: Courier, @unchecked Sendable {
         case nil: return try sandbox.deliver(delivery)
         }
     }
+
+    func search(_ url: String, cursor: String?) throws(CourierError) -> SearchPage {
+        try sandbox.search(url, cursor: cursor)
+    }
 }
 
 /// A workspace with sender accounts and a campaign, and an in-process worker loop that runs
