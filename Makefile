@@ -33,6 +33,7 @@ bench: deps
 	$(SWIFT) build -c release --product inmailq
 	.build/release/inmailq bench queue --jobs 50000 --processes 2 --concurrency 200 --scheduled 1000000
 	.build/release/inmailq bench pipeline --contacts 20000 --accounts 100 --processes 2 --concurrency 32
+	.build/release/inmailq bench import --rows 100000
 
 clean:
 	rm -rf .build

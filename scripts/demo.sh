@@ -75,30 +75,50 @@ for client in "Acme Robotics" "Blue Harbor" "Cedar Health"; do
   say "$client: campaign ${campaign[$client]}, steps copied from the seed, two senders in its pool"
 done
 
-step "Contacts: 120 pasted profile links per campaign (C2)"
-for client in "Acme Robotics" "Blue Harbor" "Cedar Health"; do
-  slug=$(echo "$client" | tr 'A-Z ' 'a-z-')
-  links=$(seq 1 120 | sed "s|^|https://www.linkedin.com/in/$slug-lead-|" | paste -sd, -)
-  added=$(iq contacts add --campaign "${campaign[$client]}" "$links" | head -1)
-  say "$client: $added"
-done
-# What an import would bring (CSV import is its own command): names, companies, and the
-# profile facts that decide the channel and the price of each message.
-q -c "update contacts set
-        first_name = case when id % 9 = 0 then null
-                          else (array['Ana','Ben','Chen','Dara','Eko','Femi','Gita','Hugo','Iris','Jon'])[1 + id % 10] end,
-        last_name = (array['Ito','Khan','Lopez','Meyer','Novak','Okafor','Park','Quinn'])[1 + id % 8],
-        company = (array['Globex','Initech','Umbrella','Hooli','Stark Ind.','Wayne Ent.','Acme Corp'])[1 + id % 7],
-        custom_fields = case when id % 3 = 0 then '{\"role\": \"data engineers\"}'::jsonb else '{}'::jsonb end,
-        open_profile = id % 6 = 0, opted_out = id % 25 = 0,
-        connection_degree = case when id % 15 = 0 then 1 else 2 end"
+step "Contacts three ways (C2): a CSV file, pasted profile links, a search URL"
+csv="${TMPDIR:-/tmp}/inmailq-demo-acme.csv"
+{
+  printf '\xef\xbb\xbfLinkedIn URL,First Name,Last Name,Company,Job Title,Open Profile,Opted Out,Connection Degree,Role\r\n'
+  awk 'BEGIN {
+    split("Ana Ben Chen Dara Eko Femi Gita Hugo Iris Jon", first, " ");
+    split("Ito Khan Lopez Meyer Novak Okafor Park Quinn", last, " ");
+    split("Globex|Initech|Umbrella, Inc|Hooli|Stark Industries|Wayne Enterprises|Acme Corp", company, "|");
+    for (n = 1; n <= 120; n++)
+      printf "https://www.linkedin.com/in/acme-lead-%d/,%s,%s,\"%s\",Head of Talent,%s,%s,%d,%s\r\n", n,
+        (n % 9 == 0 ? "" : first[1 + n % 10]), last[1 + n % 8], company[1 + n % 7],
+        (n % 6 == 0 ? "yes" : "no"), (n % 25 == 0 ? "yes" : "no"), (n % 15 == 0 ? 1 : 2),
+        (n % 3 == 0 ? "data engineers" : "");
+  }'
+  printf 'https://www.linkedin.com/company/acme-robotics,Not,A Person,Acme,,,,,\r\n'
+  printf 'linkedin.com/in/ACME-LEAD-7?trk=csv,Ana,Again,Dup,,,,,\r\n'
+  printf 'https://www.linkedin.com/in/acme-lead-500,Bad,Degree,Globex,,,,5,\r\n'
+} > "$csv"
+say "Acme Robotics: inmailq contacts import --csv (123 rows: a company page, a duplicate, a bad degree among them)"
+iq contacts import --campaign "${campaign[Acme Robotics]}" --csv "$csv" | sed 's/^/      /'
+say "Blue Harbor: inmailq contacts add --profiles - (links as people paste them; names unknown, so templates use their fallbacks)"
+seq 1 120 | awk '{ split("https://www.linkedin.com/in/blue-lead-%d/|uk.linkedin.com/in/blue-lead-%d|https://m.linkedin.com/in/blue-lead-%d?trk=x|www.linkedin.com/in/blue-lead-%d#about", f, "|");
+                   printf f[1 + $1 % 4] (($1 % 3 == 0) ? ", " : "\n"), $1 }' \
+  | iq contacts add --campaign "${campaign[Blue Harbor]}" --profiles - | sed 's/^/      /'
+say "Cedar Health: inmailq contacts search --url (a Sales Navigator search; a worker pages through the sandbox's results)"
+say "  $(iq contacts search --campaign "${campaign[Cedar Health]}" --max 120 \
+        --url 'https://www.linkedin.com/sales/search/people?query=(keywords:hiring%20manager,geo:Tokyo)')"
+iq worker --kinds contacts.search --exit-when-done
+q -c "select format('      %s pages, %s people listed, %s added', pages, found, added) from contact_searches"
 q -c "select format('   %s contacts: %s open profiles (free InMail, S1), %s opted out (skipped, S2), %s 1st-degree (a regular message, S3)',
         count(*), count(*) filter (where open_profile), count(*) filter (where opted_out),
         count(*) filter (where connection_degree = 1)) from contacts"
 
 step "Activating: every template is checked against the contacts' fields and the S5 limits"
 for client in "Acme Robotics" "Blue Harbor" "Cedar Health"; do
-  say "$client: $(iq campaigns activate "${campaign[$client]}")"
+  if out=$("$bin" campaigns activate "${campaign[$client]}" --database-url "$url" --log-level warning 2>&1); then
+    say "$client: $out"
+  else
+    say "$client: refused: ${out#Error: }"
+    say "  -> only Acme's CSV had a Role column: this client's InMail is rewritten without {{role}}, then activated"
+    iq campaigns step --campaign "${campaign[$client]}" --position 0 --subject "{{first_name|Hello}}, a question about hiring at {{company|your company}}" \
+      --body "Hi {{first_name|there}}, I help teams like {{company|yours}} hire faster. Open to a short call next week?"
+    say "$client: $(iq campaigns activate "${campaign[$client]}")"
+  fi
 done
 
 step "Three worker processes, delivering through the sandbox courier"
