@@ -8,9 +8,9 @@ import Queue
 /// The claim has already reserved the account's daily slot and credit (`SendReservationGuard`).
 /// A run then checks the contact and its campaign, renders the text (S5), writes the message
 /// as `sending`, delivers it under its key (contact, step), and in one statement
-/// (`record_delivery`) marks it sent, spends the reservation and moves the contact on. A run that dies anywhere is retried:
-/// it finds the `sending` message and delivers again under the same key, and the courier
-/// answers with the first receipt. Whatever stops a delivery before anything was sent releases
+/// (`record_delivery`) marks it sent, spends the reservation and moves the contact on. A run
+/// that dies anywhere is retried: it finds the `sending` message and delivers again under the
+/// same key, and the courier answers with the first receipt. Whatever stops a delivery before anything was sent releases
 /// the reservation, so no slot or credit is spent on it.
 public enum Outreach {
     /// The job that sends a contact's first message (step 0): an InMail, or a regular message
@@ -38,10 +38,11 @@ public enum Outreach {
         let args = try job.args.decode(Args.self)
         let request = try job.args.decode(SendRequest.self)
         let connection = try context.connection()
-        let plan = try prepare(args, request, on: connection)
-        guard case .deliver(let delivery, let message) = plan else {
-            if case .done(let outcome) = plan { return outcome }
-            fatalError("unreachable")
+        let delivery: Delivery
+        let message: Int64
+        switch try prepare(args, request, on: connection) {
+        case .done(let outcome): return outcome
+        case .deliver(let planned, let pending): (delivery, message) = (planned, pending)
         }
         let receipt: Receipt
         do {

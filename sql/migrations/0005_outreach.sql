@@ -1,5 +1,8 @@
 -- 0005_outreach: messages, responses and the sequence rules (S1-S5, R1-R5, C3), the send and
 -- follow-up jobs' SQL side, and the report views (C4). Rule ids refer to ../shared/DOMAIN.md.
+-- It also reworks parts of 0002 for the send path: reservations re-reservable after a release,
+-- a batched reserve_sends, spend_reservation without the account lock, and the ledger check
+-- against running totals (at the end of this file).
 
 -- A delivery whose reservation was released (a rate limit, a paused account: nothing was sent)
 -- may reserve again under the same key later. Only a live (held or spent) reservation owns a key.
