@@ -126,9 +126,11 @@ q -c "update sandbox_settings set seed = 7"
 say "The sandbox is a simulated LinkedIn (seed 7): a few members opted out since import or cannot"
 say "receive InMail, some requests time out or are rate limited, and about 4 InMails in 10 get a"
 say "response 1 hour to 5 days later (acceptances, declines, replies, auto-replies)."
+log="${TMPDIR:-/tmp}/inmailq-demo-workers.log"
+: >"$log"
 pids=()
 for i in 1 2 3; do
-  "$bin" worker --database-url "$url" --concurrency 4 --log-level warning --log-format json 2>>"${TMPDIR:-/tmp}/inmailq-demo-workers.log" &
+  "$bin" worker --database-url "$url" --concurrency 4 --log-level warning --log-format json 2>>"$log" &
   pids+=($!)
 done
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
@@ -182,7 +184,7 @@ for day in $(seq 1 "$days"); do
 done
 quiet
 kill -TERM "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true; trap - EXIT
-say "workers stopped (SIGTERM: running jobs finish, then exit 0); their JSON logs: ${TMPDIR:-/tmp}/inmailq-demo-workers.log"
+say "workers stopped (SIGTERM: running jobs finish, then exit 0); their JSON logs (warnings up): $log"
 
 step "The report (inmailq report; sql/admin/report.sql prints the same views)"
 "$bin" report --database-url "$url"

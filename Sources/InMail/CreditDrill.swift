@@ -45,7 +45,8 @@ public enum CreditDrill {
 /// Registers every InMail job kind.
 public enum InMailHandlers {
     /// Registers renewals, drills, and the send, follow-up and search jobs working through `courier`;
-    /// with the sandbox courier, also the job that brings its simulated responses back.
+    /// with the sandbox courier, also the job that brings its simulated responses back; and the
+    /// maintenance duty that releases reservations whose job ended without settling them.
     public static func register(into handlers: inout JobHandlers, courier: any Courier) {
         handlers.register(Renewals.kind, Renewals.handler)
         handlers.register(CreditDrill.kind, admittedBy: SendReservationGuard(), CreditDrill.handler)
@@ -53,6 +54,9 @@ public enum InMailHandlers {
         handlers.register(Outreach.sendKind, admittedBy: SendReservationGuard(), send)
         handlers.register(Outreach.followUpKind, admittedBy: SendReservationGuard(), send)
         handlers.register(Searches.kind, Searches.handler(courier: courier))
+        handlers.addMaintenance("release orphaned reservations", every: .seconds(60)) { connection in
+            try connection.query("select release_orphaned_reservations() as n").first!.decode(Int.self, "n")
+        }
         if courier is SandboxCourier {
             handlers.register(SandboxCourier.respondKind, SandboxCourier.respondHandler)
         }

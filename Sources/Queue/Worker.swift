@@ -281,6 +281,7 @@ public final class Worker: Sendable {
         var isLeader = false
         var lastRescue = ContinuousClock.now - .seconds(3600)
         var lastPrune = ContinuousClock.now
+        var lastDuty = [ContinuousClock.Instant](repeating: .now, count: handlers.duties.count)
         let rescueEvery = max(.milliseconds(250), configuration.lease / 4)
         while state.currentPhase == .running {
             do {
@@ -304,6 +305,11 @@ public final class Worker: Sendable {
                         lastPrune = .now
                         let pruned = try QueueMaintenance.pruneFinishedJobs(olderThan: configuration.retention, on: connection)
                         if pruned > 0 { logger.info("pruned finished jobs", metadata: ["count": "\(pruned)"]) }
+                    }
+                    for (index, duty) in handlers.duties.enumerated() where ContinuousClock.now - lastDuty[index] >= duty.interval {
+                        lastDuty[index] = .now
+                        let changed = try duty.run(connection)
+                        if changed > 0 { logger.info("maintenance duty", metadata: ["duty": "\(duty.name)", "changed": "\(changed)"]) }
                     }
                 }
             } catch {

@@ -632,3 +632,33 @@ create constraint trigger credit_grants_invariants_hold
     after insert or update of remaining on credit_grants
     deferrable initially deferred
     for each row execute function credit_invariants_hold();
+
+-- A reservation is held only while its job is unfinished. A job can end without settling it
+-- (its last attempt failed on an error, or its worker died on the last attempt): then nothing
+-- would ever give its slot and credit back. This releases such reservations once they are ten
+-- minutes old, unless a message under their key is still 'sending' (it may have gone out: those
+-- stay held and are counted for an operator to look at), and fails the contact whose send or
+-- follow-up job ended that way. Returns how many it released. Run by the elected worker.
+create function release_orphaned_reservations() returns integer
+language plpgsql as $$
+declare
+    orphan record;
+    released integer := 0;
+begin
+    for orphan in
+        select r.id, r.delivery_key from reservations r
+        where r.state = 'held' and r.reserved_at < clock_now() - interval '10 minutes'
+          and not exists (select 1 from jobs j where j.unique_key = r.delivery_key)
+          and not exists (select 1 from jobs j where j.partition_key = r.account_id::text and j.args->>'delivery_key' = r.delivery_key)
+          and not exists (select 1 from messages m where m.delivery_key = r.delivery_key and m.state = 'sending')
+        order by r.account_id
+    loop
+        perform release_reservation(orphan.id, 'its job ended without sending');
+        update contacts set status = 'failed', reason = 'its send job ended without sending (see job_history)', last_event_at = clock_now()
+        where id = case when orphan.delivery_key ~ '^contact:[0-9]+:step:[0-9]+$'
+                        then split_part(orphan.delivery_key, ':', 2)::bigint end
+          and status in ('waiting', 'accepted');
+        released := released + 1;
+    end loop;
+    return released;
+end $$;

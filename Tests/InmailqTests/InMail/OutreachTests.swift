@@ -323,6 +323,28 @@ struct OutreachTests {
         #expect(try f.count("select count(*) from reservations where state = 'spent'") == 1)
     }
 
+    @Test func aReservationWhoseJobEndedWithoutSettlingItIsReleasedAndItsContactFailed() throws {
+        let f = try OutreachFixture()
+        let sender = try f.sender()
+        let campaign = try f.campaign(senders: [sender], followUpDelays: [])
+        let (lost, inFlight) = try f.contacts(campaign, ["lost", "in-flight"]).pair
+        let balance = try f.accounts.balance(sender)
+        // Two reservations whose jobs are gone: one never sent anything, one was mid-delivery.
+        _ = try f.accounts.reserve(sender, key: "contact:\(lost):step:0").get()
+        let flying = try f.accounts.reserve(sender, key: "contact:\(inFlight):step:0").get()
+        try f.connection.execute(
+            """
+            insert into messages (contact_id, campaign_id, account_id, member_key, step, channel, uses_credit, delivery_key, body, reservation_id)
+            values (\(inFlight), \(campaign), \(sender), 'in:in-flight', 0, 'inmail', true, \("contact:\(inFlight):step:0"), 'Hi', \(flying))
+            """)
+        #expect(try f.count("select release_orphaned_reservations()") == 0)  // too recent: its job may still be finishing
+        try f.connection.execute("select clock_advance('11 minutes')")
+        #expect(try f.count("select release_orphaned_reservations()") == 1)
+        #expect(try f.contact(lost) == ("failed", "its send job ended without sending (see job_history)"))
+        #expect(try f.accounts.balance(sender) == balance - 1)  // the in-flight one stays held: it may have gone out
+        #expect(try f.count("select count(*) from reservations where state = 'held'") == 1)
+    }
+
     @Test func responsesRecordNamesAnUnknownMessageOrKindAndChangesNothing() throws {
         let f = try OutreachFixture()
         let unknown = #expect(throws: PostgresError.self) { try f.connection.execute("select * from record_response(424242, 'reply')") }
