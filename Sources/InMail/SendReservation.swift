@@ -120,14 +120,20 @@ public struct SendReservationGuard: ClaimGuard {
             .sorted { ($0.1.accountID, $0.0.id) < ($1.1.accountID, $1.0.id) }
         let refusals = try SendReservation.reserve(requests.map(\.1), on: connection)
         var deferred: [Int64: Date] = [:]
-        var moved: Set<String> = []  // "account|kind|credit-only": waiting jobs already moved
+        var moved: Set<String> = []  // "account|kind|reason": waiting jobs already moved
         for (job, request) in requests {
             guard let refusal = refusals[request.deliveryKey] else { continue }
             let until = refusal.retryAt ?? Date.distantFuture
             deferred[job.id] = until
-            let creditOnly = refusal.reason == "credits_at_reserve"  // S8: free InMails go on
-            guard moved.insert("\(request.accountID)|\(job.kind)|\(creditOnly)").inserted else { continue }
-            let onlyCredit: SQL = creditOnly ? "and (args->>'uses_credit')::boolean" : ""
+            // Which of the account's jobs the same refusal holds back: credit InMails wait for
+            // credits while free ones go on (S8); free InMails wait for next month's cap.
+            let heldBack: SQL
+            switch refusal.reason {
+            case "credits_at_reserve": heldBack = "and (args->>'uses_credit')::boolean"
+            case "free_inmail_monthly_limit": heldBack = "and args->>'channel' = 'inmail' and not (args->>'uses_credit')::boolean"
+            default: heldBack = ""
+            }
+            guard moved.insert("\(request.accountID)|\(job.kind)|\(refusal.reason)").inserted else { continue }
             // Skip rows another claim holds: waiting for them while holding this account's lock
             // would deadlock with that claim, which will meet the same refusal on its own.
             try connection.execute(
@@ -135,7 +141,7 @@ public struct SendReservationGuard: ClaimGuard {
                 update jobs set state = 'scheduled', run_at = \(until)
                 where id in (
                     select id from jobs
-                    where partition_key = \(String(request.accountID)) and state = 'available' and kind = \(job.kind) \(onlyCredit)
+                    where partition_key = \(String(request.accountID)) and state = 'available' and kind = \(job.kind) \(heldBack)
                     for update skip locked
                 )
                 """)

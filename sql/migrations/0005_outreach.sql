@@ -9,7 +9,14 @@
 alter table reservations drop constraint reservations_delivery_key_key;
 create unique index reservations_live_delivery_idx on reservations (delivery_key) where state <> 'released';
 
--- reserve_send as in 0002, but a released reservation no longer answers for its key.
+-- Free InMails to open profiles are limited too (LinkedIn publishes no number; tools cite
+-- 800-900 a month): a per-account monthly cap, counted per month of the account's own calendar.
+alter table sender_accounts
+    add column monthly_free_inmail_limit integer default 800 check (monthly_free_inmail_limit >= 0);  -- null: no cap
+create index reservations_account_day_idx on reservations (account_id, local_day);
+
+-- reserve_send as in 0002, but a released reservation no longer answers for its key, and free
+-- InMails stop at the account's monthly cap.
 create or replace function reserve_send(p_account bigint, p_delivery_key text, p_channel text, p_uses_credit boolean)
 returns table (reservation_id bigint, refusal text, retry_at timestamptz)
 language plpgsql as $$
@@ -62,6 +69,14 @@ begin
        or (p_channel = 'message' and usage.messages >= usage.message_limit) then   -- S6
         return query select null::bigint, 'daily_limit_reached',
             next_working_moment(account, (today + 1)::timestamp at time zone account.time_zone);
+        return;
+    end if;
+    if p_channel = 'inmail' and not p_uses_credit and account.monthly_free_inmail_limit is not null
+       and (select count(*) from reservations r
+            where r.account_id = p_account and r.local_day >= date_trunc('month', today)::date
+              and r.channel = 'inmail' and r.grant_id is null and r.state <> 'released') >= account.monthly_free_inmail_limit then
+        return query select null::bigint, 'free_inmail_monthly_limit',
+            next_working_moment(account, (date_trunc('month', today) + interval '1 month')::timestamp at time zone account.time_zone);
         return;
     end if;
     if p_uses_credit then
@@ -388,6 +403,12 @@ select c.id as contact_id, c.campaign_id, c.workspace_id, c.member_key, c.profil
                             where u.account_id = a.id and u.local_day = (clock_now() at time zone a.time_zone)::date
                               and u.inmails >= u.inmail_limit)
                    then 'daily InMail limit of its sender reached (S6)'
+               when send_job.args->>'channel' = 'inmail' and not (send_job.args->>'uses_credit')::boolean
+                    and (select count(*) from reservations r
+                         where r.account_id = a.id and r.channel = 'inmail' and r.grant_id is null and r.state <> 'released'
+                           and r.local_day >= date_trunc('month', clock_now() at time zone a.time_zone)::date)
+                        >= a.monthly_free_inmail_limit
+                   then 'monthly free InMail cap of its sender reached'
                when send_job.run_at > clock_now()
                    then 'next send slot of its sender: ' || to_char(send_job.run_at at time zone a.time_zone, 'YYYY-MM-DD HH24:MI')
                         || ' ' || a.time_zone

@@ -43,6 +43,23 @@ struct OutreachTests {
         #expect(try f.accounts.ledgerSum(sender) == f.accounts.balance(sender))
     }
 
+    @Test func S1_freeInMailsStopAtTheAccountsMonthlyCapWhileCreditInMailsGoOn() throws {
+        let f = try OutreachFixture()
+        let sender = try f.sender()
+        try f.connection.execute("update sender_accounts set monthly_free_inmail_limit = 2 where id = \(sender)")
+        let campaign = try f.campaign(senders: [sender], followUpDelays: [])
+        let open = try f.contacts(campaign, ["open-a", "open-b", "open-c"], set: "open_profile = true")
+        let paid = try f.contacts(campaign, ["paid-a", "paid-b"])
+        try Campaigns.activate(campaign: campaign, on: f.connection)
+        try f.drain()
+        #expect(try f.count("select count(*) from messages where contact_id = any(\(open)::bigint[])") == 2)
+        #expect(try f.count("select count(*) from messages where contact_id = any(\(paid)::bigint[])") == 2)
+        let waiting = try open.map { try f.contact($0) }.filter { $0.status == "waiting" }
+        #expect(waiting.count == 1 && waiting[0].reason == "monthly free InMail cap of its sender reached")
+        try f.advance("32 days")  // the next month of the account's calendar, whatever today is
+        #expect(try f.count("select count(*) from messages where contact_id = any(\(open)::bigint[])") == 3)
+    }
+
     @Test func S4_noSecondInMailFromAnAccountToAMemberBeforeTheyRespondToTheFirst() throws {
         let f = try OutreachFixture()
         let sender = try f.sender()
