@@ -144,6 +144,25 @@ public enum Contacts {
         return links
     }
 
+    /// Puts the members the links point at on the workspace's do-not-contact list and stops
+    /// every sequence of the workspace aimed at them. Returns how many were newly listed, how
+    /// many contacts were stopped, and the links that are not profiles (with their lines).
+    public static func doNotContact(
+        workspace: Int64, links: [(line: Int, text: String)], reason: String?, on connection: Connection
+    ) throws -> (listed: Int, stopped: Int, rejected: [ContactAddReport.Rejection]) {
+        var keys: [String] = []
+        var rejected: [ContactAddReport.Rejection] = []
+        for (line, text) in links {
+            do {
+                keys.append(try MemberKey(profileURL: text).value)
+            } catch {
+                rejected.append(.init(line: line, input: text, reason: error.description))
+            }
+        }
+        let row = try connection.query("select * from add_to_do_not_contact(\(workspace), \(keys)::text[], \(reason))").first!
+        return (try row.decode(Int.self, "listed"), try row.decode(Int.self, "stopped"), rejected)
+    }
+
     /// Adds the members the links point at, in one statement, with what else is known of each
     /// (`details`, in the order of `links`). Invalid links, duplicates within the input and the
     /// campaign, members on the workspace's do-not-contact list and members in another

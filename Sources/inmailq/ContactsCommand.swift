@@ -7,7 +7,7 @@ import Postgres
 struct ContactsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "contacts", abstract: "Add contacts to campaigns (C2) and list where each stands.",
-        subcommands: [Add.self, Import.self, Search.self, List.self])
+        subcommands: [Add.self, Import.self, Search.self, List.self, DoNotContact.self])
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -169,6 +169,34 @@ extension ContactsCommand {
             }
             let id = try Searches.start(campaign: campaign, url: search, max: max, on: options.connect())
             print("search \(id) queued: a worker adds up to \(max) people from this \(search.kind == .salesNavigator ? "Sales Navigator" : "LinkedIn") search")
+        }
+    }
+}
+
+extension ContactsCommand {
+    struct DoNotContact: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "do-not-contact",
+            abstract: "Put members on a workspace's do-not-contact list; their sequences in the workspace stop.",
+            discussion: "Links as for `contacts add` (arguments or --profiles FILE|-). Listed members are never added to a campaign of the workspace again.")
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "The client workspace.") var workspace: Int64
+        @Option(help: "Why (kept with the entry).") var reason: String?
+        @Option(help: ArgumentHelp("A file of profile links, or - for standard input.", valueName: "file")) var profiles: String?
+        @Argument(help: "Profile links.") var links: [String] = []
+
+        func validate() throws {
+            guard profiles != nil || !links.isEmpty else { throw ValidationError("give profile links, or --profiles FILE") }
+        }
+
+        func run() throws {
+            var text = links.joined(separator: "\n")
+            if let profiles { text = try readInput(profiles, what: "--profiles") + (text.isEmpty ? "" : "\n" + text) }
+            let result = try Contacts.doNotContact(
+                workspace: workspace, links: Contacts.links(inPastedText: text), reason: reason, on: options.connect())
+            print("listed \(result.listed) (the others were listed already)\nsequences stopped \(result.stopped)\nrejected \(result.rejected.count)")
+            for rejection in result.rejected { print("  line \(rejection.line): \(rejection.input): \(rejection.reason)") }
+            if result.listed == 0 && !result.rejected.isEmpty { throw ExitCode(2) }
         }
     }
 }

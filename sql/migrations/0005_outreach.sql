@@ -683,3 +683,26 @@ begin
     end loop;
     return released;
 end $$;
+
+-- Adds members to a workspace's do-not-contact list and stops every sequence of the workspace
+-- aimed at them (no InMail yet, or follow-ups still to come). Returns how many were newly
+-- listed and how many contacts were stopped.
+create function add_to_do_not_contact(p_workspace bigint, p_member_keys text[], p_reason text default null)
+returns table (listed integer, stopped integer)
+language plpgsql as $$
+declare
+    new_entries integer;
+    stopped_contacts integer;
+begin
+    if not exists (select 1 from workspaces where id = p_workspace) then
+        raise exception 'no workspace with id %', p_workspace using errcode = 'P0002';
+    end if;
+    insert into do_not_contact (workspace_id, member_key, reason)
+    select p_workspace, k, p_reason from unnest(p_member_keys) as k
+    on conflict do nothing;
+    get diagnostics new_entries = row_count;
+    update contacts set status = 'skipped', reason = 'on the do-not-contact list', last_event_at = clock_now()
+    where workspace_id = p_workspace and member_key = any(p_member_keys) and status in ('waiting', 'sent', 'accepted');
+    get diagnostics stopped_contacts = row_count;
+    return query select new_entries, stopped_contacts;
+end $$;

@@ -245,6 +245,30 @@ struct OutreachTests {
         #expect(try ids.map { try f.contact($0).status } == ["sent", "sent"])
     }
 
+    @Test func theDoNotContactListStopsTheMembersSequencesAndKeepsThemOut() throws {
+        let f = try OutreachFixture()
+        let sender = try f.sender()
+        let campaign = try f.campaign(senders: [sender], followUpDelays: [3])
+        let (sent, waiting) = try f.contacts(campaign, ["early-bird", "late-comer"]).pair
+        try Campaigns.activate(campaign: campaign, on: f.connection)
+        try f.drain()
+        try f.connection.execute("update contacts set status = 'waiting' where id = \(waiting)")  // as if not sent yet
+        try f.connection.execute("delete from messages where contact_id = \(waiting)")
+        let run = try InmailqProcess.run(
+            ["contacts", "do-not-contact", "--database-url", f.db.url, "--workspace", String(f.workspace), "--reason", "asked us to stop",
+             "https://www.linkedin.com/in/early-bird", "linkedin.com/in/late-comer/", "https://example.com/x"])
+        #expect(run.status == 0, "\(run.output)")
+        #expect(run.output.contains("listed 2 (the others were listed already)\nsequences stopped 2\nrejected 1"))
+        #expect(try f.contact(sent) == ("skipped", "on the do-not-contact list"))
+        #expect(try f.contact(waiting) == ("skipped", "on the do-not-contact list"))
+        _ = try f.respond(sent, .acceptedDefault)  // a late acceptance starts nothing
+        try f.advance("4 days")
+        #expect(try f.count("select count(*) from messages where step > 0") == 0)
+        let other = try f.campaign("Later", senders: [sender], followUpDelays: [])
+        let report = try Contacts.add(campaign: other, links: [(1, "https://www.linkedin.com/in/early-bird")], on: f.connection)
+        #expect(report.added == 0 && report.doNotContact == 1)
+    }
+
     @Test func aMembersReplyStopsEverySequenceOfTheWorkspaceAimedAtThem() throws {
         let f = try OutreachFixture()
         let sender = try f.sender()
