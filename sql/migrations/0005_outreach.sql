@@ -166,6 +166,38 @@ create trigger messages_within_limits
     before insert or update of subject, body on messages
     for each row execute function messages_within_limits();
 
+-- A contact stays with the sender account that first wrote to it: every message of a contact
+-- goes from the contact's sender.
+create function messages_from_the_contacts_sender() returns trigger
+language plpgsql as $$
+begin
+    if new.account_id is distinct from (select sender_account_id from contacts where id = new.contact_id) then
+        raise exception 'message % goes from account %, but contact %''s sender is account %', new.delivery_key, new.account_id,
+            new.contact_id, (select sender_account_id from contacts where id = new.contact_id) using errcode = '23514';
+    end if;
+    return new;
+end $$;
+
+create trigger messages_from_the_contacts_sender
+    before insert or update of account_id, contact_id on messages
+    for each row execute function messages_from_the_contacts_sender();
+
+-- ... and its sender cannot change once a message went out.
+create function contacts_sender_is_sticky() returns trigger
+language plpgsql as $$
+begin
+    if exists (select 1 from messages where contact_id = new.id) then
+        raise exception 'contact % already has messages from account %; its sender cannot change', new.id, old.sender_account_id
+            using errcode = '23514';
+    end if;
+    return new;
+end $$;
+
+create trigger contacts_sender_is_sticky
+    before update of sender_account_id on contacts
+    for each row when (old.sender_account_id is not null and new.sender_account_id is distinct from old.sender_account_id)
+    execute function contacts_sender_is_sticky();
+
 -- R2-R5 as data: what each kind of response means for the contact and the reports.
 create table response_kinds (
     kind       text primary key,

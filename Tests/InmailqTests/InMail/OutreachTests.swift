@@ -302,6 +302,11 @@ struct OutreachTests {
             select count(*) from messages f join messages i on i.contact_id = f.contact_id and i.step = 0
             where f.step = 1 and f.account_id = i.account_id
             """) == 5)
+        // The database keeps it so: a contact that was written to keeps its sender.
+        let moved = #expect(throws: PostgresError.self) {
+            try f.connection.execute("update contacts set sender_account_id = \(large) where id = \(ids[0]) and sender_account_id <> \(large)")
+        }
+        #expect(moved?.message.contains("its sender cannot change") == true)
     }
 
     @Test func courierRefusalsAreClassed_retryKeepsTheReservation_rateLimitAndAccountProblemWait_unreachableSkips() throws {
@@ -368,7 +373,7 @@ struct OutreachTests {
         let f = try OutreachFixture()
         let sender = try f.sender()
         let campaign = try f.campaign(senders: [sender], followUpDelays: [])
-        let (lost, inFlight) = try f.contacts(campaign, ["lost", "in-flight"]).pair
+        let (lost, inFlight) = try f.contacts(campaign, ["lost", "in-flight"], set: SQL(unsafeText: "sender_account_id = \(sender)")).pair
         let balance = try f.accounts.balance(sender)
         // Two reservations whose jobs are gone: one never sent anything, one was mid-delivery.
         _ = try f.accounts.reserve(sender, key: "contact:\(lost):step:0").get()
