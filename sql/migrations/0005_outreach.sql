@@ -673,6 +673,13 @@ begin
         raise exception 'credit ledger of account % says %, its grants hold %', new.account_id, account.ledger_total, account.grants_total
             using errcode = '23514';
     end if;
+    -- Only an increase can pass the cap: a reserve moves a credit from the balance to held, a
+    -- spend or expiry lowers them.
+    if tg_table_name = 'credit_ledger' then
+        if new.amount <= 0 then return null; end if;
+    elsif tg_op = 'UPDATE' then
+        if new.remaining <= old.remaining then return null; end if;
+    end if;
     select p.credit_cap into cap from plans p where p.code = account.plan_code;
     if credit_balance(new.account_id) + credit_held(new.account_id) > cap then
         raise exception 'account % would hold more than its cap of % credits (A5)', new.account_id, cap
