@@ -633,6 +633,10 @@ create trigger credit_ledger_add_to_total
 create function credit_grants_add_to_total() returns trigger
 language plpgsql as $$
 begin
+    if tg_op = 'UPDATE' and new.account_id = old.account_id then  -- the common case, in one update
+        update sender_accounts set grants_total = grants_total + new.remaining - old.remaining where id = new.account_id;
+        return null;
+    end if;
     if tg_op in ('UPDATE', 'DELETE') then
         update sender_accounts set grants_total = grants_total - old.remaining where id = old.account_id;
     end if;
