@@ -7,7 +7,7 @@ import Queue
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure the queue on a throwaway database; print one key=value line of results.",
+        abstract: "Measure the queue, the send path and the CSV import on a throwaway database; print one key=value line.",
         subcommands: [QueueBench.self, PipelineBench.self, ImportBench.self]
     )
 }

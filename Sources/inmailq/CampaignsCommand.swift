@@ -7,7 +7,7 @@ import Postgres
 struct CampaignsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "campaigns",
-        abstract: "Create and activate InMail campaigns.",
+        abstract: "Create, activate and pause InMail campaigns.",
         subcommands: [Create.self, Step.self, AddSender.self, Activate.self, Pause.self]
     )
 
