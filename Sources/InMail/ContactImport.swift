@@ -34,6 +34,9 @@ public struct ContactImport {
     public let campaign: Int64
     /// Explicit column-to-field choices (`--map "LinkedIn=profile_url"`); they win over the aliases.
     public var mapping: [String: String] = [:]
+    /// The field delimiter; nil: the one of `,` `;` and tab that the header row uses most
+    /// (spreadsheets in many countries write semicolons).
+    public var delimiter: Character?
     /// Called now and then with (rows loaded, rows in all).
     public var progress: ((Int, Int) -> Void)?
 
@@ -54,9 +57,15 @@ public struct ContactImport {
     /// Imports `data`; returns the report. `rejectedRows`, when given, receives the rejected
     /// rows as CSV (the header plus a `reason` column), ready to fix and import again.
     public func run(_ data: Data, on connection: Connection, rejectedRows: ((Data) throws -> Void)? = nil) throws -> ContactAddReport {
-        let file = CSVRecords(data)
+        let separator = try delimiter.map { character -> UInt8 in
+            guard let ascii = character.asciiValue, ascii != UInt8(ascii: "\""), !character.isNewline else {
+                throw Failure(description: "the delimiter must be one ASCII character other than a quote or a newline")
+            }
+            return ascii
+        } ?? Self.detectDelimiter(data)
+        let file = CSVRecords(data, delimiter: separator)
         guard let header = file.records.first else { throw Failure(description: "the file is empty: a header row is needed") }
-        let headers = file.fields(of: header).map { $0.trimmingCharacters(in: .whitespaces) }
+        let headers = file.fields(of: header, delimiter: separator).map { $0.trimmingCharacters(in: .whitespaces) }
         let columns = try assign(headers)
         guard let urlColumn = columns.firstIndex(where: { $0 == .field(.profileURL) }) else {
             throw Failure(description: "no profile URL column among \(headers.map { "\"\($0)\"" }.joined(separator: ", ")) "
@@ -88,11 +97,12 @@ public struct ContactImport {
             // The good records as they are (a short one padded with empty fields): COPY parses them.
             let columnList = (1...headers.count).map { "c\($0)" }.joined(separator: ", ")
             var sent = 0
-            try connection.copyIn(SQL(unsafeText: "copy contact_import (\(columnList)) from stdin with (format csv)")) { writer in
+            let copy = "copy contact_import (\(columnList)) from stdin with (format csv, delimiter E'\\x\(String(separator, radix: 16))')"
+            try connection.copyIn(SQL(unsafeText: copy)) { writer in
                 for record in loaded {
                     try writer.write(file.bytes[record.range])
                     if record.fieldCount < headers.count {
-                        try writer.write(repeatElement(UInt8(ascii: ","), count: headers.count - record.fieldCount))
+                        try writer.write(repeatElement(separator, count: headers.count - record.fieldCount))
                     }
                     try writer.write(CollectionOfOne(UInt8(ascii: "\n")))
                     sent += 1
@@ -137,14 +147,27 @@ public struct ContactImport {
             return .init(line: record.line, input: String(text.prefix(80)), reason: reason)
         }
         if let rejectedRows, !rejected.isEmpty {
-            var output = Data(file.bytes[header.range]) + Data(",reason\n".utf8)
+            var output = Data(file.bytes[header.range]) + Data([separator]) + Data("reason\n".utf8)
             for (record, reason) in rejected {
-                output += Data(file.bytes[record.range])
-                output += Data(",\"\(reason.replacingOccurrences(of: "\"", with: "\"\""))\"\n".utf8)
+                output += Data(file.bytes[record.range]) + Data([separator])
+                output += Data("\"\(reason.replacingOccurrences(of: "\"", with: "\"\""))\"\n".utf8)
             }
             try rejectedRows(output)
         }
         return report
+    }
+
+    /// The delimiter the first line uses most, outside quotes: `,` (the default), `;` or tab.
+    static func detectDelimiter(_ data: Data) -> UInt8 {
+        var counts: [UInt8: Int] = [UInt8(ascii: ","): 0, UInt8(ascii: ";"): 0, UInt8(ascii: "\t"): 0]
+        var inQuotes = false
+        for byte in data.prefix(64 * 1024) {
+            if byte == UInt8(ascii: "\"") { inQuotes.toggle() }
+            if byte == UInt8(ascii: "\n") && !inQuotes { break }
+            if !inQuotes, let count = counts[byte] { counts[byte] = count + 1 }
+        }
+        let (best, count) = counts.max { ($0.value, $0.key == UInt8(ascii: ",") ? 1 : 0) < ($1.value, $1.key == UInt8(ascii: ",") ? 1 : 0) }!
+        return count > 0 ? best : UInt8(ascii: ",")
     }
 
     enum Column: Equatable {

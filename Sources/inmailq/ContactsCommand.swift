@@ -60,9 +60,18 @@ struct ContactsCommand: ParsableCommand {
         @Option(help: ArgumentHelp("The CSV file, or - for standard input.", valueName: "file")) var csv: String
         @Option(help: ArgumentHelp("Which field a column fills.", valueName: "COLUMN=FIELD")) var map: [String] = []
         @Option(help: ArgumentHelp("Write the rejected rows here (CSV, with a reason column).", valueName: "file")) var rejected: String?
+        @Option(help: ArgumentHelp("The field delimiter (default: the one of , ; or tab the header uses).", valueName: "char"))
+        var delimiter: String?
+
+        func validate() throws {
+            if let delimiter, delimiter.count != 1 && delimiter != "\\t" {
+                throw ValidationError("--delimiter must be one character (or \\t for a tab)")
+            }
+        }
 
         func run() throws {
             var importer = ContactImport(campaign: campaign)
+            importer.delimiter = delimiter.map { $0 == "\\t" ? "\t" : Character($0) }
             for item in map {
                 let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
                 guard parts.count == 2, !parts[0].isEmpty else { throw ValidationError("--map \(item): expected COLUMN=FIELD") }

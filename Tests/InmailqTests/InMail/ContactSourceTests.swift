@@ -72,6 +72,25 @@ struct ContactSourceTests {
         #expect(try f.count("select count(*) from contacts where campaign_id = \(campaign)") == 4)
     }
 
+    @Test func C2_aSemicolonSeparatedExportIsDetectedAndMapNamesItsColumns() throws {
+        let f = try OutreachFixture()
+        let campaign = try draftCampaign(f)
+        let unmapped = try InmailqProcess.run(
+            ["contacts", "import", "--database-url", f.db.url, "--campaign", String(campaign), "--csv", Self.fixtures + "/semicolons.csv"])
+        #expect(unmapped.status != 0)
+        #expect(unmapped.output.contains("no profile URL column among \"Profil LinkedIn\", \"Prénom\", \"Nom\", \"Entreprise\", \"Poste\""))
+        let run = try InmailqProcess.run(
+            ["contacts", "import", "--database-url", f.db.url, "--campaign", String(campaign), "--csv", Self.fixtures + "/semicolons.csv",
+             "--map", "Profil LinkedIn=profile_url", "--map", "Prénom=first_name", "--map", "Nom=last_name",
+             "--map", "Entreprise=company", "--map", "Poste=title"])
+        #expect(run.status == 0, "\(run.output)")
+        #expect(run.output.contains("added 2\nduplicates in the input 1\n"))
+        let amelie = try f.connection.query("select first_name, company, title from contacts where member_key = 'in:amelie-durand'").first!
+        #expect(try amelie.decode(String?.self, "first_name") == "Amélie")
+        #expect(try amelie.decode(String?.self, "company") == "Société Générale; Paris")
+        #expect(try f.count("select count(*) from contacts where company = 'Renault, SA'") == 1)
+    }
+
     @Test func C2_tenThousandRowsWithDuplicatesInvalidLinksAndDegrees_andMapOverridesAColumn() throws {
         let f = try OutreachFixture()
         let campaign = try draftCampaign(f)
