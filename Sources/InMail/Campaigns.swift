@@ -76,6 +76,12 @@ public enum Campaigns {
     public static func pause(campaign: Int64, on connection: Connection) throws {
         try connection.execute("select pause_campaign(\(campaign))")
     }
+
+    /// Ends a campaign as `completed` or `archived`: contacts not yet written to are skipped and
+    /// nothing more is sent; responses to what was sent are still recorded.
+    public static func end(campaign: Int64, as status: String, on connection: Connection) throws {
+        try connection.execute("select end_campaign(\(campaign), \(status))")
+    }
 }
 
 /// What adding contacts did: counts by outcome, and each rejected input with its reason.

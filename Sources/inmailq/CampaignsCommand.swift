@@ -7,8 +7,8 @@ import Postgres
 struct CampaignsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "campaigns",
-        abstract: "Create, activate and pause InMail campaigns.",
-        subcommands: [Create.self, Step.self, AddSender.self, Activate.self, Pause.self]
+        abstract: "Create, activate, pause and end InMail campaigns.",
+        subcommands: [Create.self, Step.self, AddSender.self, Activate.self, Pause.self, End.self]
     )
 
     struct Create: ParsableCommand {
@@ -77,6 +77,19 @@ struct CampaignsCommand: ParsableCommand {
                 throw CommandFailure("campaign \(campaign) not activated: \(error)")
             }
             print("campaign \(campaign) is active; \(queued) contacts queued to send")
+        }
+    }
+
+    struct End: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "End a campaign as completed or archived: nothing more is sent; responses still count.")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "The campaign.") var campaign: Int64
+        @Option(name: .customLong("as"), help: "completed or archived.") var status: String = "completed"
+
+        func run() throws {
+            try Campaigns.end(campaign: campaign, as: status, on: options.connect())
+            print("campaign \(campaign) is \(status)")
         }
     }
 

@@ -749,3 +749,26 @@ begin
     get diagnostics stopped_contacts = row_count;
     return query select new_entries, stopped_contacts;
 end $$;
+
+-- Ends a campaign as completed (its work is done) or archived (put away). Contacts not yet
+-- written to are skipped; sequences in flight send nothing more (their jobs find the campaign
+-- ended); responses to messages already sent are still recorded and still credit back.
+create function end_campaign(p_campaign bigint, p_status text) returns text
+language plpgsql as $$
+declare
+    current_status text := (select status from campaigns where id = p_campaign for update);
+begin
+    if current_status is null then
+        raise exception 'no campaign with id %', p_campaign using errcode = 'P0002';
+    end if;
+    if p_status not in ('completed', 'archived') then
+        raise exception 'a campaign ends as completed or archived, not %', p_status using errcode = '22023';
+    end if;
+    if current_status = p_status or current_status = 'archived' then
+        raise exception 'campaign % is already %', p_campaign, current_status using errcode = '55000';
+    end if;
+    update campaigns set status = p_status where id = p_campaign;
+    update contacts set status = 'skipped', reason = 'campaign ' || p_status, last_event_at = clock_now()
+    where campaign_id = p_campaign and status = 'waiting';
+    return p_status;
+end $$;

@@ -269,6 +269,25 @@ struct OutreachTests {
         #expect(report.added == 0 && report.doNotContact == 1)
     }
 
+    @Test func anEndedCampaignSendsNothingMoreButStillRecordsResponses() throws {
+        let f = try OutreachFixture()
+        let sender = try f.sender(dailyLimit: 1)
+        let campaign = try f.campaign(senders: [sender], followUpDelays: [3])
+        let (first, second) = try f.contacts(campaign, ["first-one", "second-one"]).pair
+        try Campaigns.activate(campaign: campaign, on: f.connection)
+        try f.drain()  // the daily limit of 1 lets only the first InMail go today
+        let balance = try f.accounts.balance(sender)
+        let ended = try InmailqProcess.run(["campaigns", "end", String(campaign), "--as", "archived", "--database-url", f.db.url])
+        #expect(ended.status == 0, "\(ended.output)")
+        #expect(try f.contact(second) == ("skipped", "campaign archived"))
+        #expect(try f.respond(first, .acceptedDefault).creditedBack)  // R1 still holds
+        try f.advance("4 days")
+        #expect(try f.count("select count(*) from messages") == 1)  // neither the second InMail nor a follow-up
+        #expect(try f.accounts.balance(sender) == balance + 1)
+        let again = #expect(throws: PostgresError.self) { try Campaigns.end(campaign: campaign, as: "completed", on: f.connection) }
+        #expect(again?.message == "campaign \(campaign) is already archived")
+    }
+
     @Test func aMembersReplyStopsEverySequenceOfTheWorkspaceAimedAtThem() throws {
         let f = try OutreachFixture()
         let sender = try f.sender()
