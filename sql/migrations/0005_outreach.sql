@@ -772,3 +772,31 @@ begin
     where campaign_id = p_campaign and status = 'waiting';
     return p_status;
 end $$;
+
+-- S8: credit InMails that wait for credits are sent to again once credits are refunded,
+-- bought or renewed: the one way credits arrive now also wakes the account's credit jobs that
+-- wait (at most six hours, as reserve_send defers them); one still short of credits is simply
+-- deferred again by its claim.
+create or replace function add_credit_grant(
+    p_account bigint, p_source text, p_entry text, p_amount integer, p_granted_at timestamptz,
+    p_lifetime interval, p_note text, p_reservation bigint default null
+) returns bigint
+language plpgsql as $$
+declare
+    new_grant bigint;
+    woken integer;
+begin
+    insert into credit_grants (account_id, source, amount, remaining, granted_at, expires_at)
+    values (p_account, p_source, p_amount, p_amount, p_granted_at, p_granted_at + p_lifetime)
+    returning id into new_grant;
+    insert into credit_ledger (account_id, entry, amount, grant_id, reservation_id, note)
+    values (p_account, p_entry, p_amount, new_grant, p_reservation, p_note);
+    update jobs set state = 'available', run_at = clock_now()
+    where partition_key = p_account::text and state = 'scheduled'
+      and run_at <= clock_now() + interval '6 hours' and (args->>'uses_credit')::boolean;
+    get diagnostics woken = row_count;
+    if woken > 0 then
+        perform pg_notify('queue_jobs_available', 'credits');
+    end if;
+    return new_grant;
+end $$;
