@@ -156,17 +156,24 @@ public enum Contacts {
     public static func doNotContact(
         workspace: Int64, links: [(line: Int, text: String)], reason: String?, on connection: Connection
     ) throws -> (listed: Int, stopped: Int, rejected: [ContactAddReport.Rejection]) {
-        var keys: [String] = []
+        let (members, rejected) = memberKeys(links)
+        let row = try connection.query(
+            "select * from add_to_do_not_contact(\(workspace), \(members.map(\.key))::text[], \(reason))").first!
+        return (try row.decode(Int.self, "listed"), try row.decode(Int.self, "stopped"), rejected)
+    }
+
+    /// Each link's member key (with the link's position in `links`), and the links that are not profiles.
+    static func memberKeys(_ links: [(line: Int, text: String)]) -> (members: [(index: Int, key: String)], rejected: [ContactAddReport.Rejection]) {
+        var members: [(Int, String)] = []
         var rejected: [ContactAddReport.Rejection] = []
-        for (line, text) in links {
+        for (index, (line, text)) in links.enumerated() {
             do {
-                keys.append(try MemberKey(profileURL: text).value)
+                members.append((index, try MemberKey(profileURL: text).value))
             } catch {
                 rejected.append(.init(line: line, input: text, reason: error.description))
             }
         }
-        let row = try connection.query("select * from add_to_do_not_contact(\(workspace), \(keys)::text[], \(reason))").first!
-        return (try row.decode(Int.self, "listed"), try row.decode(Int.self, "stopped"), rejected)
+        return (members, rejected)
     }
 
     /// Adds the members the links point at, in one statement, with what else is known of each
@@ -181,19 +188,16 @@ public enum Contacts {
         var urls: [String] = []
         var kept: [ContactDetails] = []
         var seen: Set<String> = []
-        for (index, (line, text)) in links.enumerated() {
-            do {
-                let key = try MemberKey(profileURL: text).value
-                guard seen.insert(key).inserted else {
-                    report.duplicatesInInput += 1
-                    continue
-                }
-                keys.append(key)
-                urls.append(text)
-                kept.append(details?[index] ?? ContactDetails())
-            } catch {
-                report.rejected.append(.init(line: line, input: text, reason: error.description))
+        let (members, rejected) = memberKeys(links)
+        report.rejected = rejected
+        for (index, key) in members {
+            guard seen.insert(key).inserted else {
+                report.duplicatesInInput += 1
+                continue
             }
+            keys.append(key)
+            urls.append(links[index].text)
+            kept.append(details?[index] ?? ContactDetails())
         }
         guard !keys.isEmpty else { return report }
         let outcomes = try connection.query(

@@ -124,7 +124,7 @@ public struct ContactImport {
                 }
             })
             try connection.execute("analyze contact_import, contact_import_keys")
-            for row in try connection.query(checkAndAdd(columns: columns, headers: headers)).rows {
+            for row in try connection.query(checkAndAdd(columns: columns)).rows {
                 let outcome = try row.decode(String.self, "outcome")
                 let count = try row.decode(Int.self, "n")
                 switch outcome {
@@ -208,7 +208,7 @@ public struct ContactImport {
 
     /// One statement: checks every staged row, counts duplicates, the do-not-contact list and
     /// members already in the campaign, adds the rest. Returns outcome counts and rejected records.
-    private func checkAndAdd(columns: [Column], headers: [String]) -> SQL {
+    private func checkAndAdd(columns: [Column]) -> SQL {
         func text(_ field: Field) -> String {
             guard let index = columns.firstIndex(of: .field(field)) else { return "null::text" }
             return "nullif(btrim(i.c\(index + 1)), '')"

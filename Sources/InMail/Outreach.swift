@@ -125,19 +125,16 @@ public enum Outreach {
             // R4, R5: a response stopped the sequence (or another campaign's reply did).
             return try stop("contact is \(status)", contactStatus: nil, outcome: .cancelled(reason: "contact is \(status)"))
         }
-        switch try row.decode(String.self, "campaign_status") {
-        case "active":
-            break
-        case let paused where paused == "paused" || paused == "draft":
-            try SendReservation.release(reservation, reason: "campaign \(paused)", on: connection)
-            return .done(.deferred(until: now.addingTimeInterval(3600)))
-        case let ended:
-            return try stop("campaign is \(ended)", contactStatus: "skipped", outcome: .completed)
+        // A campaign paused, or an account paused or with an expired card since the claim
+        // reserved (A7): the work waits an hour, its slot and credit given back meanwhile.
+        let campaignStatus = try row.decode(String.self, "campaign_status")
+        let accountStatus = try row.decode(String?.self, "account_status") ?? "active"
+        if campaignStatus == "completed" || campaignStatus == "archived" {
+            return try stop("campaign is \(campaignStatus)", contactStatus: "skipped", outcome: .completed)
         }
-        if let accountStatus = try row.decode(String?.self, "account_status"), accountStatus != "active" {
-            // Paused, or its card expired, since the claim reserved (A7): the work waits.
-            try SendReservation.release(reservation, reason: "account \(accountStatus)", on: connection)
-            return .done(.deferred(until: now.addingTimeInterval(3600)))
+        if campaignStatus != "active" || accountStatus != "active" {
+            let reason = campaignStatus != "active" ? "campaign \(campaignStatus)" : "account \(accountStatus)"
+            return try stop(reason, contactStatus: nil, outcome: .deferred(until: now.addingTimeInterval(3600)))
         }
         if request.channel == .inmail, try row.decode(Bool.self, "inmail_awaits_response") {
             return try stop(

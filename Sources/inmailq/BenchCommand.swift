@@ -186,6 +186,12 @@ struct BenchDatabase {
             outputPath: workerLog)
     }
 
+    /// A new agency and client workspace for the benchmark's accounts and campaigns.
+    func workspace(on connection: Connection) throws -> Int64 {
+        try connection.query("select admin_create_workspace(admin_create_agency('Bench agency'), 'Bench client') as id")
+            .first!.decode(Int64.self, "id")
+    }
+
     func drop() {
         _ = try? Connection(admin).runScript("drop database if exists \(quoteIdentifier(name)) with (force)")
         try? FileManager.default.removeItem(atPath: workerLog)

@@ -22,19 +22,10 @@ struct ContactsCommand: ParsableCommand {
                 """)
         @OptionGroup var options: GlobalOptions
         @Option(help: "The campaign.") var campaign: Int64
-        @Option(help: ArgumentHelp("A file of profile links, or - for standard input.", valueName: "file")) var profiles: String?
-        @Argument(help: "Profile links.") var links: [String] = []
-
-        func validate() throws {
-            guard profiles != nil || !links.isEmpty else { throw ValidationError("give profile links, or --profiles FILE") }
-        }
+        @OptionGroup var input: ProfileLinksInput
 
         func run() throws {
-            var text = links.joined(separator: "\n")
-            if let profiles {
-                text = try readInput(profiles, what: "--profiles") + (text.isEmpty ? "" : "\n" + text)
-            }
-            let report = try Contacts.add(campaign: campaign, links: Contacts.links(inPastedText: text), on: options.connect())
+            let report = try Contacts.add(campaign: campaign, links: input.links(), on: options.connect())
             print(report)
             if report.added == 0 && !report.rejected.isEmpty { throw ExitCode(2) }
         }
@@ -142,11 +133,30 @@ struct ContactsCommand: ParsableCommand {
     }
 }
 
-/// The contents of a file argument, or standard input for `-`.
-func readInput(_ path: String, what: String) throws -> String {
-    if path == "-" { return String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self) }
-    guard let data = FileManager.default.contents(atPath: path) else { throw CommandFailure("cannot read \(what) \(path)") }
-    return String(decoding: data, as: UTF8.self)
+/// Profile links given as arguments and/or in a file (`--profiles FILE`, `-` for standard input).
+struct ProfileLinksInput: ParsableArguments {
+    @Option(help: ArgumentHelp("A file of profile links, or - for standard input.", valueName: "file")) var profiles: String?
+    @Argument(help: "Profile links.") var arguments: [String] = []
+
+    func validate() throws {
+        guard profiles != nil || !arguments.isEmpty else { throw ValidationError("give profile links, or --profiles FILE") }
+    }
+
+    /// The links with their line numbers: the file's lines first, then the arguments.
+    func links() throws -> [(line: Int, text: String)] {
+        var text = arguments.joined(separator: "\n")
+        if let profiles {
+            let data: Data
+            if profiles == "-" {
+                data = FileHandle.standardInput.readDataToEndOfFile()
+            } else {
+                guard let contents = FileManager.default.contents(atPath: profiles) else { throw CommandFailure("cannot read --profiles \(profiles)") }
+                data = contents
+            }
+            text = String(decoding: data, as: UTF8.self) + (text.isEmpty ? "" : "\n" + text)
+        }
+        return Contacts.links(inPastedText: text)
+    }
 }
 
 extension ContactsCommand {
@@ -191,18 +201,10 @@ extension ContactsCommand {
         @OptionGroup var options: GlobalOptions
         @Option(help: "The client workspace.") var workspace: Int64
         @Option(help: "Why (kept with the entry).") var reason: String?
-        @Option(help: ArgumentHelp("A file of profile links, or - for standard input.", valueName: "file")) var profiles: String?
-        @Argument(help: "Profile links.") var links: [String] = []
-
-        func validate() throws {
-            guard profiles != nil || !links.isEmpty else { throw ValidationError("give profile links, or --profiles FILE") }
-        }
+        @OptionGroup var input: ProfileLinksInput
 
         func run() throws {
-            var text = links.joined(separator: "\n")
-            if let profiles { text = try readInput(profiles, what: "--profiles") + (text.isEmpty ? "" : "\n" + text) }
-            let result = try Contacts.doNotContact(
-                workspace: workspace, links: Contacts.links(inPastedText: text), reason: reason, on: options.connect())
+            let result = try Contacts.doNotContact(workspace: workspace, links: input.links(), reason: reason, on: options.connect())
             print("listed \(result.listed) (the others were listed already)\nsequences stopped \(result.stopped)\nrejected \(result.rejected.count)")
             for rejection in result.rejected { print("  line \(rejection.line): \(rejection.input): \(rejection.reason)") }
             if result.listed == 0 && !result.rejected.isEmpty { throw ExitCode(2) }

@@ -31,8 +31,7 @@ struct ImportBench: ParsableCommand {
         let bench = try BenchDatabase(options: options)
         defer { if !keep { bench.drop() } }
         let connection = try Connection(bench.configuration)
-        let workspace = try connection.query(
-            "select admin_create_workspace(admin_create_agency('Bench agency'), 'Bench client') as id").first!.decode(Int64.self, "id")
+        let workspace = try bench.workspace(on: connection)
         let campaign = try Campaigns.create(workspace: workspace, name: "Import", on: connection)
         progress("generating a CSV of \(rows) rows")
         var csv = "Profile URL,First Name,Last Name,Company,Title,Open Profile,Industry,Notes\r\n"

@@ -56,8 +56,7 @@ struct PipelineBench: ParsableCommand {
                 insert into plans (code, name, can_send_inmail, monthly_allotment, credit_cap, can_purchase)
                 values ('bench', 'Benchmark plan (room for every send)', true, 1000000, 1000000, false)
                 """)
-            let workspace = try connection.query(
-                "select admin_create_workspace(admin_create_agency('Bench agency'), 'Bench client') as id").first!.decode(Int64.self, "id")
+            let workspace = try bench.workspace(on: connection)
             try connection.execute(
                 """
                 insert into sender_accounts (workspace_id, display_name, plan_code, billing_anchor, working_days,

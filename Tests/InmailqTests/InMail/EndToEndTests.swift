@@ -8,10 +8,6 @@ import Testing
 /// renewals by cron, weeks of business time, and a worker killed mid-run.
 @Suite("End to end")
 struct EndToEndTests {
-    func count(_ sql: SQL, _ connection: Connection) throws -> Int {
-        try connection.query(sql).first!.decode(Int.self, at: 0)
-    }
-
     @Test(.timeLimit(.minutes(10)))
     func threeWorkersThirtyAccountsFifteenHundredContactsThreeWeeksOneKilled() throws {
         let db = try TestDatabase()

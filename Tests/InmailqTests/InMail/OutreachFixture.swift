@@ -144,6 +144,6 @@ struct OutreachFixture {
     }
 
     func count(_ sql: SQL) throws -> Int {
-        try connection.query(sql).first!.decode(Int.self, at: 0)
+        try InmailqTests.count(sql, connection)
     }
 }

@@ -7,10 +7,6 @@ import Testing
 /// Real worker processes racing for the same accounts through several simulated days.
 @Suite("Racing workers")
 struct RaceTests {
-    func count(_ sql: SQL, _ connection: Connection) throws -> Int {
-        try connection.query(sql).first!.decode(Int.self, at: 0)
-    }
-
     @Test(.timeLimit(.minutes(5)))
     func limitsAndCreditsHoldWhenFourProcessesOfEightRaceForFiftyAccountsThroughSimulatedDays() throws {
         let db = try TestDatabase()

@@ -105,3 +105,8 @@ enum TestPaths {
         return root + "/.build/debug/inmailq"
     }
 }
+
+/// The single number a counting query returns.
+func count(_ sql: SQL, _ connection: Connection) throws -> Int {
+    try connection.query(sql).first!.decode(Int.self, at: 0)
+}
