@@ -20,8 +20,8 @@ url=${base/\/inmailq\?//inmailq_demo?}
 q() { psql "$url" -qXAt -v ON_ERROR_STOP=1 "$@"; }
 admin() { local script=$1; shift; psql "$url" -qXAt -v ON_ERROR_STOP=1 "$@" -f "sql/admin/$script.sql"; }
 iq() { "$bin" "$@" --database-url "$url" --log-level warning; }
-"$bin" migrate --database-url "$url" --log-level warning
-say "schema: $(q -c "select count(*) from schema_migrations") migrations applied"
+"$bin" migrate --sandbox --database-url "$url" --log-level warning
+say "schema: $(q -c "select count(*) from schema_migrations") files applied (sql/queue, accounts, outreach, sandbox)"
 
 step "An agency, three client workspaces, six LinkedIn sender accounts"
 today=$(q -c "select (clock_now() at time zone 'UTC')::date")

@@ -9,7 +9,7 @@ public enum Campaigns {
 
     /// Creates a draft campaign, its steps copied from `seed` when given (C1).
     public static func create(workspace: Int64, name: String, seed: Int64? = nil, on connection: Connection) throws -> Int64 {
-        try connection.query("select create_campaign(\(workspace), \(name), \(seed)::bigint) as id").first!.decode(Int64.self, "id")
+        try connection.queryOne("select create_campaign(\(workspace), \(name), \(seed)::bigint) as id").decode(Int64.self, "id")
     }
 
     /// Sets step `position` (0 is the InMail, with a subject; 1-5 are follow-ups sent `delayDays`
@@ -68,7 +68,7 @@ public enum Campaigns {
     /// (opted-out members are skipped, S2). Safe to repeat. Returns how many jobs it enqueued.
     @discardableResult
     public static func enqueueSends(campaign: Int64, on connection: Connection) throws -> Int {
-        try connection.query("select enqueue_sends(\(campaign)) as n").first!.decode(Int.self, "n")
+        try connection.queryOne("select enqueue_sends(\(campaign)) as n").decode(Int.self, "n")
     }
 
     /// Pauses an active campaign: its jobs wait (they are deferred when claimed) until it is
@@ -157,8 +157,8 @@ public enum Contacts {
         workspace: Int64, links: [(line: Int, text: String)], reason: String?, on connection: Connection
     ) throws -> (listed: Int, stopped: Int, rejected: [ContactAddReport.Rejection]) {
         let (members, rejected) = memberKeys(links)
-        let row = try connection.query(
-            "select * from add_to_do_not_contact(\(workspace), \(members.map(\.key))::text[], \(reason))").first!
+        let row = try connection.queryOne(
+            "select * from add_to_do_not_contact(\(workspace), \(members.map(\.key))::text[], \(reason))")
         return (try row.decode(Int.self, "listed"), try row.decode(Int.self, "stopped"), rejected)
     }
 

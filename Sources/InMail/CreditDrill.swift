@@ -9,56 +9,54 @@ import Queue
 public enum CreditDrill {
     public static let kind = "credits.drill"
 
-    struct Args: Decodable {
-        let delivery_key: String
-        let fails: Bool?
+    /// A drill job's args: the send it rehearses, and whether its delivery fails.
+    public struct Args: Codable, Sendable, Equatable {
+        public var request: SendRequest
+        public var fails: Bool
+
+        public init(request: SendRequest, fails: Bool = false) {
+            self.request = request
+            self.fails = fails
+        }
+
+        enum CodingKeys: String, CodingKey { case fails }
+
+        public init(from decoder: any Decoder) throws {
+            request = try SendRequest(from: decoder)
+            fails = try decoder.container(keyedBy: CodingKeys.self).decodeIfPresent(Bool.self, forKey: .fails) ?? false
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            try request.encode(to: encoder)
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(fails, forKey: .fails)
+        }
+    }
+
+    /// A drill job for `args`, on its account's partition.
+    public static func job(_ args: Args) throws -> NewJob {
+        NewJob(kind: kind, args: try JSONText(encoding: args), partitionKey: String(args.request.accountID))
     }
 
     public static let handler: JobHandler = { job, context in
         let args = try job.args.decode(Args.self)
-        let connection = try context.connection()
-        return try connection.transaction { connection in
-            guard let reservation = try SendReservation.find(deliveryKey: args.delivery_key, on: connection) else {
-                return .cancelled(reason: "no live reservation for delivery \(args.delivery_key)")
+        let key = args.request.deliveryKey
+        return try context.connection().transaction { connection in
+            guard let reservation = try SendReservation.find(deliveryKey: key, on: connection) else {
+                return .cancelled(reason: "no live reservation for delivery \(key)")
             }
             switch reservation.state {
-            case "held" where args.fails == true:
+            case .held where args.fails:
                 try SendReservation.release(reservation.id, reason: "drill: delivery failed", on: connection)
                 return .cancelled(reason: "delivery failed for good; reservation released")
-            case "held":
+            case .held:
                 try SendReservation.spend(reservation.id, on: connection)
                 return .completed
-            case "spent":
+            case .spent:
                 return .completed  // delivered by an earlier run that died before finishing the job
-            default:
-                return .cancelled(reason: "reservation was \(reservation.state)")
+            case .released:
+                return .cancelled(reason: "reservation was released")
             }
-        }
-    }
-
-    struct DrillFailure: Error, CustomStringConvertible {
-        let message: String
-        var description: String { message }
-    }
-}
-
-/// Registers every InMail job kind.
-public enum InMailHandlers {
-    /// Registers renewals, drills, and the send, follow-up and search jobs working through `courier`;
-    /// with the sandbox courier, also the job that brings its simulated responses back; and the
-    /// maintenance duty that releases reservations whose job ended without settling them.
-    public static func register(into handlers: inout JobHandlers, courier: any Courier) {
-        handlers.register(Renewals.kind, Renewals.handler)
-        handlers.register(CreditDrill.kind, admittedBy: SendReservationGuard(), CreditDrill.handler)
-        let send = Outreach.handler(courier: courier)
-        handlers.register(Outreach.sendKind, admittedBy: SendReservationGuard(), send)
-        handlers.register(Outreach.followUpKind, admittedBy: SendReservationGuard(), send)
-        handlers.register(Searches.kind, Searches.handler(courier: courier))
-        handlers.addMaintenance("release orphaned reservations", every: .seconds(60)) { connection in
-            try connection.query("select release_orphaned_reservations() as n").first!.decode(Int.self, "n")
-        }
-        if courier is SandboxCourier {
-            handlers.register(SandboxCourier.respondKind, SandboxCourier.respondHandler)
         }
     }
 }

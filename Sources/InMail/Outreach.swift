@@ -19,9 +19,37 @@ public enum Outreach {
     /// The job that sends follow-up n of an accepted contact (C3). `schedule_follow_up` creates these.
     public static let followUpKind = "inmail.follow_up"
 
-    struct Args: Decodable {
-        let contact_id: Int64
-        let step: Int
+    /// The args of a send or follow-up job, which SQL writes in one place (`send_job_args`).
+    public struct Args: Codable, Sendable, Equatable {
+        public var contactID: Int64
+        /// 0 for the first message, 1-5 for follow-ups.
+        public var step: Int
+        /// The account it goes from and what it reserves; the claim's guard reads only this.
+        public var request: SendRequest
+
+        public init(contactID: Int64, step: Int, request: SendRequest) {
+            self.contactID = contactID
+            self.step = step
+            self.request = request
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case contactID = "contact_id", step
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            contactID = try container.decode(Int64.self, forKey: .contactID)
+            step = try container.decode(Int.self, forKey: .step)
+            request = try SendRequest(from: decoder)
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            try request.encode(to: encoder)
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(contactID, forKey: .contactID)
+            try container.encode(step, forKey: .step)
+        }
     }
 
     /// The handler for both kinds, delivering through `courier`.
@@ -36,7 +64,7 @@ public enum Outreach {
 
     static func run(_ job: Job, courier: any Courier, context: JobContext) throws -> JobOutcome {
         let args = try job.args.decode(Args.self)
-        let request = try job.args.decode(SendRequest.self)
+        let request = args.request
         let connection = try context.connection()
         let delivery: Delivery
         let message: Int64
@@ -70,7 +98,8 @@ public enum Outreach {
             select c.status, c.member_key, c.first_name, c.last_name, c.company, c.title, c.custom_fields::text as custom_fields,
                    c.campaign_id, cp.status as campaign_status, s.subject as template_subject, s.body as template_body,
                    (select status from sender_accounts where id = \(request.accountID)) as account_status,
-                   m.id as message_id, m.state as message_state, m.subject, m.body, clock_now() as now,
+                   m.id as message_id, m.state as message_state, m.subject, m.body,
+                   clock_now() + inactive_account_retry_after() as inactive_until,
                    r.id as reservation_id, r.state as reservation_state,
                    (select max_characters from message_limits where part = 'subject') as subject_limit,
                    (select max_characters from message_limits where part = 'body') as body_limit,
@@ -82,29 +111,30 @@ public enum Outreach {
             left join campaign_steps s on s.campaign_id = c.campaign_id and s.position = \(args.step)
             left join messages m on m.delivery_key = \(request.deliveryKey)
             left join reservations r on r.delivery_key = \(request.deliveryKey) and r.state <> 'released'
-            where c.id = \(args.contact_id)
-            """, prepared: true).first
+            where c.id = \(args.contactID)
+            """, prepared: true).rows.first
         else {
-            return .done(.cancelled(reason: "no contact with id \(args.contact_id)"))
+            return .done(.cancelled(reason: "no contact with id \(args.contactID)"))
         }
-        let now = try row.decode(Date.self, "now")
-        if try row.decode(String?.self, "message_state") == "sent" {
+        if try row.decode(MessageState?.self, "message_state") == .sent {
             return .done(.completed)  // an earlier run delivered and recorded it, then died
         }
-        guard let reservation = try row.decode(Int64?.self, "reservation_id"), try row.decode(String?.self, "reservation_state") == "held" else {
+        guard let reservation = try row.decode(Int64?.self, "reservation_id"),
+              try row.decode(ReservationState?.self, "reservation_state") == .held
+        else {
             // Released since the claim (a cancelled subscription): the next claim reserves again, or waits.
             return .done(.snoozed(delay: .seconds(60)))
         }
         let memberKey = try row.decode(String.self, "member_key")
         // Nothing will be sent: the slot and credit come back; the contact stops when told.
-        func stop(_ reason: String, contactStatus: String?, outcome: JobOutcome) throws -> Plan {
+        func stop(_ reason: String, contactStatus: ContactStatus?, outcome: JobOutcome) throws -> Plan {
             try connection.transaction { connection in
                 try SendReservation.release(reservation, reason: reason, on: connection)
                 if let contactStatus {
                     try connection.execute(
                         """
                         update contacts set status = \(contactStatus), reason = \(reason), last_event_at = clock_now()
-                        where id = \(args.contact_id)
+                        where id = \(args.contactID)
                         """)
                 }
             }
@@ -119,30 +149,31 @@ public enum Outreach {
                     subject: try row.decode(String?.self, "subject"), body: try row.decode(String.self, "body")),
                 message: pending)
         }
-        let status = try row.decode(String.self, "status")
-        let expected = args.step == 0 ? "waiting" : "accepted"
+        let status = try row.decode(ContactStatus.self, "status")
+        let expected: ContactStatus = args.step == 0 ? .waiting : .accepted
         guard status == expected else {
             // R4, R5: a response stopped the sequence (or another campaign's reply did).
-            return try stop("contact is \(status)", contactStatus: nil, outcome: .cancelled(reason: "contact is \(status)"))
+            let reason = "contact is \(status.rawValue)"
+            return try stop(reason, contactStatus: nil, outcome: .cancelled(reason: reason))
         }
         // A campaign paused, or an account paused or with an expired card since the claim
-        // reserved (A7): the work waits an hour, its slot and credit given back meanwhile.
-        let campaignStatus = try row.decode(String.self, "campaign_status")
-        let accountStatus = try row.decode(String?.self, "account_status") ?? "active"
-        if campaignStatus == "completed" || campaignStatus == "archived" {
-            return try stop("campaign is \(campaignStatus)", contactStatus: "skipped", outcome: .completed)
+        // reserved (A7): the work waits as a refused send does, its slot and credit given back.
+        let campaignStatus = try row.decode(CampaignStatus.self, "campaign_status")
+        let accountStatus = try row.decode(AccountStatus?.self, "account_status") ?? .active
+        if campaignStatus == .completed || campaignStatus == .archived {
+            return try stop("campaign is \(campaignStatus.rawValue)", contactStatus: .skipped, outcome: .completed)
         }
-        if campaignStatus != "active" || accountStatus != "active" {
-            let reason = campaignStatus != "active" ? "campaign \(campaignStatus)" : "account \(accountStatus)"
-            return try stop(reason, contactStatus: nil, outcome: .deferred(until: now.addingTimeInterval(3600)))
+        if campaignStatus != .active || accountStatus != .active {
+            let reason = campaignStatus != .active ? "campaign \(campaignStatus.rawValue)" : "account \(accountStatus.rawValue)"
+            return try stop(reason, contactStatus: nil, outcome: .deferred(until: try row.decode(Date.self, "inactive_until")))
         }
         if request.channel == .inmail, try row.decode(Bool.self, "inmail_awaits_response") {
             return try stop(
-                "an earlier InMail from sender \(request.accountID) awaits this member's response (S4)", contactStatus: "skipped",
+                "an earlier InMail from sender \(request.accountID) awaits this member's response (S4)", contactStatus: .skipped,
                 outcome: .completed)
         }
         guard let bodyTemplate = try row.decode(String?.self, "template_body") else {
-            return try stop("campaign has no step \(args.step)", contactStatus: "failed", outcome: .cancelled(reason: "campaign has no step \(args.step)"))
+            return try stop("campaign has no step \(args.step)", contactStatus: .failed, outcome: .cancelled(reason: "campaign has no step \(args.step)"))
         }
         var values: [String: String] = [:]
         for field in ["first_name", "last_name", "company", "title"] {
@@ -162,20 +193,20 @@ public enum Outreach {
             }
             body = try MessageTemplate(bodyTemplate).render(values, limit: try row.decode(Int.self, "body_limit"), part: "\(part) body")
         } catch let error as TemplateError {
-            return try stop(error.description, contactStatus: "failed", outcome: .cancelled(reason: error.description))  // S5
+            return try stop(error.description, contactStatus: .failed, outcome: .cancelled(reason: error.description))  // S5
         }
         // Committed without waiting for the WAL flush, like record_delivery (see there): losing
         // this row in a server crash only means the retry renders it again, same key.
-        let message = try connection.query(
+        let message = try connection.queryOne(
             """
             insert into messages (contact_id, campaign_id, account_id, member_key, step, channel, uses_credit, delivery_key,
                                   subject, body, reservation_id)
-            select \(args.contact_id), \(try row.decode(Int64.self, "campaign_id")), \(request.accountID), \(memberKey),
-                   \(args.step), \(request.channel.rawValue), \(request.usesCredit), \(request.deliveryKey), \(subject), \(body),
+            select \(args.contactID), \(try row.decode(Int64.self, "campaign_id")), \(request.accountID), \(memberKey),
+                   \(args.step), \(request.channel)::send_channel, \(request.usesCredit), \(request.deliveryKey), \(subject), \(body),
                    \(reservation)
             from (select set_config('synchronous_commit', 'off', true)) as commit_without_waiting_for_flush
             returning id
-            """, prepared: true).first!.decode(Int64.self, "id")
+            """, prepared: true).decode(Int64.self, "id")
         return .deliver(
             Delivery(key: request.deliveryKey, accountID: request.accountID, memberKey: memberKey, channel: request.channel,
                      subject: subject, body: body),
@@ -185,22 +216,23 @@ public enum Outreach {
     /// What a refused delivery leads to. Nothing was sent, so the reservation comes back unless
     /// the delivery is to be tried again soon.
     private static func refused(_ error: CourierError, job: Job, args: Args, request: SendRequest, on connection: Connection) throws -> JobOutcome {
-        let now = try connection.query("select clock_now() as now").first!.decode(Date.self, "now")
+        let times = try connection.queryOne("select clock_now() as now, clock_now() + inactive_account_retry_after() as inactive_until")
+        let now = try times.decode(Date.self, "now")
         func giveUp(_ reason: String) throws {
-            if let reservation = try SendReservation.find(deliveryKey: request.deliveryKey, on: connection), reservation.state == "held" {
+            if let reservation = try SendReservation.find(deliveryKey: request.deliveryKey, on: connection), reservation.state == .held {
                 try connection.execute("delete from messages where delivery_key = \(request.deliveryKey) and state = 'sending'")
                 try SendReservation.release(reservation.id, reason: reason, on: connection)
             }
         }
-        func stopContact(_ status: String, _ reason: String) throws {
+        func stopContact(_ status: ContactStatus, _ reason: String) throws {
             try connection.execute(
-                "update contacts set status = \(status), reason = \(reason), last_event_at = clock_now() where id = \(args.contact_id)")
+                "update contacts set status = \(status), reason = \(reason), last_event_at = clock_now() where id = \(args.contactID)")
         }
         switch error {
         case .retryLater(let reason):
             guard job.attempt < job.maxAttempts else {
                 try giveUp(reason)
-                try stopContact("failed", "delivery kept failing: \(reason)")
+                try stopContact(.failed, "delivery kept failing: \(reason)")
                 return .cancelled(reason: "delivery kept failing: \(reason)")
             }
             return .failed(error: error.description, retryIn: .seconds(min(3600, 30 * Double(1 << min(job.attempt, 7)))))
@@ -215,17 +247,17 @@ public enum Outreach {
             return .deferred(until: until)
         case .optedOut:
             try giveUp(error.description)
-            try connection.execute("update contacts set opted_out = true where id = \(args.contact_id)")
-            try stopContact("skipped", "opted out of InMail (S2)")
+            try connection.execute("update contacts set opted_out = true where id = \(args.contactID)")
+            try stopContact(.skipped, "opted out of InMail (S2)")
             return .completed
         case .recipientUnreachable:
             try giveUp(error.description)
-            try stopContact("skipped", "recipient cannot receive it")  // the courier's details are in the log
+            try stopContact(.skipped, "recipient cannot receive it")  // the courier's details are in the log
             return .completed
         case .accountProblem:
             try giveUp(error.description)
             try connection.execute("select set_account_status(\(request.accountID), 'paused')")
-            return .deferred(until: now.addingTimeInterval(3600))
+            return .deferred(until: try times.decode(Date.self, "inactive_until"))
         }
     }
 

@@ -35,7 +35,7 @@ public enum Renewals {
     /// Renews one account for one cycle; idempotent. Returns the credits granted.
     @discardableResult
     public static func renew(account: Int64, cycleStart: String, on connection: Connection) throws -> Int {
-        try connection.query("select renew_credits(\(account), \(cycleStart)::date) as granted").first!.decode(Int.self, "granted")
+        try connection.queryOne("select renew_credits(\(account), \(cycleStart)::date) as granted").decode(Int.self, "granted")
     }
 
     /// The job handler for `credits.renew`.

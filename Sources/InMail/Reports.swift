@@ -7,7 +7,7 @@ public enum Reports {
     /// Campaign rows (all, or one), each with a `senders` array: its numbers per sender account.
     /// JSON text: an array of objects, ordered by campaign id.
     public static func campaigns(_ campaign: Int64? = nil, on connection: Connection) throws -> String {
-        try connection.query(
+        try connection.queryOne(
             """
             select coalesce(jsonb_agg(to_jsonb(r) || jsonb_build_object('senders', coalesce((
                        select jsonb_agg(to_jsonb(s) - 'campaign_id' order by s.account_id)
@@ -15,16 +15,16 @@ public enum Reports {
                    order by r.campaign_id), '[]')::text as report
             from campaign_report r
             where \(campaign)::bigint is null or r.campaign_id = \(campaign)
-            """).first!.decode(String.self, "report")
+            """).decode(String.self, "report")
     }
 
     /// Sender account rows (all, or one), as a JSON array of objects ordered by account id.
     public static func senders(_ account: Int64? = nil, on connection: Connection) throws -> String {
-        try connection.query(
+        try connection.queryOne(
             """
             select coalesce(jsonb_agg(to_jsonb(r) order by r.account_id), '[]')::text as report
             from sender_report r
             where \(account)::bigint is null or r.account_id = \(account)
-            """).first!.decode(String.self, "report")
+            """).decode(String.self, "report")
     }
 }

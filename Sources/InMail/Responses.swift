@@ -28,7 +28,7 @@ public struct RecordedResponse: Sendable, Equatable {
     /// True when the message's credit came back (R1).
     public let creditedBack: Bool
     /// The contact's status afterwards.
-    public let contactStatus: String
+    public let contactStatus: ContactStatus
 }
 
 /// Responses to sent messages, from LinkedIn (through a gateway's webhook, `inmailq responses
@@ -36,11 +36,11 @@ public struct RecordedResponse: Sendable, Equatable {
 public enum Responses {
     /// Records a response to message `message`: credit back (R1, R2), sequence rules (R3-R5).
     public static func record(message: Int64, kind: ResponseKind, text: String? = nil, on connection: Connection) throws -> RecordedResponse {
-        let row = try connection.query(
-            "select * from record_response(\(message), \(kind.rawValue), \(text))").first!
+        let row = try connection.queryOne(
+            "select * from record_response(\(message), \(kind.rawValue), \(text))")
         return RecordedResponse(
             responseID: try row.decode(Int64?.self, "response_id"), outcome: try row.decode(String.self, "outcome"),
-            creditedBack: try row.decode(Bool.self, "credited_back"), contactStatus: try row.decode(String.self, "contact_status"))
+            creditedBack: try row.decode(Bool.self, "credited_back"), contactStatus: try row.decode(ContactStatus.self, "contact_status"))
     }
 
     /// The id of the message delivered under `deliveryKey` (`contact:<id>:step:<n>`), if it was sent.

@@ -122,7 +122,7 @@ public final class SandboxCourier: Courier, @unchecked Sendable {
     /// Each statement commits on its own: a request dying between them left a counted request
     /// without a receipt, which the next request with the key delivers.
     private func answer(_ delivery: Delivery, on connection: Connection) throws -> (Answer, Int) {
-        let row = try connection.query(
+        let row = try connection.queryOne(
             """
             with request as (
                 insert into sandbox_messages (delivery_key, account_id, member_key, channel, subject, body)
@@ -136,7 +136,7 @@ public final class SandboxCourier: Courier, @unchecked Sendable {
             select request.requests, request.receipt, s.seed, s.latency_ms, s.perfect,
                    \(delivery.accountID) = any(s.restricted_accounts) as restricted
             from request, sandbox_settings s
-            """, prepared: true).first!
+            """, prepared: true)
         let latency = try row.decode(Int.self, "latency_ms")
         if let receipt = try row.decode(String?.self, "receipt") {
             return (.delivered(Receipt(id: receipt, repeated: true)), latency)
@@ -157,11 +157,11 @@ public final class SandboxCourier: Courier, @unchecked Sendable {
             return (.refused(.rateLimited(retryAfter: .seconds(15 * 60))), latency)
         }
         let receipt = "sbx-\(String(UInt64(world.uniform("receipt", delivery.key) * Double(1 << 53)), radix: 16))-\(delivery.key)"
-        let deliveredAt = try connection.query(
+        let deliveredAt = try connection.queryOne(
             """
             update sandbox_messages set receipt = \(receipt), delivered_at = clock_now()
             where delivery_key = \(delivery.key) returning delivered_at
-            """, prepared: true).first!.decode(Date.self, "delivered_at")
+            """, prepared: true).decode(Date.self, "delivered_at")
         if let response = world.response(to: delivery.key, channel: delivery.channel) {
             let args = try JSONText(encoding: SandboxResponse(delivery_key: delivery.key, kind: response.kind.rawValue, text: response.text))
             try JobQueue.enqueue(
@@ -181,7 +181,7 @@ public final class SandboxCourier: Courier, @unchecked Sendable {
         do {
             let connection = try checkOut()
             defer { checkIn(connection) }
-            let row = try connection.query("select seed, latency_ms from sandbox_settings", prepared: true).first!
+            let row = try connection.queryOne("select seed, latency_ms from sandbox_settings", prepared: true)
             settings = (try row.decode(Int64.self, "seed"), try row.decode(Int.self, "latency_ms"))
         } catch {
             throw .retryLater(reason: "sandbox database: \(error)")

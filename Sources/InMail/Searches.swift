@@ -55,9 +55,9 @@ public enum Searches {
             guard try connection.query("select 1 from campaigns where id = \(campaign)").rowCount > 0 else {
                 throw PostgresError(kind: .usage, message: "no campaign with id \(campaign)")
             }
-            let id = try connection.query(
+            let id = try connection.queryOne(
                 "insert into contact_searches (campaign_id, url, max_contacts) values (\(campaign), \(url.url), \(max)) returning id"
-            ).first!.decode(Int64.self, "id")
+            ).decode(Int64.self, "id")
             try JobQueue.enqueue(
                 [NewJob(kind: kind, args: try JSONText(encoding: Args(search_id: id)), maxAttempts: 25, uniqueKey: "search:\(id)")],
                 on: connection)

@@ -5,7 +5,8 @@ import Queue
 /// What a job that sends from a sender account carries: which account, which delivery (its key
 /// derives from contact and step, so a retry is the same delivery), and what it needs.
 public struct SendRequest: Codable, Sendable, Equatable {
-    public enum Channel: String, Codable, Sendable {
+    /// How the message goes out: the `send_channel` SQL enum.
+    public enum Channel: String, Codable, Sendable, PostgresEnum {
         /// An InMail: counts against the daily InMail limit (S6).
         case inmail
         /// A regular message (1st-degree connections, follow-ups): the daily message limit.
@@ -30,9 +31,9 @@ public struct SendRequest: Codable, Sendable, Equatable {
     }
 }
 
-/// Why an account cannot send now, as `reserve_send` says it.
+/// Why an account cannot send now, and when to try again.
 public struct Refusal: Sendable, Equatable {
-    public let reason: String
+    public let reason: SendRefusal
     /// Business time at which to try again; nil when never (a cancelled account).
     public let retryAt: Date?
 }
@@ -40,14 +41,14 @@ public struct Refusal: Sendable, Equatable {
 /// The account-side reservation of a send: one daily slot and, for a credit InMail, one credit.
 public enum SendReservation {
     /// Reserves in the caller's transaction. Returns the reservation id, or the refusal.
-    /// The same delivery key returns the same reservation while it is held.
+    /// The same delivery key returns its live reservation (held, or spent once delivered).
     public static func reserve(_ request: SendRequest, on connection: Connection) throws -> Result<Int64, RefusalError> {
-        let row = try connection.query(
+        let row = try connection.queryOne(
             """
             select reservation_id, refusal, retry_at
-            from reserve_send(\(request.accountID), \(request.deliveryKey), \(request.channel.rawValue), \(request.usesCredit))
-            """, prepared: true).first!
-        if let reason = try row.decode(String?.self, "refusal"), !reason.hasPrefix("already_") {
+            from reserve_send(\(request.accountID), \(request.deliveryKey), \(request.channel)::send_channel, \(request.usesCredit))
+            """, prepared: true)
+        if let reason = try row.decode(SendRefusal?.self, "refusal") {
             return .failure(RefusalError(refusal: Refusal(reason: reason, retryAt: try row.decode(Date?.self, "retry_at"))))
         }
         return .success(try row.decode(Int64.self, "reservation_id"))
@@ -55,31 +56,31 @@ public enum SendReservation {
 
     /// Reserves for many deliveries in one round trip, in the order given (sort by account to
     /// lock accounts in a fixed order). Returns the refusals by delivery key; the others hold
-    /// their reservation (a settled one is not a refusal).
+    /// their reservation (or find it already spent).
     public static func reserve(_ requests: [SendRequest], on connection: Connection) throws -> [String: Refusal] {
         guard !requests.isEmpty else { return [:] }
         let rows = try connection.query(
             """
             select delivery_key, refusal, retry_at
             from reserve_sends(\(requests.map(\.accountID))::bigint[], \(requests.map(\.deliveryKey))::text[],
-                               \(requests.map(\.channel.rawValue))::text[], \(requests.map(\.usesCredit))::boolean[])
-            where refusal is not null and left(refusal, 8) <> 'already_'
+                               \(requests.map(\.channel))::send_channel[], \(requests.map(\.usesCredit))::boolean[])
+            where refusal is not null
             """, prepared: true).rows
         var refusals: [String: Refusal] = [:]
         for row in rows {
             refusals[try row.decode(String.self, "delivery_key")] = Refusal(
-                reason: try row.decode(String.self, "refusal"), retryAt: try row.decode(Date?.self, "retry_at"))
+                reason: try row.decode(SendRefusal.self, "refusal"), retryAt: try row.decode(Date?.self, "retry_at"))
         }
         return refusals
     }
 
     /// The live (held or spent) reservation of a delivery and its state, if any. A released one
     /// no longer answers for its key.
-    public static func find(deliveryKey: String, on connection: Connection) throws -> (id: Int64, state: String)? {
+    public static func find(deliveryKey: String, on connection: Connection) throws -> (id: Int64, state: ReservationState)? {
         try connection.query(
             "select id, state from reservations where delivery_key = \(deliveryKey) and state <> 'released'", prepared: true
-        ).first.map {
-            (try $0.decode(Int64.self, "id"), try $0.decode(String.self, "state"))
+        ).rows.first.map {
+            (try $0.decode(Int64.self, "id"), try $0.decode(ReservationState.self, "state"))
         }
     }
 
@@ -96,7 +97,7 @@ public enum SendReservation {
     /// R1: a response arrived; the spent credit comes back if within 90 days and under the cap.
     @discardableResult
     public static func creditBack(_ reservation: Int64, on connection: Connection) throws -> Bool {
-        try connection.query("select credit_back(\(reservation)) as back").first!.decode(Bool.self, "back")
+        try connection.queryOne("select credit_back(\(reservation)) as back").decode(Bool.self, "back")
     }
 }
 
@@ -107,12 +108,10 @@ public struct RefusalError: Error, Sendable, Equatable {
 
 /// Admits send jobs in the claim's transaction only when their account can send now, reserving
 /// the slot and credit there. A refused job, and every waiting job of its account that the same
-/// reason blocks, moves to the account's next possible moment in one statement: it is not
-/// claimed again and again.
+/// refusal holds back, moves to the account's next possible moment in one statement
+/// (`JobQueue.deferJobs`): it is not claimed again and again.
 public struct SendReservationGuard: ClaimGuard {
     public init() {}
-
-    public var candidateCondition: SQL? { nil }
 
     public func admit(_ jobs: [Job], on connection: Connection) throws -> [Int64: Date] {
         // Accounts are locked in id order, so two claims never wait on each other in a cycle.
@@ -125,26 +124,10 @@ public struct SendReservationGuard: ClaimGuard {
             guard let refusal = refusals[request.deliveryKey] else { continue }
             let until = refusal.retryAt ?? Date.distantFuture
             deferred[job.id] = until
-            // Which of the account's jobs the same refusal holds back: credit InMails wait for
-            // credits while free ones go on (S8); free InMails wait for next month's cap.
-            let heldBack: SQL
-            switch refusal.reason {
-            case "credits_at_reserve": heldBack = "and (args->>'uses_credit')::boolean"
-            case "free_inmail_monthly_limit": heldBack = "and args->>'channel' = 'inmail' and not (args->>'uses_credit')::boolean"
-            default: heldBack = ""
-            }
-            guard moved.insert("\(request.accountID)|\(job.kind)|\(refusal.reason)").inserted else { continue }
-            // Skip rows another claim holds: waiting for them while holding this account's lock
-            // would deadlock with that claim, which will meet the same refusal on its own.
-            try connection.execute(
-                """
-                update jobs set state = 'scheduled', run_at = \(until)
-                where id in (
-                    select id from jobs
-                    where partition_key = \(String(request.accountID)) and state = 'available' and kind = \(job.kind) \(heldBack)
-                    for update skip locked
-                )
-                """)
+            guard moved.insert("\(request.accountID)|\(job.kind)|\(refusal.reason.rawValue)").inserted else { continue }
+            try JobQueue.deferJobs(
+                partition: String(request.accountID), kind: job.kind,
+                argsContaining: try JSONText(encoding: refusal.reason.heldBack), until: until, on: connection)
         }
         return deferred
     }

@@ -120,6 +120,17 @@ public final class Connection {
         return try checked(result, statement: text)
     }
 
+    /// Runs a statement that returns exactly one row, and returns that row. Zero rows or several
+    /// throw a `.usage` error naming the statement, instead of a crash on a missing row.
+    public func queryOne(_ sql: SQL, prepared: Bool = false) throws(PostgresError) -> Row {
+        let result = try query(sql, prepared: prepared)
+        guard result.rowCount == 1 else {
+            throw PostgresError(
+                kind: .usage, message: "expected one row, got \(result.rowCount)", statement: sql.rendered.text)
+        }
+        return result[0]
+    }
+
     /// Runs one statement and returns how many rows it inserted, updated or deleted.
     @discardableResult
     public func execute(_ sql: SQL, prepared: Bool = false) throws(PostgresError) -> Int {

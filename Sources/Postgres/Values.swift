@@ -264,3 +264,18 @@ enum TimestampFormat {
         return Date(timeIntervalSince1970: Double(epoch) + Double(micros) / 1_000_000)
     }
 }
+
+/// A Swift enum that mirrors a PostgreSQL enum type: decoded from, and bound as, its label.
+/// Declare the cases with the SQL labels as raw values; a test should compare `allCases` with
+/// the type's `enum_range` so the two cannot drift apart.
+public protocol PostgresEnum: RawRepresentable, CaseIterable, PostgresEncodable, PostgresDecodable
+where RawValue == String {}
+
+extension PostgresEnum {
+    public var postgresText: String { rawValue }
+
+    public init(postgresText text: String) throws(DecodingFailure) {
+        guard let value = Self(rawValue: text) else { throw DecodingFailure("\"\(text)\" is not a \(Self.self)") }
+        self = value
+    }
+}

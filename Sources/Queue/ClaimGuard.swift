@@ -4,9 +4,6 @@ import Postgres
 /// Admits claimed jobs of some kinds inside the claim's own transaction, so that what a job
 /// needs (the layer above reserves it here) commits together with the claim or not at all.
 public protocol ClaimGuard: Sendable {
-    /// An extra condition on candidate rows of the guarded kinds (the row is `jobs`), or nil.
-    var candidateCondition: SQL? { get }
-
     /// Called in the claim's transaction with the claimed jobs of the guarded kinds. Returns the
     /// jobs that may not run now, each with the business time at which to try again; they are
     /// deferred in the same transaction, without spending an attempt. Throwing rolls the claim back.
@@ -14,30 +11,25 @@ public protocol ClaimGuard: Sendable {
 }
 
 extension JobQueue {
-    /// Claims jobs as `claim` does, and lets each kind's guard admit or defer its jobs in the same
-    /// transaction. Returns the admitted jobs, and how many were claimed in all (deferred ones
-    /// are already back in the queue).
+    /// Claims jobs as `claim` does (one prepared statement, whatever guards exist), and lets each
+    /// kind's guard admit or defer its jobs in the same transaction. Returns the admitted jobs,
+    /// and how many were claimed in all (deferred ones are already back in the queue).
     public static func claimAdmitted(
         kinds: [String], guards: [String: any ClaimGuard], limit: Int, owner: String, lease: Duration,
         on connection: Connection
     ) throws -> (admitted: [Job], claimed: Int) {
-        let guarded = kinds.filter { guards[$0] != nil }
+        let guarded = kinds.compactMap { kind in guards[kind].map { (kind, $0) } }
         guard !guarded.isEmpty else {
             let jobs = try claim(kinds: kinds, limit: limit, owner: owner, lease: lease, on: connection)
             return (jobs, jobs.count)
         }
-        var alternatives: [SQL] = ["not (jobs.kind = any(\(guarded)::text[]))"]
-        for kind in guarded {
-            alternatives.append("(jobs.kind = \(kind) and (\(guards[kind]!.candidateCondition ?? "true")))")
-        }
-        let condition = SQL.joined(alternatives, separator: " or ")
         return try connection.transaction(retry: .retryable) { transaction in
-            let claimed = try claim(kinds: kinds, limit: limit, owner: owner, lease: lease, where: condition, on: transaction)
+            let claimed = try claim(kinds: kinds, limit: limit, owner: owner, lease: lease, on: transaction)
             var deferred: [Int64: Date] = [:]
-            for kind in guarded {
+            for (kind, admission) in guarded {
                 let ofKind = claimed.filter { $0.kind == kind }
                 if !ofKind.isEmpty {
-                    deferred.merge(try guards[kind]!.admit(ofKind, on: transaction)) { $1 }
+                    deferred.merge(try admission.admit(ofKind, on: transaction)) { $1 }
                 }
             }
             if !deferred.isEmpty {

@@ -1,16 +1,9 @@
 import Foundation
 import Postgres
 
-/// Where a job stands; the same names as the `job_state` SQL enum.
-public enum JobState: String, Sendable, CaseIterable, PostgresDecodable, PostgresEncodable {
+/// Where a job stands: the `job_state` SQL enum.
+public enum JobState: String, Sendable, PostgresEnum {
     case scheduled, available, running, retryable, completed, discarded, cancelled
-
-    public var postgresText: String { rawValue }
-
-    public init(postgresText text: String) throws(DecodingFailure) {
-        guard let state = JobState(rawValue: text) else { throw DecodingFailure("not a job state: \(text)") }
-        self = state
-    }
 
     /// True for the states a job never leaves.
     public var isFinished: Bool { self == .completed || self == .discarded || self == .cancelled }

@@ -12,15 +12,14 @@ public struct JobHandlers: Sendable {
     /// Guards that admit jobs of their kind inside the claim's transaction.
     public private(set) var guards: [String: any ClaimGuard] = [:]
 
-    /// Periodic duties of the layer above, run by the elected maintenance worker.
-    public private(set) var duties: [MaintenanceDuty] = []
+    /// Maintenance services of the layer above, run by the elected worker beside the queue's own.
+    public private(set) var maintenance: [any MaintenanceService] = []
 
     public init() {}
 
-    /// Adds a duty the elected maintenance worker runs every `interval` (real time). `run`
-    /// returns how many things it changed (logged when not zero).
-    public mutating func addMaintenance(_ name: String, every interval: Duration, _ run: @escaping @Sendable (Connection) throws -> Int) {
-        duties.append(MaintenanceDuty(name: name, interval: interval, run: run))
+    /// Adds a maintenance service of the layer above.
+    public mutating func addMaintenance(_ service: any MaintenanceService) {
+        maintenance.append(service)
     }
 
     /// Registers `handler` for `kind`, replacing any earlier one; with `guard`, claimed jobs of
@@ -34,13 +33,6 @@ public struct JobHandlers: Sendable {
     public var kinds: [String] { byKind.keys.sorted() }
 
     public subscript(kind: String) -> JobHandler? { byKind[kind] }
-}
-
-/// A periodic duty for the elected maintenance worker (see `JobHandlers.addMaintenance`).
-public struct MaintenanceDuty: Sendable {
-    public let name: String
-    public let interval: Duration
-    public let run: @Sendable (Connection) throws -> Int
 }
 
 /// What a handler may use while it runs a job: a database connection of its own thread

@@ -7,38 +7,32 @@ public enum JobQueue {
     /// The channel on which enqueues, promotions and rescues wake idle workers.
     public static let wakeUpChannel = "queue_jobs_available"
 
-    /// Enqueues jobs in one statement. Returns, in order, each new job's id, or nil where a
-    /// job with the same unique key was already unfinished (that enqueue did nothing).
+    /// Enqueues jobs in one statement (`queue_enqueue`, the one way jobs are created, from SQL
+    /// or Swift). Returns, in order, each new job's id, or nil where a job with the same unique
+    /// key was already unfinished (that enqueue did nothing).
     @discardableResult
     public static func enqueue(_ jobs: [NewJob], on connection: Connection) throws -> [Int64?] {
         guard !jobs.isEmpty else { return [] }
-        // Ids are drawn first so each input row can be matched to its insert (or to nothing,
-        // when its unique key was taken); a skipped id is a harmless gap.
         let result = try connection.query(
             """
-            with input as (
-                select t.*, coalesce(t.requested_run_at, clock_now()) as effective_run_at,
-                       nextval(pg_get_serial_sequence('jobs', 'id')) as new_id
-                from unnest(\(jobs.map(\.kind))::text[], \(jobs.map(\.args))::jsonb[], \(jobs.map(\.priority))::smallint[],
-                            \(jobs.map(\.runAt))::timestamptz[], \(jobs.map(\.maxAttempts))::int[],
-                            \(jobs.map(\.uniqueKey))::text[], \(jobs.map(\.partitionKey))::text[])
-                     with ordinality
-                     as t(kind, args, priority, requested_run_at, max_attempts, unique_key, partition_key, position)
-            ), inserted as (
-                insert into jobs (id, kind, args, priority, run_at, max_attempts, unique_key, partition_key, state)
-                overriding system value
-                select new_id, kind, args, priority, effective_run_at, max_attempts, unique_key, partition_key,
-                       case when effective_run_at > clock_now() then 'scheduled' else 'available' end::job_state
-                from input
-                order by position
-                on conflict (unique_key) where unique_key is not null do nothing
-                returning id
-            )
-            select inserted.id
-            from input left join inserted on inserted.id = input.new_id
-            order by input.position
-            """)
-        return try result.rows.map { try $0.decode(Int64?.self, "id") }
+            select job_id from queue_enqueue(
+                \(jobs.map(\.kind))::text[], \(jobs.map(\.args))::jsonb[], \(jobs.map(\.runAt))::timestamptz[],
+                \(jobs.map(\.priority))::smallint[], \(jobs.map(\.maxAttempts))::integer[], \(jobs.map(\.uniqueKey))::text[],
+                \(jobs.map(\.partitionKey))::text[])
+            """, prepared: true)
+        return try result.rows.map { try $0.decode(Int64?.self, "job_id") }
+    }
+
+    /// Moves the available jobs of `kind` in `partition` whose args contain `argsContaining` (a
+    /// JSON object; `{}` matches all) to run at `until`, so they wait instead of being claimed
+    /// again and again. Rows other sessions hold are skipped. Returns how many moved.
+    @discardableResult
+    public static func deferJobs(
+        partition: String, kind: String, argsContaining filter: JSONText, until: Date, on connection: Connection
+    ) throws -> Int {
+        try connection.queryOne(
+            "select queue_defer(\(partition), \(kind), \(filter)::jsonb, \(until)) as moved", prepared: true
+        ).decode(Int.self, "moved")
     }
 
     /// Claims up to `limit` available jobs of `kinds` in one statement, skipping rows other
@@ -99,7 +93,7 @@ public enum JobQueue {
             delays.append(delay)
             untils.append(until)
         }
-        let row = try connection.query(
+        let row = try connection.queryOne(
             """
             with completed as (
                 delete from jobs
@@ -144,7 +138,7 @@ public enum JobQueue {
                 returning 1
             )
             select (select count(*) from archived) + (select count(*) from updated) as changed
-            """).first!
+            """)
         return try row.decode(Int.self, "changed")
     }
 

@@ -164,7 +164,7 @@ public final class Worker: Sendable {
             // Anything claimed: try again at once (rows other workers held are skipped, not
             // gone). Only an empty claim means the queue is dry for now.
             guard claimed == 0 else { continue }
-            if configuration.exitWhenDone, state.isIdle, (try? unfinishedJobsRemain(connection)) == false {
+            if configuration.exitWhenDone, state.isIdle, (try? QueueInspection.unfinishedJobsRemain(kinds: kinds, on: connection)) == false {
                 logger.info("no unfinished jobs remain; exiting")
                 state.advance(to: .draining)
                 var byte: UInt8 = 1
@@ -174,16 +174,6 @@ public final class Worker: Sendable {
             // Sleep until a NOTIFY, the poll interval, or shutdown.
             _ = try? connection.nextNotification(timeout: poll, interruptDescriptor: wakePipe.read)
         }
-    }
-
-    private func unfinishedJobsRemain(_ connection: Connection) throws -> Bool {
-        try connection.query(
-            """
-            select exists (
-                select 1 from jobs
-                where kind = any(\(kinds)::text[]) and state in ('available', 'running', 'scheduled', 'retryable')
-            ) as remain
-            """).first!.decode(Bool.self, "remain")
     }
 
     private func handlerLoop() {
@@ -273,49 +263,19 @@ public final class Worker: Sendable {
         }
     }
 
-    /// Key of the session advisory lock that elects the maintenance leader ("inmailq:leader").
-    static let leaderLockKey: Int64 = 0x696E_6D61_696C_7102
-
+    /// Takes part in electing the maintenance leader and, while elected, runs the queue's
+    /// services (promoter, rescuer, pruner) and those of the layer above.
     private func maintenanceLoop() {
         guard let connection = connectPersistently("maintenance") else { return }
-        var isLeader = false
-        var lastRescue = ContinuousClock.now - .seconds(3600)
-        var lastPrune = ContinuousClock.now
-        var lastDuty = [ContinuousClock.Instant](repeating: .now, count: handlers.duties.count)
-        let rescueEvery = max(.milliseconds(250), configuration.lease / 4)
+        var maintainer = Maintainer(
+            services: [
+                JobPromoter(interval: configuration.maintenanceInterval),
+                JobRescuer(interval: max(.milliseconds(250), configuration.lease / 4), logger: logger),
+                HistoryPruner(interval: .seconds(60), retention: configuration.retention),
+            ] + handlers.maintenance,
+            logger: logger)
         while state.currentPhase == .running {
-            do {
-                if !isLeader {
-                    // A session lock: held while this connection lives, so a dead leader's lock
-                    // is released with its connection and another worker takes over.
-                    isLeader = try connection.query("select pg_try_advisory_lock(\(Self.leaderLockKey)) as won").first!.decode(Bool.self, "won")
-                    if isLeader { logger.info("elected to run queue maintenance", metadata: ["worker_id": "\(configuration.workerID)"]) }
-                }
-                if isLeader {
-                    let promoted = try QueueMaintenance.promoteDueJobs(on: connection)
-                    if promoted > 0 { logger.debug("promoted due jobs", metadata: ["count": "\(promoted)"]) }
-                    if ContinuousClock.now - lastRescue >= rescueEvery {
-                        lastRescue = .now
-                        let (rescued, discarded) = try QueueMaintenance.rescueExpiredLeases(on: connection)
-                        if rescued + discarded > 0 {
-                            logger.warning("rescued jobs whose lease expired", metadata: ["rescued": "\(rescued)", "discarded": "\(discarded)"])
-                        }
-                    }
-                    if ContinuousClock.now - lastPrune >= .seconds(60) {
-                        lastPrune = .now
-                        let pruned = try QueueMaintenance.pruneFinishedJobs(olderThan: configuration.retention, on: connection)
-                        if pruned > 0 { logger.info("pruned finished jobs", metadata: ["count": "\(pruned)"]) }
-                    }
-                    for (index, duty) in handlers.duties.enumerated() where ContinuousClock.now - lastDuty[index] >= duty.interval {
-                        lastDuty[index] = .now
-                        let changed = try duty.run(connection)
-                        if changed > 0 { logger.info("maintenance duty", metadata: ["duty": "\(duty.name)", "changed": "\(changed)"]) }
-                    }
-                }
-            } catch {
-                logger.error("queue maintenance failed", metadata: ["error": "\(error)"])
-                if !connection.isConnected { isLeader = false }  // the lock went with the session
-            }
+            maintainer.tick(on: connection, workerID: configuration.workerID)
             state.sleep(configuration.maintenanceInterval, unlessPhaseReaches: .draining)
         }
     }

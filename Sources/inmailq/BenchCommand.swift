@@ -78,15 +78,14 @@ struct QueueBench: ParsableCommand {
             guard worker.wait() == 0 else { throw CommandFailure("a worker failed; its log: \(bench.workerLog)") }
         }
         let drainSeconds = (ContinuousClock.now - drainStart).seconds
-        let completed = try connection.query("select count(*) as n from job_history where state = 'completed'").first!.decode(Int.self, "n")
+        let completed = try QueueInspection.completedCount(on: connection)
         guard completed == jobs else { throw CommandFailure("only \(completed) of \(jobs) jobs completed; worker log: \(bench.workerLog)") }
-        let busySeconds = try connection.query(
-            "select extract(epoch from max(finished_at) - min(attempted_at))::float8 as s from job_history").first!.decode(Double.self, "s")
+        let busySeconds = try QueueInspection.busySeconds(on: connection)
         results.append(("drain_jobs_per_s", format(Double(jobs) / drainSeconds)))
         results.append(("drain_busy_jobs_per_s", format(Double(jobs) / busySeconds)))
 
         progress("measuring enqueue-to-start latency with \(latencySamples) jobs one at a time")
-        try connection.execute("truncate jobs, job_history")
+        try QueueBenchmarkSetup.removeAllJobs(on: connection)
         let listeners = try (0..<processes).map { _ in try bench.startWorker(concurrency: concurrency, extra: []) }
         defer { listeners.forEach { $0.signal(SIGTERM); $0.wait() } }
         try JobQueue.enqueue([NewJob(kind: "diag.noop")], on: connection)
@@ -96,33 +95,16 @@ struct QueueBench: ParsableCommand {
             Thread.sleep(forTimeInterval: 0.005)
         }
         try waitUntil(completed: latencySamples + 1, on: connection)
-        let latency = try connection.query(
-            """
-            select percentile_cont(0.5) within group (order by ms) as p50, percentile_cont(0.99) within group (order by ms) as p99
-            from (select extract(epoch from attempted_at - created_at) * 1000 as ms from job_history) samples
-            """).first!
-        results.append(("latency_p50_ms", format(try latency.decode(Double.self, "p50"), digits: 2)))
-        results.append(("latency_p99_ms", format(try latency.decode(Double.self, "p99"), digits: 2)))
+        let latency = try QueueInspection.startLatency(on: connection)
+        results.append(("latency_p50_ms", format(latency.p50, digits: 2)))
+        results.append(("latency_p99_ms", format(latency.p99, digits: 2)))
         listeners.forEach { $0.signal(SIGTERM); $0.wait() }
 
         if scheduled > 0 {
-            try connection.execute("truncate jobs, job_history")
+            try QueueBenchmarkSetup.removeAllJobs(on: connection)
             let empty = try claimLatency(on: connection)
             progress("adding \(scheduled) future-scheduled jobs and \(scheduled / 2) finished ones")
-            try connection.execute(
-                """
-                insert into jobs (kind, state, run_at)
-                select 'diag.noop', 'scheduled', clock_now() + interval '30 days' + n * interval '1 second'
-                from generate_series(1, \(scheduled)) as n
-                """)
-            try connection.execute(
-                """
-                insert into job_history (id, kind, args, state, priority, run_at, attempt, max_attempts, errors,
-                                         created_at, attempted_at, finished_at)
-                select -n, 'diag.noop', '{}', 'completed', 0, clock_now(), 1, 20, '[]', now(), now(), now()
-                from generate_series(1, \(scheduled / 2)) as n
-                """)
-            try connection.runScript("vacuum analyze jobs, job_history")
+            try QueueBenchmarkSetup.addParkedJobs(scheduled: scheduled, finished: scheduled / 2, kind: "diag.noop", on: connection)
             let loaded = try claimLatency(on: connection)
             results += [
                 ("scheduled", "\(scheduled)"),
@@ -150,7 +132,7 @@ struct QueueBench: ParsableCommand {
 
     private func waitUntil(completed: Int, on connection: Connection) throws {
         let deadline = ContinuousClock.now + .seconds(120)
-        while try connection.query("select count(*) as n from job_history where state = 'completed'").first!.decode(Int.self, "n") < completed {
+        while try QueueInspection.completedCount(on: connection) < completed {
             guard ContinuousClock.now < deadline else { throw CommandFailure("jobs did not complete within 120 s") }
             Thread.sleep(forTimeInterval: 0.02)
         }
@@ -172,7 +154,7 @@ struct BenchDatabase {
         try connection.runScript("drop database if exists \(quoteIdentifier(name))")
         try connection.runScript("create database \(quoteIdentifier(name))")
         configuration = try base.withDatabase(name)
-        try SQLFiles.shippedMigrator().migrate(try Connection(configuration))
+        try SQLFiles.shippedMigrator(sandbox: true).migrate(try Connection(configuration))
         workerLog = NSTemporaryDirectory() + "\(name).log"
         progress("benchmark database \(name) ready; worker log: \(workerLog)")
     }
@@ -188,8 +170,8 @@ struct BenchDatabase {
 
     /// A new agency and client workspace for the benchmark's accounts and campaigns.
     func workspace(on connection: Connection) throws -> Int64 {
-        try connection.query("select admin_create_workspace(admin_create_agency('Bench agency'), 'Bench client') as id")
-            .first!.decode(Int64.self, "id")
+        try connection.queryOne("select admin_create_workspace(admin_create_agency('Bench agency'), 'Bench client') as id")
+            .decode(Int64.self, "id")
     }
 
     func drop() {

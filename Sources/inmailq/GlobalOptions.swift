@@ -34,21 +34,22 @@ struct GlobalOptions: ParsableArguments {
     }
 
     /// Opens a connection to the configured database and makes sure its schema is current: the
-    /// local cluster is migrated on first use; any other database must be migrated by
-    /// `inmailq migrate`, and a clear error says so.
-    func connect(applicationName: String = "inmailq") throws -> Connection {
+    /// local cluster is migrated on first use (the sandbox courier's tables included); any other
+    /// database must be migrated by `inmailq migrate` (with `--sandbox` where `sandbox` is asked
+    /// for), and a clear error says so.
+    func connect(applicationName: String = "inmailq", sandbox: Bool = false) throws -> Connection {
         let configuration = try connectionConfiguration(applicationName: applicationName)
         let connection = try Connection(configuration)
-        let migrator = try SQLFiles.shippedMigrator()
-        let applied = Set(try migrator.appliedMigrations(connection).map(\.version))
-        let pending = migrator.migrations.filter { !applied.contains($0.version) }
-        guard !pending.isEmpty else { return connection }
+        let migrator = try SQLFiles.shippedMigrator(sandbox: sandbox || usesLocalCluster)
+        let pending = try migrator.pending(connection)
+        guard !(pending.versioned + pending.repeatable).isEmpty else { return connection }
         if usesLocalCluster {
             try migrator.migrate(connection)
             return connection
         }
+        let names = (pending.versioned + pending.repeatable).map(\.description).joined(separator: ", ")
         throw CommandFailure(
-            "the database schema is not current (pending: \(pending.map(\.name).joined(separator: ", "))); run `inmailq migrate` first")
+            "the database schema is not current (pending: \(names)); run `inmailq migrate\(sandbox ? " --sandbox" : "")` first")
     }
 
     /// True when no database is configured, so the private local cluster is used.

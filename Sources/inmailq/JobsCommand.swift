@@ -33,24 +33,17 @@ struct JobsCommand: ParsableCommand {
 
         func run() throws {
             let connection = try options.connect()
-            let filter: SQL = "(\(state)::job_state is null or state = \(state)::job_state) and (\(kind)::text is null or kind = \(kind)::text)"
+            let state = state.flatMap(JobState.init(rawValue:))
             if let limit {
-                let rows = try connection.query(
-                    """
-                    select id, kind, state::text as state, attempt, max_attempts, run_at
-                    from all_jobs where \(filter) order by id desc limit \(limit)
-                    """).rows
                 print("id\tkind\tstate\tattempt\trun_at")
-                for row in rows {
-                    print("\(try row.decode(Int64.self, "id"))\t\(try row.decode(String.self, "kind"))\t\(try row.decode(String.self, "state"))\t\(try row.decode(Int.self, "attempt"))/\(try row.decode(Int.self, "max_attempts"))\t\(try row.decode(Date.self, "run_at").formatted(.iso8601))")
+                for job in try QueueInspection.newest(limit, state: state, kind: kind, on: connection) {
+                    print("\(job.id)\t\(job.kind)\t\(job.state.rawValue)\t\(job.attempt)/\(job.maxAttempts)\t\(job.runAt.formatted(.iso8601))")
                 }
                 return
             }
-            let rows = try connection.query(
-                "select kind, state::text as state, count(*) as n from all_jobs where \(filter) group by 1, 2 order by 1, 2").rows
             print("kind\tstate\tjobs")
-            for row in rows {
-                print("\(try row.decode(String.self, "kind"))\t\(try row.decode(String.self, "state"))\t\(try row.decode(Int.self, "n"))")
+            for row in try QueueInspection.counts(state: state, kind: kind, on: connection) {
+                print("\(row.kind)\t\(row.state.rawValue)\t\(row.jobs)")
             }
         }
     }
@@ -64,10 +57,10 @@ struct JobsCommand: ParsableCommand {
 
         func run() throws {
             let connection = try options.connect()
-            guard let row = try connection.query("select jsonb_pretty(to_jsonb(j)) as job from all_jobs j where id = \(id)").first else {
+            guard let job = try QueueInspection.describe(id, on: connection) else {
                 throw CommandFailure("no job with id \(id)")
             }
-            print(try row.decode(String.self, "job"))
+            print(job)
         }
     }
 

@@ -60,7 +60,7 @@ struct WorkerCommand: ParsableCommand {
         let logger = options.makeLogger("worker")
         var handlers = JobHandlers()
         DiagnosticHandlers.register(into: &handlers)
-        _ = try options.connect(applicationName: "inmailq-worker")  // the schema must be current
+        _ = try options.connect(applicationName: "inmailq-worker", sandbox: true)  // the schema must be current
         let database = try options.connectionConfiguration(applicationName: "inmailq-worker")
         InMailHandlers.register(into: &handlers, courier: SandboxCourier(database: database))
         var settings = WorkerConfiguration(database: database)

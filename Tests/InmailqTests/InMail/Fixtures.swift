@@ -59,7 +59,7 @@ struct AccountFixture {
     }
 
     func refusal(_ result: Result<Int64, RefusalError>) -> String? {
-        if case .failure(let error) = result { return error.refusal.reason }
+        if case .failure(let error) = result { return error.refusal.reason.rawValue }
         return nil
     }
 }

@@ -132,7 +132,7 @@ struct OutreachTests {
 
         try f.advance("1 day")
         let accepted = try f.respond(early, .acceptedDefault)
-        #expect(accepted.outcome == "accepted" && accepted.creditedBack && accepted.contactStatus == "accepted")  // R1, R3
+        #expect(accepted.outcome == "accepted" && accepted.creditedBack && accepted.contactStatus == .accepted)  // R1, R3
         #expect(try f.accounts.balance(sender) == balance + 1)
         try f.drain()
         #expect(try f.message(early, step: 1) == nil)  // C3: not before its delay of 3 days after the InMail
@@ -163,12 +163,12 @@ struct OutreachTests {
         try Campaigns.activate(campaign: campaign, on: f.connection)
         try f.drain()
         let stopped = try f.respond(edited, .acceptedEdited, text: "Sure, let's talk")
-        #expect(stopped.contactStatus == "replied" && stopped.creditedBack)
+        #expect(stopped.contactStatus == .replied && stopped.creditedBack)
         // The replier accepts by default, gets follow-up 1, then replies to it: no follow-up 2.
         _ = try f.respond(replier, .acceptedDefault)
         try f.advance("3 days 1 minute")
         #expect(try f.message(replier, step: 1) != nil)
-        #expect(try f.respond(replier, step: 1, .reply, text: "Stop, please").contactStatus == "replied")
+        #expect(try f.respond(replier, step: 1, .reply, text: "Stop, please").contactStatus == .replied)
         try f.advance("10 days")
         #expect(try f.count("select count(*) from messages where contact_id in (\(edited), \(replier)) and step > 0") == 1)
         #expect(try f.contact(edited) == ("replied", "responded: sequence stopped (R4)"))
@@ -186,8 +186,8 @@ struct OutreachTests {
         try Campaigns.activate(campaign: campaign, on: f.connection)
         try f.drain()
         let balance = try f.accounts.balance(sender)
-        #expect(try f.respond(declines, .declined).contactStatus == "declined")
-        #expect(try f.respond(notInterested, .notInterested).contactStatus == "declined")
+        #expect(try f.respond(declines, .declined).contactStatus == .declined)
+        #expect(try f.respond(notInterested, .notInterested).contactStatus == .declined)
         #expect(try f.accounts.balance(sender) == balance + 2)
         try f.advance("5 days")
         #expect(try f.count("select count(*) from messages where step > 0") == 0)
@@ -210,7 +210,7 @@ struct OutreachTests {
         try f.accounts.renewCurrentCycle(sender)
         let balance = try f.accounts.balance(sender)
         let late = try f.respond(slow, .reply, text: "Sorry for the delay")
-        #expect(late.creditedBack == false && late.contactStatus == "replied")
+        #expect(late.creditedBack == false && late.contactStatus == .replied)
         #expect(try f.accounts.balance(sender) == balance)
         #expect(try f.accounts.ledgerSum(sender) == f.accounts.balance(sender))
     }

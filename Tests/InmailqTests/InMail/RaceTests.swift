@@ -89,7 +89,10 @@ struct RaceTests {
             where r.state = 'spent' and g.granted_at > (select min(reserved_at) from reservations)
             """, connection) > 0)
         // Work was done on several days, and nothing failed for good.
-        #expect(try count("select count(distinct local_day) from reservations", connection) >= 4)
+        // Sends fall on the first three simulated days at least: the first day's limit, the rest
+        // of the first credits, then the renewal's. (Four, as this once said, held only while the
+        // accounts' time zones straddled a date line: not from 05:00 to 13:00 UTC.)
+        #expect(try count("select count(distinct local_day) from reservations", connection) >= 3)
         #expect(try count("select count(*) from job_history where state = 'discarded'", connection) == 0)
         let spent = try count("select count(*) from reservations where state = 'spent' and grant_id is not null", connection)
         let granted = try count("select coalesce(sum(amount), 0) from credit_grants", connection)

@@ -32,13 +32,13 @@ struct MigrationTests {
         let db = try TestDatabase(migrated: false)
         let directory = try makeMigrations()
         let connection = try db.connect()
-        try Migrator(migrations: try Migration.load(from: directory)).migrate(connection)
+        try Migrator(owners: [try SchemaOwner.load("m", from: directory)]).migrate(connection)
         try "create table a (id bigint primary key);".write(toFile: directory + "/0001_a.sql", atomically: true, encoding: .utf8)
         try "create table c (id int);".write(toFile: directory + "/0004_c.sql", atomically: true, encoding: .utf8)
         let error = #expect(throws: MigrationError.self) {
-            try Migrator(migrations: try Migration.load(from: directory)).migrate(connection)
+            try Migrator(owners: [try SchemaOwner.load("m", from: directory)]).migrate(connection)
         }
-        #expect(error?.description.contains("0001_a.sql has changed") == true)
+        #expect(error?.description.contains("m/0001_a.sql has changed") == true)
         // Nothing after the refusal was applied.
         #expect(try connection.query("select to_regclass('c') is null as absent").first?.decode(Bool.self, "absent") == true)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import InMail
 import Postgres
 import Queue
 import Testing
@@ -197,7 +198,7 @@ struct WorkerRestartTests {
         try cluster.stopAndRemoveWhenProcessExits(getpid())
         let url = try cluster.url()
         let connection = try Connection(ConnectionConfiguration(url))
-        try Migrator(migrations: try Migration.load(from: TestPaths.migrations)).migrate(connection)
+        try InMailSchema.migrator(sqlDirectory: TestPaths.sql, sandbox: true).migrate(connection)
         let worker = try InmailqProcess.start(["worker", "--database-url", url, "--concurrency", "2", "--poll-interval", "0.2", "--log-level", "warning"])
         defer {
             worker.child.signal(SIGKILL)

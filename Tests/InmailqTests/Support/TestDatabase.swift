@@ -1,4 +1,5 @@
 import Foundation
+import InMail
 import Postgres
 import Synchronization
 
@@ -40,7 +41,7 @@ enum TestServer {
                 try admin.runScript("drop database if exists \(quoteIdentifier(name))")
                 try admin.runScript("create database \(quoteIdentifier(name))")
                 let connection = try Connection(try TestServer.admin.get().withDatabase(name))
-                try Migrator(migrations: try Migration.load(from: TestPaths.migrations)).migrate(connection)
+                try InMailSchema.migrator(sqlDirectory: TestPaths.sql, sandbox: true).migrate(connection)
                 result = .success(name)
             } catch {
                 result = .failure(SetupFailure(description: "cannot prepare the migrated template database: \(error)"))
@@ -92,7 +93,7 @@ enum TestPaths {
     static let root: String = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 
-    static var migrations: String { root + "/sql/migrations" }
+    static var sql: String { root + "/sql" }
 
     /// The `inmailq` executable built beside the test bundle (`swift build` puts them together).
     static var executable: String {

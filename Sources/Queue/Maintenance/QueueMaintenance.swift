@@ -1,14 +1,15 @@
 import Foundation
 import Postgres
 
-/// The queue's background duties. They run on one elected worker at a time (see `Maintainer`),
-/// but each is also safe to run from several sessions at once.
+/// The queue's background statements, each one round trip working on at most `limit` jobs. The
+/// maintenance services (`JobPromoter`, `JobRescuer`, `HistoryPruner`) run them on the elected
+/// worker; each is also safe to run from several sessions at once.
 public enum QueueMaintenance {
     /// Makes scheduled and retryable jobs whose run_at (business time) has come available, up
     /// to `limit` per call, and wakes idle workers. Returns how many it promoted.
     @discardableResult
     public static func promoteDueJobs(limit: Int = 10_000, on connection: Connection) throws -> Int {
-        let promoted = try connection.query(
+        let promoted = try connection.queryOne(
             """
             with due as (
                 select id from jobs
@@ -20,17 +21,18 @@ public enum QueueMaintenance {
                 update jobs set state = 'available' from due where jobs.id = due.id returning 1
             )
             select count(*) as n,
-                   case when count(*) > 0 then pg_notify(\(JobQueue.wakeUpChannel), 'promoted') end as notified
+                   case when count(*) > 0 then queue_notify('promoted') end as notified
             from promoted
-            """, prepared: true).first!.decode(Int.self, "n")
+            """, prepared: true).decode(Int.self, "n")
         return promoted
     }
 
     /// Jobs whose lease expired (their worker died or hung) become available again; the attempt
-    /// they were on stays counted, and one on its last attempt is discarded. Returns how many.
+    /// they were on stays counted, and one on its last attempt is discarded. Up to `limit` per call.
+    /// Returns how many were rescued and how many discarded.
     @discardableResult
-    public static func rescueExpiredLeases(on connection: Connection) throws -> (rescued: Int, discarded: Int) {
-        let row = try connection.query(
+    public static func rescueExpiredLeases(limit: Int = 10_000, on connection: Connection) throws -> (rescued: Int, discarded: Int) {
+        let row = try connection.queryOne(
             """
             with expired as (
                 select id, attempt >= max_attempts as last_attempt,
@@ -38,6 +40,7 @@ public enum QueueMaintenance {
                            'error', 'lease expired: worker ' || lease_owner || ' stopped renewing it') as failure
                 from jobs
                 where state = 'running' and lease_expires_at < now()
+                limit \(limit)
                 for update skip locked
             ), discarded as (
                 delete from jobs using expired
@@ -53,8 +56,8 @@ public enum QueueMaintenance {
                 returning 1
             )
             select (select count(*) from rescued) as rescued, (select count(*) from archived) as discarded,
-                   case when exists (select 1 from rescued) then pg_notify(\(JobQueue.wakeUpChannel), 'rescued') end as notified
-            """, prepared: true).first!
+                   case when exists (select 1 from rescued) then queue_notify('rescued') end as notified
+            """, prepared: true)
         return (try row.decode(Int.self, "rescued"), try row.decode(Int.self, "discarded"))
     }
 
@@ -69,19 +72,5 @@ public enum QueueMaintenance {
                 limit \(limit)
             ))
             """, prepared: true)
-    }
-}
-/// The business clock every worker reads (`clock_now()` in SQL): real time plus an offset
-/// that only grows. Tests and demos move it forward so that days pass in seconds.
-public enum QueueClock {
-    /// Business "now" as the database sees it.
-    public static func now(on connection: Connection) throws -> Date {
-        try connection.query("select clock_now() as now").first!.decode(Date.self, "now")
-    }
-
-    /// Moves business time forward by `interval` and wakes workers; returns the new "now".
-    @discardableResult
-    public static func advance(by interval: Duration, on connection: Connection) throws -> Date {
-        try connection.query("select clock_advance(\(interval.seconds) * interval '1 second') as now").first!.decode(Date.self, "now")
     }
 }

@@ -1,4 +1,5 @@
--- 0001_queue: the job queue. It knows jobs, leases and time, nothing of InMail.
+-- queue 0001: the job queue's tables. It knows jobs, leases and time, nothing of InMail.
+-- Its functions and views (the queue's SQL interface) are in R__queue.sql.
 --
 -- Times: run_at is business time, read from clock_now() (real time moved forward by an
 -- offset that tests and demos set, so simulated days pass in seconds). Leases, attempts and
@@ -12,23 +13,11 @@ create table queue_clock (
 );
 insert into queue_clock default values;
 
--- Business "now": the transaction's start time plus the clock's offset.
+-- Business "now": the transaction's start time plus the clock's offset. Defined here, not in
+-- R__queue.sql, because column defaults of every owner use it.
 create function clock_now() returns timestamptz
 language sql stable parallel safe as
 $$ select now() + offset_by from queue_clock $$;
-
--- Moves business time forward (never back) and returns the new business "now".
-create function clock_advance(by_interval interval) returns timestamptz
-language plpgsql as $$
-begin
-    if by_interval < interval '0' then
-        raise exception 'the clock only moves forward (asked to move by %)', by_interval
-            using errcode = '22023';
-    end if;
-    update queue_clock set offset_by = offset_by + by_interval;
-    perform pg_notify('queue_jobs_available', 'clock');
-    return clock_now();
-end $$;
 
 create type job_state as enum (
     'scheduled',   -- waiting for run_at (business time)
@@ -77,9 +66,11 @@ create index jobs_due_idx on jobs (run_at) where state in ('scheduled', 'retryab
 create index jobs_running_idx on jobs (id) where state = 'running';
 
 -- At most one unfinished job per unique key; a finished job (moved to job_history) frees it.
+-- Also serves queue_job(unique_key), the layer above's look-up of a job by its key.
 create unique index jobs_unique_key_idx on jobs (unique_key) where unique_key is not null;
 
--- The layer above asks per partition (e.g. "this sender account's waiting jobs").
+-- queue_defer, queue_wake and queue_jobs_in: "this partition's waiting jobs" (e.g. the jobs
+-- of one sender account), in run_at order.
 create index jobs_partition_idx on jobs (partition_key, run_at)
     where partition_key is not null and state in ('scheduled', 'available', 'retryable');
 
@@ -108,29 +99,3 @@ create index job_history_id_brin on job_history using brin (id);
 -- The pruner: "finished before the retention cut-off". Rows arrive in finished_at order, so a
 -- BRIN index is tiny and costs next to nothing per insert.
 create index job_history_finished_brin on job_history using brin (finished_at);
-
--- Every job, unfinished or finished, for inspection.
-create view all_jobs as
-    select id, kind, args, state, priority, run_at, attempt, max_attempts, errors, lease_owner, lease_expires_at,
-           unique_key, partition_key, created_at, attempted_at, null::timestamptz as finished_at
-    from jobs
-    union all
-    select id, kind, args, state, priority, run_at, attempt, max_attempts, errors, null, null,
-           unique_key, partition_key, created_at, attempted_at, finished_at
-    from job_history;
-
--- Wakes idle workers: one notification per inserting statement (identical payloads within a
--- transaction are delivered once), only when something became available.
-create function jobs_notify_available() returns trigger
-language plpgsql as $$
-begin
-    if exists (select 1 from inserted where state = 'available') then
-        perform pg_notify('queue_jobs_available', '');
-    end if;
-    return null;
-end $$;
-
-create trigger jobs_notify_available
-    after insert on jobs
-    referencing new table as inserted
-    for each statement execute function jobs_notify_available();

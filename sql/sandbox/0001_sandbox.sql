@@ -1,4 +1,4 @@
--- 0006_sandbox: the state of the sandbox courier, the simulated LinkedIn that the demo, the tests
+-- sandbox 0001: the state of the sandbox courier, the simulated LinkedIn that the demo, the tests
 -- and the benchmarks deliver to. Every worker process shares it through these tables, so its
 -- answers stay the same whichever worker asks. Real deliveries never touch them.
 

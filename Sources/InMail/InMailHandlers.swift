@@ -1,0 +1,33 @@
+import Foundation
+import Postgres
+import Queue
+
+/// Registers every InMail job kind and maintenance duty with a worker.
+public enum InMailHandlers {
+    /// Registers renewals, drills, and the send, follow-up and search jobs working through `courier`;
+    /// with the sandbox courier, also the job that brings its simulated responses back; and the
+    /// maintenance duty that releases reservations whose job ended without settling them.
+    public static func register(into handlers: inout JobHandlers, courier: any Courier) {
+        handlers.register(Renewals.kind, Renewals.handler)
+        handlers.register(CreditDrill.kind, admittedBy: SendReservationGuard(), CreditDrill.handler)
+        let send = Outreach.handler(courier: courier)
+        handlers.register(Outreach.sendKind, admittedBy: SendReservationGuard(), send)
+        handlers.register(Outreach.followUpKind, admittedBy: SendReservationGuard(), send)
+        handlers.register(Searches.kind, Searches.handler(courier: courier))
+        handlers.addMaintenance(OrphanedReservationRelease())
+        if courier is SandboxCourier {
+            handlers.register(SandboxCourier.respondKind, SandboxCourier.respondHandler)
+        }
+    }
+}
+
+/// Releases reservations whose job ended without settling them (`release_orphaned_reservations`),
+/// once a minute on the elected worker.
+struct OrphanedReservationRelease: MaintenanceService {
+    let name = "orphaned reservation release"
+    let interval: Duration = .seconds(60)
+
+    func runOnce(on connection: Connection) throws -> Int {
+        try connection.queryOne("select release_orphaned_reservations() as n").decode(Int.self, "n")
+    }
+}

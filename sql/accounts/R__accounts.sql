@@ -1,0 +1,677 @@
+-- accounts: the current definition of the functions, triggers and guarantees of tenancy,
+-- credits, reservations and daily limits (re-applied whenever this file changes). Rule ids
+-- are those of README.md, "Platform rules".
+--
+-- Every change to an account's credits or usage first locks the account's row
+-- (lock_account: select ... for update), so racing workers take turns per account and never
+-- per table. Spending is the exception (see spend_reservation).
+
+-- Waiting windows ---------------------------------------------------------------------------
+
+-- How long a send refused because its account is not active (paused, card expired) waits
+-- before its claim tries again; resuming the account wakes such sends at once.
+create or replace function inactive_account_retry_after() returns interval
+language sql immutable as $$ select interval '1 hour' $$;
+
+-- The longest a credit InMail refused at the credit reserve (S7, S8) waits before its claim
+-- tries again (or until just after the next renewal, if sooner); credits that arrive wake it.
+create or replace function credits_retry_after() returns interval
+language sql immutable as $$ select interval '6 hours' $$;
+
+-- Accounts ----------------------------------------------------------------------------------
+
+-- True when PostgreSQL knows the zone name (asking pg_timezone_names instead reads every zone
+-- file: far too slow for a check that runs on each account change).
+create or replace function is_time_zone(zone text) returns boolean
+language plpgsql stable as $$
+begin
+    perform now() at time zone zone;
+    return true;
+exception when invalid_parameter_value then
+    return false;
+end $$;
+
+-- The zone is checked only when it is set, not on every update of the row (a check constraint
+-- would run on each reservation's update of next_send_at).
+create or replace function sender_accounts_time_zone_valid() returns trigger
+language plpgsql as $$
+begin
+    if not is_time_zone(new.time_zone) then
+        raise exception 'unknown time zone "%" (use an IANA name such as Europe/Paris)', new.time_zone
+            using errcode = '22023';
+    end if;
+    return new;
+end $$;
+
+create or replace trigger sender_accounts_time_zone_valid
+    before insert or update of time_zone on sender_accounts
+    for each row execute function sender_accounts_time_zone_valid();
+
+-- Locks an account for a credit or usage change, or fails clearly for an unknown id.
+create or replace function lock_account(p_account bigint) returns sender_accounts
+language plpgsql as $$
+declare
+    account sender_accounts;
+begin
+    select * into account from sender_accounts where id = p_account for update;
+    if not found then
+        raise exception 'no sender account with id %', p_account using errcode = 'P0002';
+    end if;
+    return account;
+end $$;
+
+-- Account-local time.
+create or replace function account_local_now(account sender_accounts) returns timestamp
+language sql stable as $$ select clock_now() at time zone account.time_zone $$;
+
+-- The next moment (business time) at or after p_from at which the account's working hours are open.
+create or replace function next_working_moment(account sender_accounts, p_from timestamptz) returns timestamptz
+language plpgsql stable as $$
+declare
+    local_from timestamp := p_from at time zone account.time_zone;
+    day date;
+    opens timestamp;
+begin
+    for offset_days in 0..7 loop
+        day := local_from::date + offset_days;
+        continue when not (extract(isodow from day)::smallint = any(account.working_days));
+        opens := day + account.working_start;
+        if local_from < day + account.working_end then
+            return greatest(opens, local_from) at time zone account.time_zone;
+        end if;
+    end loop;
+    return null;  -- unreachable: working_days is never empty
+end $$;
+
+-- Status changes by operators. Resuming makes the account's sends that waited for it runnable
+-- at once (those refused while it was not active wait inactive_account_retry_after(); the ones
+-- scheduled on purpose for later, a follow-up due in three days, keep their time).
+create or replace function set_account_status(p_account bigint, p_status text) returns text
+language plpgsql as $$
+declare
+    account sender_accounts := lock_account(p_account);
+begin
+    if account.status = 'cancelled' then
+        raise exception 'account % is cancelled; a cancelled account cannot become %', p_account, p_status
+            using errcode = '55000';
+    end if;
+    if p_status is null or p_status not in ('active', 'paused', 'payment_failed') then
+        raise exception 'unknown account status "%" (use active, paused or payment_failed)', p_status
+            using errcode = '22023';
+    end if;
+    update sender_accounts set status = p_status::account_status where id = p_account;
+    if p_status = 'active' then
+        perform queue_wake(p_account::text, '{}', inactive_account_retry_after(), 'account resumed');
+    end if;
+    return p_status;
+end $$;
+
+-- Credits: balance, ledger and its guarantees --------------------------------------------------
+
+-- Credits an account can spend now (unexpired grants).
+create or replace function credit_balance(p_account bigint) returns integer
+language sql stable as $$
+    select coalesce(sum(remaining), 0)::integer from credit_grants
+    where account_id = p_account and remaining > 0 and expires_at > clock_now()
+$$;
+
+-- Credits held by unsettled reservations: they may come back, so headroom under the cap counts them.
+create or replace function credit_held(p_account bigint) returns integer
+language sql stable as $$
+    select count(*)::integer from reservations where account_id = p_account and state = 'held' and grant_id is not null
+$$;
+
+create or replace function credit_ledger_append_only() returns trigger
+language plpgsql as $$
+begin
+    raise exception 'the credit ledger is append-only: % is not allowed', tg_op using errcode = '42501';
+end $$;
+
+create or replace trigger credit_ledger_append_only
+    before update or delete on credit_ledger
+    for each statement execute function credit_ledger_append_only();
+
+-- The ledger check in O(1): each account carries the running sum of its ledger and of its
+-- grants' remaining credits, kept by the two triggers below (and by nothing else), so the
+-- check at commit compares two numbers instead of summing an ever longer ledger.
+create or replace function credit_ledger_add_to_total() returns trigger
+language plpgsql as $$
+begin
+    update sender_accounts set ledger_total = ledger_total + new.amount where id = new.account_id;
+    return null;
+end $$;
+
+create or replace trigger credit_ledger_add_to_total
+    after insert on credit_ledger
+    for each row when (new.amount <> 0) execute function credit_ledger_add_to_total();
+
+create or replace function credit_grants_add_to_total() returns trigger
+language plpgsql as $$
+begin
+    if tg_op = 'UPDATE' and new.account_id = old.account_id then  -- the common case, in one update
+        update sender_accounts set grants_total = grants_total + new.remaining - old.remaining where id = new.account_id;
+        return null;
+    end if;
+    if tg_op in ('UPDATE', 'DELETE') then
+        update sender_accounts set grants_total = grants_total - old.remaining where id = old.account_id;
+    end if;
+    if tg_op in ('INSERT', 'UPDATE') then
+        update sender_accounts set grants_total = grants_total + new.remaining where id = new.account_id;
+    end if;
+    return null;
+end $$;
+
+create or replace trigger credit_grants_add_to_total
+    after insert or update of remaining, account_id or delete on credit_grants
+    for each row execute function credit_grants_add_to_total();
+
+-- The totals change only through those triggers.
+create or replace function sender_accounts_totals_kept_by_triggers() returns trigger
+language plpgsql as $$
+begin
+    if pg_trigger_depth() < 2 then
+        raise exception 'ledger_total and grants_total of account % are kept by the database; change credits with the credit functions',
+            new.id using errcode = '42501';
+    end if;
+    return new;
+end $$;
+
+create or replace trigger sender_accounts_totals_kept_by_triggers
+    before update of ledger_total, grants_total on sender_accounts
+    for each row when (new.ledger_total is distinct from old.ledger_total or new.grants_total is distinct from old.grants_total)
+    execute function sender_accounts_totals_kept_by_triggers();
+
+-- At commit: ledger = grants, balance within the cap (A5). Deferred constraint triggers on both
+-- tables, so a transaction may pass through intermediate states but can never commit a wrong
+-- one, whoever wrote the SQL. An entry of zero credits (a spend) cannot unbalance anything and
+-- is not checked.
+create or replace function credit_invariants_hold() returns trigger
+language plpgsql as $$
+declare
+    account sender_accounts;
+    cap integer;
+begin
+    select * into account from sender_accounts where id = new.account_id;
+    if account.ledger_total <> account.grants_total then
+        raise exception 'credit ledger of account % says %, its grants hold %', new.account_id, account.ledger_total, account.grants_total
+            using errcode = '23514';
+    end if;
+    -- Only an increase can pass the cap: a reserve moves a credit from the balance to held, a
+    -- spend or expiry lowers them.
+    if tg_table_name = 'credit_ledger' then
+        if new.amount <= 0 then return null; end if;
+    elsif tg_op = 'UPDATE' then
+        if new.remaining <= old.remaining then return null; end if;
+    end if;
+    select p.credit_cap into cap from plans p where p.code = account.plan_code;
+    if credit_balance(new.account_id) + credit_held(new.account_id) > cap then
+        raise exception 'account % would hold more than its cap of % credits (A5)', new.account_id, cap
+            using errcode = '23514';
+    end if;
+    return null;
+end $$;
+
+drop trigger if exists credit_invariants_hold on credit_ledger;
+create constraint trigger credit_invariants_hold
+    after insert on credit_ledger
+    deferrable initially deferred
+    for each row when (new.amount <> 0) execute function credit_invariants_hold();
+
+drop trigger if exists credit_grants_invariants_hold on credit_grants;
+create constraint trigger credit_grants_invariants_hold
+    after insert or update of remaining on credit_grants
+    deferrable initially deferred
+    for each row execute function credit_invariants_hold();
+
+-- A4: grants whose time is up give their remaining credits back to nobody.
+create or replace function expire_credits(p_account bigint) returns integer
+language plpgsql as $$
+declare
+    total integer := 0;
+    g record;
+begin
+    for g in
+        select id, remaining from credit_grants
+        where account_id = p_account and remaining > 0 and expires_at <= clock_now()
+        for update
+    loop
+        update credit_grants set remaining = 0 where id = g.id;
+        insert into credit_ledger (account_id, entry, amount, grant_id, note)
+        values (p_account, 'expire', -g.remaining, g.id, 'expired 90 days after it was granted (A4)');
+        total := total + g.remaining;
+    end loop;
+    return total;
+end $$;
+
+-- The one way credits arrive (renewal, purchase, refund): a grant and its ledger entry
+-- together. S8: it also wakes the account's credit InMails that wait for credits; one still
+-- short of credits is simply deferred again by its claim.
+create or replace function add_credit_grant(
+    p_account bigint, p_source text, p_entry text, p_amount integer, p_granted_at timestamptz,
+    p_lifetime interval, p_note text, p_reservation bigint default null
+) returns bigint
+language plpgsql as $$
+declare
+    new_grant bigint;
+begin
+    insert into credit_grants (account_id, source, amount, remaining, granted_at, expires_at)
+    values (p_account, p_source, p_amount, p_amount, p_granted_at, p_granted_at + p_lifetime)
+    returning id into new_grant;
+    insert into credit_ledger (account_id, entry, amount, grant_id, reservation_id, note)
+    values (p_account, p_entry, p_amount, new_grant, p_reservation, p_note);
+    perform queue_wake(p_account::text, '{"uses_credit": true}', credits_retry_after(), 'credits');
+    return new_grant;
+end $$;
+
+-- Renewals (A3-A5) -------------------------------------------------------------------------------
+
+-- A3: the first day of the billing cycle that contains p_day. An anchor day of 29-31 falls on
+-- the last day of shorter months; 'first_of_month_utc' plans renew on the 1st.
+create or replace function billing_cycle_start(p_anchor date, p_renewal_anchor text, p_day date) returns date
+language plpgsql immutable as $$
+declare
+    month_start date := date_trunc('month', p_day)::date;
+    this_month date;
+    prev_month date;
+begin
+    if p_renewal_anchor = 'first_of_month_utc' then
+        return month_start;
+    end if;
+    this_month := month_start + (least(extract(day from p_anchor)::int,
+        extract(day from (month_start + interval '1 month - 1 day'))::int) - 1);
+    if this_month <= p_day then
+        return this_month;
+    end if;
+    prev_month := (month_start - interval '1 month')::date;
+    return prev_month + (least(extract(day from p_anchor)::int,
+        extract(day from (prev_month + interval '1 month - 1 day'))::int) - 1);
+end $$;
+
+-- The billing cycle that starts after the one containing p_day.
+create or replace function next_billing_cycle_start(p_anchor date, p_renewal_anchor text, p_day date) returns date
+language plpgsql immutable as $$
+declare
+    current_start date := billing_cycle_start(p_anchor, p_renewal_anchor, p_day);
+    probe date := (date_trunc('month', current_start) + interval '1 month')::date;
+begin
+    return billing_cycle_start(p_anchor, p_renewal_anchor, (probe + interval '1 month - 1 day')::date);
+end $$;
+
+-- A3-A5: expire what is due, then grant the plan's allotment up to its cap, once per cycle.
+-- Returns the credits granted; 0 when the cycle was already renewed or the account is cancelled.
+create or replace function renew_credits(p_account bigint, p_cycle date) returns integer
+language plpgsql as $$
+declare
+    account sender_accounts := lock_account(p_account);
+    plan plans;
+    expired integer;
+    granted integer;
+    granted_at timestamptz := p_cycle::timestamp at time zone 'UTC';
+begin
+    select * into plan from plans where code = account.plan_code;
+    if exists (select 1 from renewal_cycles where account_id = p_account and cycle_start = p_cycle) then
+        return 0;
+    end if;
+    expired := expire_credits(p_account);
+    granted := 0;
+    if account.status <> 'cancelled' and granted_at + plan.credit_lifetime > clock_now() then
+        granted := greatest(0, least(plan.monthly_allotment,
+                                     plan.credit_cap - credit_balance(p_account) - credit_held(p_account)));
+    end if;
+    if granted > 0 then
+        perform add_credit_grant(p_account, 'renewal', 'grant', granted, granted_at, plan.credit_lifetime,
+                                 format('%s allotment for the cycle starting %s', plan.name, p_cycle));
+    end if;
+    insert into renewal_cycles (account_id, cycle_start, granted, expired) values (p_account, p_cycle, granted, expired);
+    return granted;
+end $$;
+
+-- Renewal cycles due on or before p_day (business date) and not yet renewed: the last 92 days
+-- are caught up, so days the cron missed are not lost.
+create or replace function renewal_cycles_due(p_day date)
+returns table (account_id bigint, cycle_start date)
+language sql stable as $$
+    select a.id, c.cycle_start
+    from sender_accounts a
+    join plans p on p.code = a.plan_code
+    cross join lateral (
+        select distinct billing_cycle_start(a.billing_anchor, p.renewal_anchor, d::date) as cycle_start
+        from generate_series(greatest(a.billing_anchor, p_day - 92), p_day, interval '1 day') as d
+    ) c
+    where a.status <> 'cancelled' and p.monthly_allotment > 0
+      and c.cycle_start >= a.billing_anchor and c.cycle_start <= p_day
+      and not exists (select 1 from renewal_cycles r where r.account_id = a.id and r.cycle_start = c.cycle_start)
+    order by a.id, c.cycle_start
+$$;
+
+-- Reservations ----------------------------------------------------------------------------------
+
+-- The core reservation, in the caller's (claim) transaction. Reserves one daily slot on the
+-- account's local day and, for a credit InMail, one credit (from the grant that expires
+-- soonest); or says why not and when to try again. A retry of the same delivery gets its live
+-- reservation back (held, or spent when it was delivered) with no refusal; a released one no
+-- longer answers for its key, so the delivery reserves anew.
+create or replace function reserve_send(p_account bigint, p_delivery_key text, p_channel send_channel, p_uses_credit boolean)
+returns table (reservation_id bigint, reservation_state reservation_state, refusal send_refusal, retry_at timestamptz)
+language plpgsql as $$
+declare
+    account sender_accounts := lock_account(p_account);
+    plan plans;
+    existing reservations;
+    now_business timestamptz := clock_now();
+    local_now timestamp;
+    today date;
+    usage daily_usage;
+    spend_from credit_grants;
+    new_reservation reservations;
+    spacing interval;
+    opens_at timestamptz;
+begin
+    select * into existing from reservations r where r.delivery_key = p_delivery_key and r.state <> 'released';
+    if found then
+        return query select existing.id, existing.state, null::send_refusal, null::timestamptz;
+        return;
+    end if;
+    select * into plan from plans where code = account.plan_code;
+    if account.status <> 'active' then                               -- A6, A7, paused
+        return query select null::bigint, null::reservation_state, ('account_' || account.status)::send_refusal,
+            case when account.status = 'cancelled' then null else now_business + inactive_account_retry_after() end;
+        return;
+    end if;
+    if p_channel = 'inmail' and not plan.can_send_inmail then        -- A1
+        return query select null::bigint, null::reservation_state, 'plan_cannot_send_inmail'::send_refusal, null::timestamptz;
+        return;
+    end if;
+    opens_at := next_working_moment(account, now_business);
+    if opens_at > now_business then
+        return query select null::bigint, null::reservation_state, 'outside_working_hours'::send_refusal, opens_at;
+        return;
+    end if;
+    if account.next_send_at > now_business then
+        return query select null::bigint, null::reservation_state, 'too_soon_after_last_send'::send_refusal, account.next_send_at;
+        return;
+    end if;
+    local_now := account_local_now(account);
+    today := local_now::date;
+    insert into daily_usage (account_id, local_day, inmail_limit, message_limit)
+    values (p_account, today, account.daily_inmail_limit, account.daily_message_limit)
+    on conflict (account_id, local_day) do nothing;
+    select * into usage from daily_usage where account_id = p_account and local_day = today;
+    if (p_channel = 'inmail' and usage.inmails >= usage.inmail_limit)
+       or (p_channel = 'message' and usage.messages >= usage.message_limit) then   -- S6
+        return query select null::bigint, null::reservation_state, 'daily_limit_reached'::send_refusal,
+            next_working_moment(account, (today + 1)::timestamp at time zone account.time_zone);
+        return;
+    end if;
+    if p_channel = 'inmail' and not p_uses_credit and account.monthly_free_inmail_limit is not null
+       and (select count(*) from reservations r
+            where r.account_id = p_account and r.local_day >= date_trunc('month', today)::date
+              and r.channel = 'inmail' and r.grant_id is null and r.state <> 'released') >= account.monthly_free_inmail_limit then
+        return query select null::bigint, null::reservation_state, 'free_inmail_monthly_limit'::send_refusal,
+            next_working_moment(account, (date_trunc('month', today) + interval '1 month')::timestamp at time zone account.time_zone);
+        return;
+    end if;
+    if p_uses_credit then
+        perform expire_credits(p_account);
+        if credit_balance(p_account) <= account.credit_reserve then     -- S7, S8
+            return query select null::bigint, null::reservation_state, 'credits_at_reserve'::send_refusal,
+                least(next_billing_cycle_start(account.billing_anchor, plan.renewal_anchor, now_business::date)::timestamp
+                          at time zone 'UTC' + interval '1 hour',
+                      now_business + credits_retry_after());
+            return;
+        end if;
+        select * into spend_from from credit_grants g
+        where g.account_id = p_account and g.remaining > 0 and g.expires_at > now_business
+        order by g.expires_at, g.id
+        limit 1;
+        update credit_grants set remaining = remaining - 1 where id = spend_from.id;
+    end if;
+    insert into reservations (account_id, delivery_key, channel, grant_id, local_day)
+    values (p_account, p_delivery_key, p_channel, spend_from.id, today)
+    returning * into new_reservation;
+    if p_uses_credit then
+        insert into credit_ledger (account_id, entry, amount, grant_id, reservation_id, note)
+        values (p_account, 'reserve', -1, spend_from.id, new_reservation.id, p_delivery_key);
+    end if;
+    update daily_usage
+    set inmails = inmails + (p_channel = 'inmail')::int, messages = messages + (p_channel = 'message')::int
+    where account_id = p_account and local_day = today;
+    spacing := account.min_spacing + random() * (account.max_spacing - account.min_spacing);
+    update sender_accounts set next_send_at = now_business + spacing where id = p_account;
+    return query select new_reservation.id, new_reservation.state, null::send_refusal, null::timestamptz;
+end $$;
+
+-- reserve_send for a whole claimed batch in one round trip, in the order given (the caller
+-- sorts by account, so two claims lock accounts in the same order and never deadlock).
+create or replace function reserve_sends(p_accounts bigint[], p_keys text[], p_channels send_channel[], p_uses_credit boolean[])
+returns table (delivery_key text, reservation_id bigint, reservation_state reservation_state, refusal send_refusal,
+               retry_at timestamptz)
+language plpgsql as $$
+begin
+    for i in 1 .. coalesce(array_length(p_keys, 1), 0) loop
+        return query select p_keys[i], r.reservation_id, r.reservation_state, r.refusal, r.retry_at
+                     from reserve_send(p_accounts[i], p_keys[i], p_channels[i], p_uses_credit[i]) r;
+    end loop;
+end $$;
+
+-- The message was delivered: the reservation becomes a spend. No account lock: spending
+-- changes neither the balance nor the usage, and the update of the reservation row itself
+-- decides a race with a release (the loser finds it not held). Handlers finishing sends
+-- therefore never queue behind a claim that holds the account.
+create or replace function spend_reservation(p_reservation bigint) returns void
+language plpgsql as $$
+declare
+    r reservations;
+begin
+    update reservations set state = 'spent', settled_at = clock_now() where id = p_reservation and state = 'held'
+    returning * into r;
+    if not found then
+        if not exists (select 1 from reservations where id = p_reservation) then
+            raise exception 'no reservation with id %', p_reservation using errcode = 'P0002';
+        end if;
+        raise exception 'reservation % is not held', p_reservation using errcode = '55000';
+    end if;
+    if r.grant_id is not null then
+        insert into credit_ledger (account_id, entry, amount, grant_id, reservation_id, note)
+        values (r.account_id, 'spend', 0, r.grant_id, r.id, r.delivery_key);
+    end if;
+end $$;
+
+-- The delivery failed for good before anything was sent: the slot and the credit come back.
+create or replace function release_reservation(p_reservation bigint, p_reason text) returns void
+language plpgsql as $$
+declare
+    r reservations;
+begin
+    select * into r from reservations where id = p_reservation;
+    if not found then raise exception 'no reservation with id %', p_reservation using errcode = 'P0002'; end if;
+    perform lock_account(r.account_id);
+    update reservations set state = 'released', settled_at = clock_now() where id = p_reservation and state = 'held'
+    returning * into r;
+    if not found then raise exception 'reservation % is not held', p_reservation using errcode = '55000'; end if;
+    update daily_usage
+    set inmails = inmails - (r.channel = 'inmail')::int, messages = messages - (r.channel = 'message')::int
+    where account_id = r.account_id and local_day = r.local_day;
+    if r.grant_id is not null then
+        update credit_grants set remaining = remaining + 1 where id = r.grant_id;
+        insert into credit_ledger (account_id, entry, amount, grant_id, reservation_id, note)
+        values (r.account_id, 'release', 1, r.grant_id, r.id, p_reason);
+    end if;
+end $$;
+
+-- R1, R2: a response within the credit lifetime (90 days) of the send gives the credit back at
+-- once, up to the cap (A5). Returns true when a credit came back.
+create or replace function credit_back(p_reservation bigint) returns boolean
+language plpgsql as $$
+declare
+    r reservations;
+    account sender_accounts;
+    plan plans;
+begin
+    select * into r from reservations where id = p_reservation;
+    if not found then raise exception 'no reservation with id %', p_reservation using errcode = 'P0002'; end if;
+    account := lock_account(r.account_id);
+    select * into plan from plans where code = account.plan_code;
+    select * into r from reservations where id = p_reservation;
+    if r.state <> 'spent' or r.grant_id is null or r.credited_back_at is not null
+       or clock_now() > r.settled_at + plan.credit_lifetime or account.status = 'cancelled' then
+        return false;
+    end if;
+    if credit_balance(r.account_id) + credit_held(r.account_id) >= plan.credit_cap then
+        return false;
+    end if;
+    perform add_credit_grant(r.account_id, 'refund', 'refund', 1, clock_now(), plan.credit_lifetime,
+                             'response within 90 days (R1)', r.id);
+    update reservations set credited_back_at = clock_now() where id = p_reservation;
+    return true;
+end $$;
+
+-- Operators' actions on credits and plans ------------------------------------------------------
+
+-- A8: purchases only where the plan allows them, and never above the cap (A5).
+create or replace function purchase_credits(p_account bigint, p_credits integer) returns integer
+language plpgsql as $$
+declare
+    account sender_accounts := lock_account(p_account);
+    plan plans;
+begin
+    select * into plan from plans where code = account.plan_code;
+    if p_credits is null or p_credits <= 0 then
+        raise exception 'a purchase must be of at least one credit (got %)', p_credits using errcode = '22023';
+    end if;
+    if not plan.can_purchase then
+        raise exception 'account % is on %, which cannot purchase InMail credits (A8)', p_account, plan.name
+            using errcode = '42501';
+    end if;
+    if account.status = 'cancelled' then
+        raise exception 'account % is cancelled' , p_account using errcode = '55000';
+    end if;
+    perform expire_credits(p_account);
+    if credit_balance(p_account) + credit_held(p_account) + p_credits > plan.credit_cap then
+        raise exception 'account % holds % credits; % more would exceed the % cap of % (A5)',
+            p_account, credit_balance(p_account) + credit_held(p_account), p_credits, plan.name, plan.credit_cap
+            using errcode = '23514';
+    end if;
+    perform add_credit_grant(p_account, 'purchase', 'purchase', p_credits, clock_now(), plan.credit_lifetime,
+                             format('purchased %s credits', p_credits));
+    return credit_balance(p_account);
+end $$;
+
+-- A6: cancelling the subscription zeroes the balance (held reservations are released first).
+create or replace function cancel_subscription(p_account bigint) returns integer
+language plpgsql as $$
+declare
+    account sender_accounts := lock_account(p_account);
+    held record;
+    g record;
+    zeroed integer := 0;
+begin
+    if account.status = 'cancelled' then
+        raise exception 'account % is already cancelled', p_account using errcode = '55000';
+    end if;
+    for held in select id from reservations where account_id = p_account and state = 'held' loop
+        perform release_reservation(held.id, 'subscription cancelled');
+    end loop;
+    for g in select id, remaining from credit_grants where account_id = p_account and remaining > 0 loop
+        update credit_grants set remaining = 0 where id = g.id;
+        insert into credit_ledger (account_id, entry, amount, grant_id, note)
+        values (p_account, 'cancel', -g.remaining, g.id, 'subscription cancelled (A6)');
+        zeroed := zeroed + g.remaining;
+    end loop;
+    update sender_accounts set status = 'cancelled' where id = p_account;
+    return zeroed;
+end $$;
+
+-- Plan changes keep the ledger whole: credits above the new cap expire at once.
+create or replace function change_plan(p_account bigint, p_plan text) returns text
+language plpgsql as $$
+declare
+    account sender_accounts := lock_account(p_account);
+    plan plans;
+    excess integer;
+    g record;
+begin
+    select * into plan from plans where code = p_plan;
+    if not found then
+        raise exception 'unknown plan "%" (see: select code from plans)', p_plan using errcode = 'P0002';
+    end if;
+    update sender_accounts set plan_code = p_plan where id = p_account;
+    excess := credit_balance(p_account) + credit_held(p_account) - plan.credit_cap;
+    for g in select id, remaining from credit_grants
+             where account_id = p_account and remaining > 0 and expires_at > clock_now()
+             order by expires_at, id loop
+        exit when excess <= 0;
+        update credit_grants set remaining = remaining - least(g.remaining, excess) where id = g.id;
+        insert into credit_ledger (account_id, entry, amount, grant_id, note)
+        values (p_account, 'expire', -least(g.remaining, excess), g.id, format('above the cap of %s', plan.name));
+        excess := excess - least(g.remaining, excess);
+    end loop;
+    return p_plan;
+end $$;
+
+-- An account's ledger with the running balance, oldest first.
+create or replace function credit_statement(p_account bigint)
+returns table (at timestamptz, entry text, amount integer, balance bigint, note text)
+language plpgsql stable as $$
+begin
+    if not exists (select 1 from sender_accounts where id = p_account) then
+        raise exception 'no sender account with id %', p_account using errcode = 'P0002';
+    end if;
+    return query
+        select l.at, l.entry, l.amount, sum(l.amount) over (order by l.id), l.note
+        from credit_ledger l where l.account_id = p_account order by l.id;
+end $$;
+
+-- Tenancy: the functions behind the operators' scripts in sql/admin. Each fails with a message
+-- naming the bad input, and changes nothing when it fails.
+
+create or replace function admin_create_agency(p_name text) returns bigint
+language plpgsql as $$
+declare
+    new_id bigint;
+begin
+    if p_name is null or length(btrim(p_name)) = 0 then
+        raise exception 'an agency needs a name' using errcode = '22023';
+    end if;
+    insert into agencies (name) values (btrim(p_name)) returning id into new_id;
+    return new_id;
+exception when unique_violation then
+    raise exception 'an agency named "%" already exists', btrim(p_name) using errcode = '23505';
+end $$;
+
+create or replace function admin_create_workspace(p_agency bigint, p_name text) returns bigint
+language plpgsql as $$
+declare
+    new_id bigint;
+begin
+    if not exists (select 1 from agencies where id = p_agency) then
+        raise exception 'no agency with id %', p_agency using errcode = 'P0002';
+    end if;
+    insert into workspaces (agency_id, name) values (p_agency, btrim(p_name)) returning id into new_id;
+    return new_id;
+exception when unique_violation then
+    raise exception 'agency % already has a workspace named "%"', p_agency, btrim(p_name) using errcode = '23505';
+end $$;
+
+create or replace function admin_create_sender_account(
+    p_workspace bigint, p_name text, p_plan text, p_billing_anchor date, p_time_zone text
+) returns bigint
+language plpgsql as $$
+declare
+    new_id bigint;
+begin
+    if not exists (select 1 from workspaces where id = p_workspace) then
+        raise exception 'no workspace with id %', p_workspace using errcode = 'P0002';
+    end if;
+    if not exists (select 1 from plans where code = p_plan) then
+        raise exception 'unknown plan "%" (known: %)', p_plan, (select string_agg(code, ', ' order by code) from plans)
+            using errcode = 'P0002';
+    end if;
+    if not is_time_zone(p_time_zone) then
+        raise exception 'unknown time zone "%" (use an IANA name such as Europe/Paris)', p_time_zone using errcode = '22023';
+    end if;
+    insert into sender_accounts (workspace_id, display_name, plan_code, billing_anchor, time_zone)
+    values (p_workspace, btrim(p_name), p_plan, p_billing_anchor, p_time_zone)
+    returning id into new_id;
+    return new_id;
+end $$;

@@ -1,0 +1,597 @@
+-- outreach: the current definition of the functions, triggers and report views of campaigns,
+-- contacts, messages and responses (re-applied whenever this file changes). Rule ids are those
+-- of README.md, "Platform rules". Jobs are enqueued and looked up through the queue's SQL
+-- interface (queue_enqueue, queue_job, queue_jobs_in), never by naming its table.
+
+-- Campaigns ----------------------------------------------------------------------------------
+
+-- Steps change only while a campaign is a draft or paused: activation checked its templates,
+-- so an active campaign's texts cannot be edited past that check.
+create or replace function campaign_steps_editable() returns trigger
+language plpgsql as $$
+declare
+    status campaign_status := (select c.status from campaigns c where c.id = coalesce(new.campaign_id, old.campaign_id));
+begin
+    if status not in ('draft', 'paused') then
+        raise exception 'campaign % is %; pause it to change its steps', coalesce(new.campaign_id, old.campaign_id), status
+            using errcode = '55000';
+    end if;
+    return coalesce(new, old);
+end $$;
+
+create or replace trigger campaign_steps_editable
+    before insert or update or delete on campaign_steps
+    for each row execute function campaign_steps_editable();
+
+create or replace function campaign_senders_same_workspace() returns trigger
+language plpgsql as $$
+begin
+    if (select workspace_id from campaigns where id = new.campaign_id)
+       is distinct from (select workspace_id from sender_accounts where id = new.account_id) then
+        raise exception 'sender account % is not in the workspace of campaign %', new.account_id, new.campaign_id
+            using errcode = '23514';
+    end if;
+    return new;
+end $$;
+
+create or replace trigger campaign_senders_same_workspace
+    before insert or update on campaign_senders
+    for each row execute function campaign_senders_same_workspace();
+
+-- C1: a campaign, its steps copied from a seed campaign of the same agency when one is given.
+create or replace function create_campaign(p_workspace bigint, p_name text, p_seed bigint default null) returns bigint
+language plpgsql as $$
+declare
+    new_id bigint;
+begin
+    if not exists (select 1 from workspaces where id = p_workspace) then
+        raise exception 'no workspace with id %', p_workspace using errcode = 'P0002';
+    end if;
+    if p_seed is not null and not exists (
+        select 1 from campaigns c join workspaces seed_ws on seed_ws.id = c.workspace_id
+        join workspaces ws on ws.agency_id = seed_ws.agency_id
+        where c.id = p_seed and ws.id = p_workspace) then
+        raise exception 'no seed campaign % in the agency of workspace %', p_seed, p_workspace using errcode = 'P0002';
+    end if;
+    insert into campaigns (workspace_id, name, seed_campaign_id) values (p_workspace, btrim(p_name), p_seed)
+    returning id into new_id;
+    insert into campaign_steps (campaign_id, position, subject, body, delay_days)
+    select new_id, position, subject, body, delay_days from campaign_steps where campaign_id = p_seed;
+    return new_id;
+exception when unique_violation then
+    raise exception 'workspace % already has a campaign named "%"', p_workspace, btrim(p_name) using errcode = '23505';
+end $$;
+
+-- Activation needs the InMail step and at least one active sender; templates are checked by
+-- the application before it calls this (they need the template parser).
+create or replace function activate_campaign(p_campaign bigint) returns text
+language plpgsql as $$
+declare
+    campaign campaigns;
+begin
+    select * into campaign from campaigns where id = p_campaign for update;
+    if not found then
+        raise exception 'no campaign with id %', p_campaign using errcode = 'P0002';
+    end if;
+    if campaign.status not in ('draft', 'paused') then
+        raise exception 'campaign % is %; only a draft or paused campaign can be activated', p_campaign, campaign.status
+            using errcode = '55000';
+    end if;
+    if not exists (select 1 from campaign_steps where campaign_id = p_campaign and position = 0) then
+        raise exception 'campaign % has no InMail step (step 0)', p_campaign using errcode = '55000';
+    end if;
+    if (select max(position) + 1 from campaign_steps where campaign_id = p_campaign)
+       <> (select count(*) from campaign_steps where campaign_id = p_campaign) then
+        raise exception 'campaign % has a gap between its follow-up steps (numbered %)', p_campaign,
+            (select string_agg(position::text, ', ' order by position) from campaign_steps where campaign_id = p_campaign)
+            using errcode = '55000';
+    end if;
+    if not exists (select 1 from campaign_senders cs join sender_accounts a on a.id = cs.account_id
+                   where cs.campaign_id = p_campaign and a.status <> 'cancelled') then
+        raise exception 'campaign % has no sender account in its pool', p_campaign using errcode = '55000';
+    end if;
+    update campaigns set status = 'active', activated_at = coalesce(activated_at, clock_now()) where id = p_campaign;
+    return 'active';
+end $$;
+
+-- Pauses an active campaign: its jobs wait (deferred when claimed) until it is activated again.
+create or replace function pause_campaign(p_campaign bigint) returns text
+language plpgsql as $$
+declare
+    current_status campaign_status := (select status from campaigns where id = p_campaign for update);
+begin
+    if current_status is null then
+        raise exception 'no campaign with id %', p_campaign using errcode = 'P0002';
+    end if;
+    if current_status <> 'active' then
+        raise exception 'campaign % is %; only an active campaign can be paused', p_campaign, current_status
+            using errcode = '55000';
+    end if;
+    update campaigns set status = 'paused' where id = p_campaign;
+    return 'paused';
+end $$;
+
+-- Ends a campaign as completed (its work is done) or archived (put away). Contacts not yet
+-- written to are skipped; sequences in flight send nothing more (their jobs find the campaign
+-- ended); responses to messages already sent are still recorded and still credit back.
+create or replace function end_campaign(p_campaign bigint, p_status text) returns text
+language plpgsql as $$
+declare
+    current_status campaign_status := (select status from campaigns where id = p_campaign for update);
+begin
+    if current_status is null then
+        raise exception 'no campaign with id %', p_campaign using errcode = 'P0002';
+    end if;
+    if p_status is null or p_status not in ('completed', 'archived') then
+        raise exception 'a campaign ends as completed or archived, not %', p_status using errcode = '22023';
+    end if;
+    if current_status::text = p_status or current_status = 'archived' then
+        raise exception 'campaign % is already %', p_campaign, current_status using errcode = '55000';
+    end if;
+    update campaigns set status = p_status::campaign_status where id = p_campaign;
+    update contacts set status = 'skipped', reason = 'campaign ' || p_status, last_event_at = clock_now()
+    where campaign_id = p_campaign and status = 'waiting';
+    return p_status;
+end $$;
+
+-- Contacts ------------------------------------------------------------------------------------
+
+create or replace function contacts_take_campaign_workspace() returns trigger
+language plpgsql as $$
+begin
+    select workspace_id into new.workspace_id from campaigns where id = new.campaign_id;
+    if new.workspace_id is null then
+        raise exception 'no campaign with id %', new.campaign_id using errcode = 'P0002';
+    end if;
+    return new;
+end $$;
+
+create or replace trigger contacts_take_campaign_workspace
+    before insert or update of campaign_id on contacts
+    for each row execute function contacts_take_campaign_workspace();
+
+-- A contact stays with the sender account that first wrote to it: its sender cannot change
+-- once a message went out ...
+create or replace function contacts_sender_is_sticky() returns trigger
+language plpgsql as $$
+begin
+    if exists (select 1 from messages where contact_id = new.id) then
+        raise exception 'contact % already has messages from account %; its sender cannot change', new.id, old.sender_account_id
+            using errcode = '23514';
+    end if;
+    return new;
+end $$;
+
+create or replace trigger contacts_sender_is_sticky
+    before update of sender_account_id on contacts
+    for each row when (old.sender_account_id is not null and new.sender_account_id is distinct from old.sender_account_id)
+    execute function contacts_sender_is_sticky();
+
+-- Adds members to a workspace's do-not-contact list and stops every sequence of the workspace
+-- aimed at them (no InMail yet, or follow-ups still to come). Returns how many were newly
+-- listed and how many contacts were stopped.
+create or replace function add_to_do_not_contact(p_workspace bigint, p_member_keys text[], p_reason text default null)
+returns table (listed integer, stopped integer)
+language plpgsql as $$
+declare
+    new_entries integer;
+    stopped_contacts integer;
+begin
+    if not exists (select 1 from workspaces where id = p_workspace) then
+        raise exception 'no workspace with id %', p_workspace using errcode = 'P0002';
+    end if;
+    insert into do_not_contact (workspace_id, member_key, reason)
+    select p_workspace, k, p_reason from unnest(p_member_keys) as k
+    on conflict do nothing;
+    get diagnostics new_entries = row_count;
+    update contacts set status = 'skipped', reason = 'on the do-not-contact list', last_event_at = clock_now()
+    where workspace_id = p_workspace and member_key = any(p_member_keys) and status in ('waiting', 'sent', 'accepted');
+    get diagnostics stopped_contacts = row_count;
+    return query select new_entries, stopped_contacts;
+end $$;
+
+-- Messages ------------------------------------------------------------------------------------
+
+-- ... and every message of a contact goes from the contact's sender.
+create or replace function messages_from_the_contacts_sender() returns trigger
+language plpgsql as $$
+begin
+    if new.account_id is distinct from (select sender_account_id from contacts where id = new.contact_id) then
+        raise exception 'message % goes from account %, but contact %''s sender is account %', new.delivery_key, new.account_id,
+            new.contact_id, (select sender_account_id from contacts where id = new.contact_id) using errcode = '23514';
+    end if;
+    return new;
+end $$;
+
+create or replace trigger messages_from_the_contacts_sender
+    before insert or update of account_id, contact_id on messages
+    for each row execute function messages_from_the_contacts_sender();
+
+-- S5 in the database: a stored text never exceeds message_limits, whatever wrote it.
+create or replace function messages_within_limits() returns trigger
+language plpgsql as $$
+declare
+    subject_limit integer := (select max_characters from message_limits where part = 'subject');
+    body_limit integer := (select max_characters from message_limits where part = 'body');
+begin
+    if length(new.subject) > subject_limit then
+        raise exception 'message % subject has % characters, more than the limit of % (S5)',
+            new.delivery_key, length(new.subject), subject_limit using errcode = '23514';
+    end if;
+    if length(new.body) > body_limit then
+        raise exception 'message % body has % characters, more than the limit of % (S5)',
+            new.delivery_key, length(new.body), body_limit using errcode = '23514';
+    end if;
+    return new;
+end $$;
+
+create or replace trigger messages_within_limits
+    before insert or update of subject, body on messages
+    for each row execute function messages_within_limits();
+
+-- Send and follow-up jobs ----------------------------------------------------------------------
+
+-- The delivery key of a contact's step: what the reservation, the message and the courier share.
+create or replace function delivery_key(p_contact bigint, p_step integer) returns text
+language sql immutable as $$ select format('contact:%s:step:%s', p_contact, p_step) $$;
+
+-- The args of an inmail.send or inmail.follow_up job: the one place SQL writes them. The Swift
+-- side reads them as SendJob.Args (Sources/InMail/SendJob.swift); a test checks that both agree.
+-- queue_wake and queue_defer filters name its uses_credit and channel fields.
+create or replace function send_job_args(p_contact bigint, p_step integer, p_account bigint, p_channel send_channel,
+                                         p_uses_credit boolean) returns jsonb
+language sql immutable as $$
+    select jsonb_build_object('contact_id', p_contact, 'step', p_step, 'account_id', p_account,
+                              'delivery_key', delivery_key(p_contact, p_step), 'channel', p_channel,
+                              'uses_credit', p_uses_credit and p_channel = 'inmail')
+$$;
+
+-- Starts a campaign's waiting contacts: opted-out members are skipped at once (S2); the others
+-- get a sticky sender from the pool, spread in proportion to each account's daily InMail limit,
+-- and a send job on that account. A 1st-degree connection gets a regular message, no credit
+-- (S3); an open profile a free InMail (S1). Runs again safely: it adds only what is missing.
+-- Returns how many send jobs it enqueued.
+create or replace function enqueue_sends(p_campaign bigint) returns integer
+language plpgsql as $$
+declare
+    kinds text[];
+    args jsonb[];
+    keys text[];
+    partitions text[];
+begin
+    if (select status from campaigns where id = p_campaign) is distinct from 'active' then
+        return 0;
+    end if;
+    update contacts set status = 'skipped', reason = 'opted out of InMail (S2)', last_event_at = clock_now()
+    where campaign_id = p_campaign and status = 'waiting' and opted_out;
+    -- Weighted round robin: each account appears once per unit of its daily limit (limits above
+    -- 100 count as 100), interleaved; contact n takes slot n modulo the number of slots.
+    with slots as materialized (
+        select a.id, row_number() over (order by slot, a.id) - 1 as n
+        from campaign_senders cs
+        join sender_accounts a on a.id = cs.account_id
+        join plans p on p.code = a.plan_code
+        cross join generate_series(1, least(greatest(a.daily_inmail_limit, 1), 100)) as slot
+        where cs.campaign_id = p_campaign and a.status <> 'cancelled' and p.can_send_inmail
+    ), unassigned as materialized (
+        select id, (row_number() over (order by id) - 1) % (select count(*) from slots) as slot
+        from contacts
+        where campaign_id = p_campaign and status = 'waiting' and sender_account_id is null
+    )
+    update contacts c set sender_account_id = s.id
+    from unassigned u join slots s on s.n = u.slot   -- a hash join: the slot is computed per contact first
+    where c.id = u.id;
+    select array_agg('inmail.send'::text order by c.id),
+           array_agg(send_job_args(c.id, 0, c.sender_account_id,
+                                   case when c.connection_degree = 1 then 'message' else 'inmail' end::send_channel,
+                                   c.connection_degree is distinct from 1 and not c.open_profile) order by c.id),
+           array_agg(delivery_key(c.id, 0) order by c.id),
+           array_agg(c.sender_account_id::text order by c.id)
+    into kinds, args, keys, partitions
+    from contacts c
+    where c.campaign_id = p_campaign and c.status = 'waiting' and c.sender_account_id is not null
+      and not exists (select 1 from messages m where m.contact_id = c.id and m.step = 0 and m.state = 'sent');
+    if kinds is null then
+        return 0;
+    end if;
+    return (select count(job_id) from queue_enqueue(kinds, args, '{}', '{}', array_fill(25, array[cardinality(kinds)]),
+                                                     keys, partitions));
+end $$;
+
+-- C3: enqueues follow-up p_step of an accepted contact. The first follow-up is due its delay
+-- after the InMail, or at once when the acceptance comes later (it then goes the same day as
+-- the acceptance); each later one its delay after the previous follow-up. With no such step the
+-- sequence is finished. Returns when it is due, or null when the sequence ended.
+create or replace function schedule_follow_up(p_contact bigint, p_step integer) returns timestamptz
+language plpgsql as $$
+declare
+    contact contacts;
+    next_step campaign_steps;
+    previous messages;
+    due timestamptz;
+begin
+    select * into contact from contacts where id = p_contact;
+    select * into next_step from campaign_steps where campaign_id = contact.campaign_id and position = p_step;
+    if not found then
+        update contacts set status = 'finished', last_event_at = clock_now()
+        where id = p_contact and status = 'accepted';
+        return null;
+    end if;
+    select * into previous from messages where contact_id = p_contact and step = p_step - 1 and state = 'sent';
+    if not found then
+        raise exception 'contact % has no sent step % to follow up', p_contact, p_step - 1 using errcode = '55000';
+    end if;
+    due := greatest(clock_now(), previous.sent_at + next_step.delay_days * interval '1 day');
+    perform queue_enqueue(array['inmail.follow_up'], array[send_job_args(p_contact, p_step, previous.account_id, 'message', false)],
+                          array[due], '{}', array[25], array[delivery_key(p_contact, p_step)], array[previous.account_id::text]);
+    return due;
+end $$;
+
+-- A delivered message, in one statement: the message is sent with the courier's receipt, its
+-- reservation spent, the contact moved on, and after a follow-up the next one scheduled (C3).
+--
+-- It commits without waiting for the WAL flush (synchronous_commit off for its transaction):
+-- only a crash of the server itself can lose it, and then the job's completion, committed
+-- later and durably, is lost with it; the job runs again and delivers under the same key,
+-- which the courier answers with its first receipt. Claims and reservations stay durable.
+create or replace function record_delivery(p_message bigint, p_receipt text) returns void
+language plpgsql as $$
+declare
+    message messages;
+begin
+    perform set_config('synchronous_commit', 'off', true);
+    update messages set state = 'sent', receipt = p_receipt, sent_at = clock_now()
+    where id = p_message and state = 'sending'
+    returning * into message;
+    if not found then
+        raise exception 'message % is not being sent', p_message using errcode = '55000';
+    end if;
+    perform spend_reservation(message.reservation_id);
+    update contacts set status = case when message.step = 0 then 'sent' else status end, last_event_at = clock_now()
+    where id = message.contact_id;
+    if message.step > 0 then
+        perform schedule_follow_up(message.contact_id, message.step + 1);
+    end if;
+end $$;
+
+-- A reservation is held only while its job is unfinished. A job can end without settling it
+-- (its last attempt failed on an error, or its worker died on the last attempt): then nothing
+-- would ever give its slot and credit back. This releases such reservations once they are ten
+-- minutes old, unless a message under their key is still 'sending' (it may have gone out: those
+-- stay held and are counted for an operator to look at), and fails the contact whose send or
+-- follow-up job ended that way. Returns how many it released. Run by the elected worker.
+create or replace function release_orphaned_reservations() returns integer
+language plpgsql as $$
+declare
+    orphan record;
+    released integer := 0;
+begin
+    for orphan in
+        select r.id, r.delivery_key from reservations r
+        where r.state = 'held' and r.reserved_at < clock_now() - interval '10 minutes'
+          and not exists (select 1 from queue_job(r.delivery_key))
+          and not exists (select 1 from queue_jobs_in(r.account_id::text, jsonb_build_object('delivery_key', r.delivery_key)))
+          and not exists (select 1 from messages m where m.delivery_key = r.delivery_key and m.state = 'sending')
+        order by r.account_id
+    loop
+        perform release_reservation(orphan.id, 'its job ended without sending');
+        update contacts set status = 'failed', reason = 'its send job ended without sending (see job_history)', last_event_at = clock_now()
+        where id = case when orphan.delivery_key ~ '^contact:[0-9]+:step:[0-9]+$'
+                        then split_part(orphan.delivery_key, ':', 2)::bigint end
+          and status in ('waiting', 'accepted');
+        released := released + 1;
+    end loop;
+    return released;
+end $$;
+
+-- Responses -------------------------------------------------------------------------------------
+
+-- R1-R5: records a response to a sent message. The first response to a credit InMail within
+-- 90 days gives its credit back (R1, R2). An acceptance of the InMail (R3) starts the
+-- follow-ups; an edited acceptance or a reply (R4) stops the sequence, and the reply stops
+-- every other sequence of the workspace aimed at the member too; a decline (R5) ends it.
+-- outcome is the response kind's outcome, or 'duplicate' when the kind was recorded before.
+create or replace function record_response(p_message bigint, p_kind text, p_text text default null)
+returns table (response_id bigint, outcome text, credited_back boolean, contact_status contact_status)
+language plpgsql as $$
+declare
+    meaning response_kinds;
+    message messages;
+    contact contacts;
+    new_response bigint;
+    back boolean := false;
+    new_status contact_status;
+begin
+    select * into meaning from response_kinds where response_kinds.kind = p_kind;
+    if not found then
+        raise exception 'unknown response kind "%" (use one of: %)', p_kind,
+            (select string_agg(k.kind, ', ' order by k.kind) from response_kinds k) using errcode = '22023';
+    end if;
+    select * into message from messages where id = p_message;
+    if not found then
+        raise exception 'no message with id %', p_message using errcode = 'P0002';
+    end if;
+    if message.state <> 'sent' then
+        raise exception 'message % has not been delivered yet; it cannot have a response', p_message using errcode = '55000';
+    end if;
+    select * into contact from contacts where id = message.contact_id for update;
+    insert into responses (message_id, kind, text) values (p_message, p_kind, p_text)
+    on conflict (message_id, kind) do nothing
+    returning id into new_response;
+    if new_response is null then
+        return query select null::bigint, 'duplicate'::text, false, contact.status;
+        return;
+    end if;
+    if message.responded_at is null then
+        update messages set responded_at = clock_now() where id = p_message;
+        if message.uses_credit then
+            back := credit_back(message.reservation_id);
+            update responses set credited_back = back where id = new_response;
+        end if;
+    end if;
+    new_status := case
+        when meaning.outcome = 'replied' and contact.status in ('sent', 'accepted', 'finished') then 'replied'
+        when meaning.outcome = 'declined' and contact.status = 'sent' and message.step = 0 then 'declined'
+        when meaning.outcome = 'accepted' and contact.status = 'sent' and message.step = 0 then 'accepted'
+        else contact.status
+    end;
+    update contacts set status = new_status, last_event_at = clock_now() where id = contact.id;
+    if new_status = 'accepted' and contact.status = 'sent' then
+        perform schedule_follow_up(contact.id, 1);
+        select status into new_status from contacts where id = contact.id;
+    elsif new_status = 'replied' then
+        update contacts set status = 'skipped', last_event_at = clock_now(),
+               reason = format('the member replied to campaign %s of the workspace', contact.campaign_id)
+        where workspace_id = contact.workspace_id and member_key = contact.member_key and id <> contact.id
+          and status in ('waiting', 'sent', 'accepted');
+    end if;
+    return query select new_response, meaning.outcome::text, back, new_status;
+end $$;
+
+-- Reports (C4) ----------------------------------------------------------------------------------
+-- create or replace view keeps a view's columns; a change that drops or retypes one needs a
+-- "drop view ... cascade" here first (the views below that read it are re-created after it).
+
+-- Each message with what its responses mean.
+create or replace view message_outcomes as
+select m.*,
+       coalesce(o.accepted, false) as accepted,
+       coalesce(o.declined, false) as declined,
+       coalesce(o.responder, false) as responder,
+       coalesce(o.responded, false) as responded,
+       coalesce(o.credited_back, false) as credited_back
+from messages m
+left join lateral (
+    select bool_or(k.acceptance) as accepted, bool_or(k.outcome = 'declined') as declined,
+           bool_or(k.responder) as responder, count(*) > 0 as responded, bool_or(r.credited_back) as credited_back
+    from responses r join response_kinds k on k.kind = r.kind
+    where r.message_id = m.id
+) o on true;
+
+-- Sent messages counted per campaign, per sender account, and per both (the other key is null).
+-- Response rate: first messages with any response, per first message sent.
+create or replace view message_stats as
+select campaign_id, account_id,
+       count(*) filter (where step = 0 and channel = 'inmail')                     as inmails_sent,
+       count(*) filter (where step = 0 and channel = 'inmail' and not uses_credit) as free_inmails,     -- S1
+       count(*) filter (where step = 0 and uses_credit)                            as credit_inmails,
+       count(*) filter (where step = 0 and channel = 'message')                    as connection_messages,  -- S3
+       count(*) filter (where step = 0 and accepted)                               as accepted,
+       count(*) filter (where step = 0 and declined)                               as declined,
+       count(*) filter (where step = 0 and responded)                              as responses,
+       count(distinct contact_id) filter (where responder)                         as responders,        -- R4
+       round(100.0 * count(*) filter (where step = 0 and responded)
+             / nullif(count(*) filter (where step = 0), 0), 1)                     as response_rate_pct,
+       count(*) filter (where step > 0)                                            as follow_ups_sent,
+       count(*) filter (where uses_credit)                                         as credits_spent,
+       count(*) filter (where credited_back)                                       as credits_back       -- R1
+from message_outcomes
+where state = 'sent'
+group by grouping sets ((campaign_id), (account_id), (campaign_id, account_id));
+
+-- Where a contact stands, in words: the People view.
+create or replace view contact_progress as
+select c.id as contact_id, c.campaign_id, c.workspace_id, c.member_key, c.profile_url,
+       c.first_name, c.last_name, c.company, c.title, c.sender_account_id, c.status,
+       case c.status
+           when 'skipped' then c.reason
+           when 'failed' then c.reason
+           when 'waiting' then case
+               when cp.status <> 'active' then 'campaign is ' || cp.status
+               when c.sender_account_id is null then 'no sender account in the pool can take it'
+               when a.status <> 'active' then 'sender account is ' || replace(a.status::text, '_', ' ') || ' (A7: work waits)'
+               when send_job.id is null then 'not queued'
+               when send_job.state = 'running' then 'being sent'
+               when (send_job.args->>'uses_credit')::boolean and credit_balance(a.id) <= a.credit_reserve
+                   then 'waiting for credits (S7, S8)'
+               when exists (select 1 from daily_usage u
+                            where u.account_id = a.id and u.local_day = (clock_now() at time zone a.time_zone)::date
+                              and u.inmails >= u.inmail_limit)
+                   then 'daily InMail limit of its sender reached (S6)'
+               when send_job.args->>'channel' = 'inmail' and not (send_job.args->>'uses_credit')::boolean
+                    and (select count(*) from reservations r
+                         where r.account_id = a.id and r.channel = 'inmail' and r.grant_id is null and r.state <> 'released'
+                           and r.local_day >= date_trunc('month', clock_now() at time zone a.time_zone)::date)
+                        >= a.monthly_free_inmail_limit
+                   then 'monthly free InMail cap of its sender reached'
+               when send_job.run_at > clock_now()
+                   then 'next send slot of its sender: ' || to_char(send_job.run_at at time zone a.time_zone, 'YYYY-MM-DD HH24:MI')
+                        || ' ' || a.time_zone
+               else 'queued'
+           end
+           when 'sent' then 'awaiting a response'
+           when 'accepted' then coalesce('accepted; next follow-up due '
+               || to_char(follow_up.run_at at time zone a.time_zone, 'YYYY-MM-DD HH24:MI') || ' ' || a.time_zone,
+               'accepted; follow-up being sent')
+           when 'declined' then 'declined: no follow-ups (R5)'
+           when 'replied' then 'responded: sequence stopped (R4)'
+           when 'finished' then 'every follow-up sent'
+       end as reason,
+       last_event.event as last_event,
+       c.last_event_at
+from contacts c
+join campaigns cp on cp.id = c.campaign_id
+left join sender_accounts a on a.id = c.sender_account_id
+left join lateral queue_job(delivery_key(c.id, 0)) send_job on true
+left join lateral (
+    select j.run_at
+    from queue_job(delivery_key(c.id, (select coalesce(max(m.step), 0) + 1 from messages m where m.contact_id = c.id))) j
+) follow_up on c.status = 'accepted'
+left join lateral (
+    select e.event from (
+        select m.sent_at as at,
+               case when m.step > 0 then format('follow-up %s sent', m.step)
+                    when m.channel = 'inmail' and m.uses_credit then 'InMail sent (1 credit)'
+                    when m.channel = 'inmail' then 'free InMail sent (open profile)'
+                    else 'message sent (1st-degree connection)' end as event
+        from messages m where m.contact_id = c.id and m.state = 'sent'
+        union all
+        select r.received_at, 'response: ' || k.label
+        from responses r join messages m on m.id = r.message_id join response_kinds k on k.kind = r.kind
+        where m.contact_id = c.id
+    ) e
+    order by e.at desc limit 1
+) last_event on true;
+
+-- Per campaign: the message numbers, then where its contacts stand.
+create or replace view campaign_report as
+select c.id as campaign_id, c.workspace_id, w.name as workspace, c.name as campaign, c.status,
+       coalesce(s.inmails_sent, 0) as inmails_sent, coalesce(s.free_inmails, 0) as free_inmails,
+       coalesce(s.credit_inmails, 0) as credit_inmails, coalesce(s.connection_messages, 0) as connection_messages,
+       coalesce(s.accepted, 0) as accepted, coalesce(s.declined, 0) as declined,
+       coalesce(s.responses, 0) as responses, coalesce(s.responders, 0) as responders,
+       coalesce(s.response_rate_pct, 0) as response_rate_pct, coalesce(s.follow_ups_sent, 0) as follow_ups_sent,
+       coalesce(s.credits_spent, 0) as credits_spent, coalesce(s.credits_back, 0) as credits_back,
+       k.contacts, k.waiting, k.in_sequence, k.finished, k.skipped, k.failed, k.stopped_by_reason
+from campaigns c
+join workspaces w on w.id = c.workspace_id
+left join message_stats s on s.campaign_id = c.id and s.account_id is null
+cross join lateral (
+    select count(*) as contacts,
+           count(*) filter (where status = 'waiting') as waiting,
+           count(*) filter (where status in ('sent', 'accepted')) as in_sequence,
+           count(*) filter (where status in ('declined', 'replied', 'finished')) as finished,
+           count(*) filter (where status = 'skipped') as skipped,
+           count(*) filter (where status = 'failed') as failed,
+           coalesce((select jsonb_object_agg(reason, n order by reason) from (
+               select status || ': ' || reason as reason, count(*) as n from contacts
+               where campaign_id = c.id and status in ('skipped', 'failed') group by 1) r), '{}') as stopped_by_reason
+    from contacts where campaign_id = c.id
+) k;
+
+-- Per sender account: the message numbers, its credits (spent, back, expired, held now) and its waiting contacts.
+create or replace view sender_report as
+select a.id as account_id, a.workspace_id, a.display_name, p.name as plan, a.status,
+       coalesce(s.inmails_sent, 0) as inmails_sent, coalesce(s.free_inmails, 0) as free_inmails,
+       coalesce(s.credit_inmails, 0) as credit_inmails, coalesce(s.connection_messages, 0) as connection_messages,
+       coalesce(s.accepted, 0) as accepted, coalesce(s.declined, 0) as declined,
+       coalesce(s.responses, 0) as responses, coalesce(s.responders, 0) as responders,
+       coalesce(s.response_rate_pct, 0) as response_rate_pct, coalesce(s.follow_ups_sent, 0) as follow_ups_sent,
+       coalesce(s.credits_spent, 0) as credits_spent, coalesce(s.credits_back, 0) as credits_back,
+       coalesce((select -sum(l.amount) from credit_ledger l where l.account_id = a.id and l.entry = 'expire'), 0)::integer
+           as credits_expired,
+       credit_balance(a.id) as credit_balance, p.credit_cap,
+       (select count(*) from contacts ct where ct.sender_account_id = a.id and ct.status = 'waiting') as contacts_waiting
+from sender_accounts a
+join plans p on p.code = a.plan_code
+left join message_stats s on s.account_id = a.id and s.campaign_id is null;

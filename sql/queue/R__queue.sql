@@ -1,0 +1,135 @@
+-- queue: the current definition of the queue's functions, views and triggers (re-applied
+-- whenever this file changes). This is the queue's SQL interface: the layers above enqueue,
+-- defer, wake and look up jobs through the queue_* functions below, and no SQL outside
+-- sql/queue (and Sources/Queue) names the jobs table.
+
+-- Wakes idle workers (they LISTEN on queue_jobs_available). Within a transaction, identical
+-- payloads are delivered once, at commit.
+create or replace function queue_notify(p_reason text) returns void
+language sql as $$ select pg_notify('queue_jobs_available', p_reason) $$;
+
+-- Moves business time forward (never back) and returns the new business "now".
+create or replace function clock_advance(by_interval interval) returns timestamptz
+language plpgsql as $$
+begin
+    if by_interval < interval '0' then
+        raise exception 'the clock only moves forward (asked to move by %)', by_interval
+            using errcode = '22023';
+    end if;
+    update queue_clock set offset_by = offset_by + by_interval;
+    perform queue_notify('clock');
+    return clock_now();
+end $$;
+
+-- One notification per inserting statement, only when something became available.
+create or replace function jobs_notify_available() returns trigger
+language plpgsql as $$
+begin
+    if exists (select 1 from inserted where state = 'available') then
+        perform queue_notify('');
+    end if;
+    return null;
+end $$;
+
+create or replace trigger jobs_notify_available
+    after insert on jobs
+    referencing new table as inserted
+    for each statement execute function jobs_notify_available();
+
+-- Every job, unfinished or finished, for inspection.
+create or replace view all_jobs as
+    select id, kind, args, state, priority, run_at, attempt, max_attempts, errors, lease_owner, lease_expires_at,
+           unique_key, partition_key, created_at, attempted_at, null::timestamptz as finished_at
+    from jobs
+    union all
+    select id, kind, args, state, priority, run_at, attempt, max_attempts, errors, null, null,
+           unique_key, partition_key, created_at, attempted_at, finished_at
+    from job_history;
+
+-- Enqueues jobs, one per array position. A shorter array (or '{}') gives nulls, which mean the
+-- defaults: args {}, run now, priority 0, 20 attempts, no unique or partition key.
+-- Returns, in input order, each new job's id, or null where an unfinished job already holds
+-- that unique key (that enqueue did nothing). The one way jobs are created.
+create or replace function queue_enqueue(
+    p_kinds text[], p_args jsonb[], p_run_at timestamptz[], p_priorities smallint[], p_max_attempts integer[],
+    p_unique_keys text[], p_partition_keys text[]
+) returns table (job_id bigint)
+language sql as $$
+    -- Ids are drawn first so each input row can be matched to its insert (or to nothing, when
+    -- its unique key was taken); a skipped id is a harmless gap.
+    with input as (
+        select t.*, coalesce(t.requested_run_at, clock_now()) as effective_run_at,
+               nextval(pg_get_serial_sequence('jobs', 'id')) as new_id
+        from unnest(p_kinds, p_args, p_priorities, p_run_at, p_max_attempts, p_unique_keys, p_partition_keys)
+             with ordinality
+             as t(kind, args, priority, requested_run_at, max_attempts, unique_key, partition_key, position)
+    ), inserted as (
+        insert into jobs (id, kind, args, priority, run_at, max_attempts, unique_key, partition_key, state)
+        overriding system value
+        select new_id, kind, coalesce(args, '{}'), coalesce(priority, 0), effective_run_at, coalesce(max_attempts, 20),
+               unique_key, partition_key,
+               case when effective_run_at > clock_now() then 'scheduled' else 'available' end::job_state
+        from input
+        order by position
+        on conflict (unique_key) where unique_key is not null do nothing
+        returning id
+    )
+    select inserted.id
+    from input left join inserted on inserted.id = input.new_id
+    order by input.position
+$$;
+
+-- Moves a partition's available jobs of one kind whose args contain p_args_filter to
+-- scheduled at p_until: they wait there instead of being claimed again and again. Rows
+-- another session holds are skipped (a claim that has them meets the same refusal itself,
+-- and waiting for them could deadlock with it). Returns how many it moved.
+create or replace function queue_defer(p_partition text, p_kind text, p_args_filter jsonb, p_until timestamptz)
+returns integer
+language sql as $$
+    with moved as (
+        update jobs set state = 'scheduled', run_at = p_until
+        where id in (
+            select id from jobs
+            where partition_key = p_partition and state = 'available' and kind = p_kind and args @> p_args_filter
+            for update skip locked
+        )
+        returning 1
+    )
+    select count(*)::integer from moved
+$$;
+
+-- Makes a partition's scheduled jobs whose args contain p_args_filter and whose run_at falls
+-- within p_within from now available at once, and wakes idle workers (p_reason is the
+-- notification's payload). Jobs scheduled further out (a follow-up due in three days) keep
+-- their time. Returns how many it woke.
+create or replace function queue_wake(p_partition text, p_args_filter jsonb, p_within interval, p_reason text)
+returns integer
+language plpgsql as $$
+declare
+    woken integer;
+begin
+    update jobs set state = 'available', run_at = clock_now()
+    where partition_key = p_partition and state = 'scheduled' and run_at <= clock_now() + p_within
+      and args @> p_args_filter;
+    get diagnostics woken = row_count;
+    if woken > 0 then
+        perform queue_notify(p_reason);
+    end if;
+    return woken;
+end $$;
+
+-- The unfinished job holding a unique key, if any (inlined into the caller's query, so a
+-- lateral join per row uses jobs_unique_key_idx).
+create or replace function queue_job(p_unique_key text)
+returns table (id bigint, kind text, args jsonb, state job_state, run_at timestamptz)
+language sql stable as $$
+    select id, kind, args, state, run_at from jobs where unique_key = p_unique_key
+$$;
+
+-- A partition's unfinished jobs whose args contain p_args_filter (inlined like queue_job).
+create or replace function queue_jobs_in(p_partition text, p_args_filter jsonb)
+returns table (id bigint, kind text, args jsonb, state job_state, run_at timestamptz)
+language sql stable as $$
+    select id, kind, args, state, run_at from jobs
+    where partition_key = p_partition and args @> p_args_filter
+$$;
