@@ -3,6 +3,7 @@ import PackageDescription
 
 // One module per job, dependencies pointing down only:
 //   inmailq (CLI) -> InMail (domain) -> Queue (engine) -> Postgres (libpq client) -> CLibPQ (module map)
+//   inmailq (CLI) -> EmbeddedPostgres (a private server via initdb/pg_ctl) -> Postgres
 let strictSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
@@ -29,6 +30,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "EmbeddedPostgres",
+            dependencies: ["Postgres"],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "Queue",
             dependencies: [
                 "Postgres",
@@ -45,6 +51,7 @@ let package = Package(
             name: "inmailq",
             dependencies: [
                 "Postgres",
+                "EmbeddedPostgres",
                 "Queue",
                 "InMail",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -54,7 +61,7 @@ let package = Package(
         ),
         .testTarget(
             name: "InmailqTests",
-            dependencies: ["Postgres", "Queue", "InMail"],
+            dependencies: ["Postgres", "EmbeddedPostgres", "Queue", "InMail"],
             swiftSettings: strictSettings
         ),
     ],

@@ -1,4 +1,5 @@
 import Foundation
+import Postgres
 
 /// A private PostgreSQL cluster under one directory, created and started with the installed
 /// server's `initdb` and `pg_ctl`. It listens on a Unix socket in that directory (mode 0700, so
