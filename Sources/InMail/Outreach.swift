@@ -65,23 +65,23 @@ public enum Outreach {
     static func run(_ job: Job, courier: any Courier, context: JobContext) throws -> JobOutcome {
         let args = try job.args.decode(Args.self)
         let request = args.request
-        let connection = try context.connection()
         let delivery: Delivery
         let message: Int64
-        switch try prepare(args, request, on: connection) {
+        switch try prepare(args, request, on: context.connection()) {
         case .done(let outcome): return outcome
         case .deliver(let planned, let pending): (delivery, message) = (planned, pending)
         }
         let receipt: Receipt
+        context.releaseConnection()  // no session is held while the courier works
         do {
             receipt = try courier.deliver(delivery)
         } catch {
             context.logger.info("delivery refused", metadata: [
                 "delivery_key": "\(delivery.key)", "account_id": "\(delivery.accountID)", "reason": "\(error)",
             ])
-            return try connection.transaction { try refused(error, job: job, args: args, request: request, on: $0) }
+            return try context.connection().transaction { try refused(error, job: job, args: args, request: request, on: $0) }
         }
-        try connection.execute("select record_delivery(\(message), \(receipt.id))", prepared: true)
+        try context.connection().execute("select record_delivery(\(message), \(receipt.id))", prepared: true)
         context.logger.debug("delivered", metadata: [
             "delivery_key": "\(delivery.key)", "account_id": "\(delivery.accountID)", "receipt": "\(receipt.id)",
             "repeated": "\(receipt.repeated)",

@@ -81,19 +81,18 @@ public struct SandboxWorld: Sendable {
 /// the database (shared by every worker process), detects repeated delivery keys, and sends the
 /// world's responses back as `sandbox.respond` jobs that record them exactly as a real response
 /// is recorded (`Responses.record`).
-public final class SandboxCourier: Courier, @unchecked Sendable {
+public final class SandboxCourier: Courier {
     /// The job kind that brings a simulated response back.
     public static let respondKind = "sandbox.respond"
 
-    private let database: ConnectionConfiguration
+    private let pool: ConnectionPool
     private let world: (@Sendable (Int64) -> SandboxWorld)
-    private let lock = NSLock()
-    private var idle: [Connection] = []  // guarded by lock
 
-    /// A courier delivering into the sandbox of `database`; `world` builds the simulated world
-    /// from the seed stored in `sandbox_settings`.
-    public init(database: ConnectionConfiguration, world: @escaping @Sendable (Int64) -> SandboxWorld = { SandboxWorld(seed: $0) }) {
-        self.database = database
+    /// A courier delivering into the sandbox tables of the pool's database, with a session of
+    /// the pool per call (share the worker's: its handlers hand theirs back while a courier
+    /// works); `world` builds the simulated world from the seed stored in `sandbox_settings`.
+    public init(pool: ConnectionPool, world: @escaping @Sendable (Int64) -> SandboxWorld = { SandboxWorld(seed: $0) }) {
+        self.pool = pool
         self.world = world
     }
 
@@ -106,9 +105,7 @@ public final class SandboxCourier: Courier, @unchecked Sendable {
         let answer: Answer
         let latency: Int
         do {
-            let connection = try checkOut()
-            defer { checkIn(connection) }
-            (answer, latency) = try self.answer(delivery, on: connection)
+            (answer, latency) = try pool.withConnection { try self.answer(delivery, on: $0) }
         } catch {
             throw .retryLater(reason: "sandbox database: \(error)")
         }
@@ -120,11 +117,16 @@ public final class SandboxCourier: Courier, @unchecked Sendable {
     }
 
     /// Each statement commits on its own: a request dying between them left a counted request
-    /// without a receipt, which the next request with the key delivers.
+    /// without a receipt, which the next request with the key delivers. The simulated platform's
+    /// commits do not wait for the WAL flush (set per statement: the session is the pool's): a
+    /// crash of the server may forget its last deliveries, as a crash of LinkedIn would not; the
+    /// simulation accepts that for speed.
     private func answer(_ delivery: Delivery, on connection: Connection) throws -> (Answer, Int) {
         let row = try connection.queryOne(
             """
-            with request as (
+            with quick as (
+                select set_config('synchronous_commit', 'off', true)
+            ), request as (
                 insert into sandbox_messages (delivery_key, account_id, member_key, channel, subject, body)
                 values (\(delivery.key), \(delivery.accountID), \(delivery.memberKey), \(delivery.channel.rawValue),
                         \(delivery.subject), \(delivery.body))
@@ -135,7 +137,7 @@ public final class SandboxCourier: Courier, @unchecked Sendable {
             )
             select request.requests, request.receipt, s.seed, s.latency_ms, s.perfect,
                    \(delivery.accountID) = any(s.restricted_accounts) as restricted
-            from request, sandbox_settings s
+            from request, sandbox_settings s, quick
             """, prepared: true)
         let latency = try row.decode(Int.self, "latency_ms")
         if let receipt = try row.decode(String?.self, "receipt") {
@@ -160,6 +162,7 @@ public final class SandboxCourier: Courier, @unchecked Sendable {
         let deliveredAt = try connection.queryOne(
             """
             update sandbox_messages set receipt = \(receipt), delivered_at = clock_now()
+            from (select set_config('synchronous_commit', 'off', true)) as quick
             where delivery_key = \(delivery.key) returning delivered_at
             """, prepared: true).decode(Date.self, "delivered_at")
         if let response = world.response(to: delivery.key, channel: delivery.channel) {
@@ -171,18 +174,15 @@ public final class SandboxCourier: Courier, @unchecked Sendable {
         return (.delivered(Receipt(id: receipt, repeated: false)), latency)
     }
 
-    /// A connection of the pool. The simulated platform's commits do not wait for the WAL
-    /// flush: a crash of the server may forget its last deliveries, as a crash of LinkedIn
-    /// would not; the simulation accepts that for speed.
     /// Search results that depend only on the URL: 40 to 200 people, 25 a page, some with
     /// open profiles; Sales Navigator searches list lead links.
     public func search(_ url: String, cursor: String?) throws(CourierError) -> SearchPage {
         let settings: (seed: Int64, latency: Int)
         do {
-            let connection = try checkOut()
-            defer { checkIn(connection) }
-            let row = try connection.queryOne("select seed, latency_ms from sandbox_settings", prepared: true)
-            settings = (try row.decode(Int64.self, "seed"), try row.decode(Int.self, "latency_ms"))
+            settings = try pool.withConnection { connection in
+                let row = try connection.queryOne("select seed, latency_ms from sandbox_settings", prepared: true)
+                return (try row.decode(Int64.self, "seed"), try row.decode(Int.self, "latency_ms"))
+            }
         } catch {
             throw .retryLater(reason: "sandbox database: \(error)")
         }
@@ -210,17 +210,6 @@ public final class SandboxCourier: Courier, @unchecked Sendable {
             return SearchPerson(profileURL: link, details: details)
         }
         return SearchPage(people: people, nextCursor: (page + 1) * pageSize < total ? "page:\(page + 1)" : nil)
-    }
-
-    private func checkOut() throws -> Connection {
-        if let connection = lock.withLock({ idle.popLast() }) { return connection }
-        let connection = try Connection(database)
-        try connection.execute("set synchronous_commit = off")
-        return connection
-    }
-
-    private func checkIn(_ connection: Connection) {
-        lock.withLock { idle.append(connection) }
     }
 
     struct SandboxResponse: Codable {

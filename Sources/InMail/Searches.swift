@@ -73,8 +73,7 @@ public enum Searches {
 
     static func runPage(_ job: Job, context: JobContext, courier: any Courier) throws -> JobOutcome {
         let args = try job.args.decode(Args.self)
-        let connection = try context.connection()
-        guard let search = try connection.query(
+        guard let search = try context.connection().query(
             "select campaign_id, url, max_contacts, cursor, found, status from contact_searches where id = \(args.search_id)"
         ).first else {
             return .cancelled(reason: "no search with id \(args.search_id)")
@@ -85,6 +84,7 @@ public enum Searches {
         let url = try search.decode(String.self, "url")
         let cursor = try search.decode(String?.self, "cursor")
         let page: SearchPage
+        context.releaseConnection()  // no session is held while the courier works
         do {
             page = try courier.search(url, cursor: cursor)
         } catch {
@@ -92,7 +92,7 @@ public enum Searches {
             case .rateLimited(let after): return .snoozed(delay: after)
             case .retryLater: return .failed(error: error.description, retryIn: .seconds(60))
             default:
-                try connection.execute(
+                try context.connection().execute(
                     """
                     update contact_searches set status = 'failed', reason = \(error.description), finished_at = clock_now()
                     where id = \(args.search_id)
@@ -101,7 +101,7 @@ public enum Searches {
             }
         }
         let people = Array(page.people.prefix(room))
-        let done = try connection.transaction { connection in
+        let done = try context.connection().transaction { connection in
             let report = try Contacts.add(
                 campaign: try search.decode(Int64.self, "campaign_id"),
                 links: people.enumerated().map { (found + $0.offset + 1, $0.element.profileURL) },

@@ -35,31 +35,43 @@ public struct JobHandlers: Sendable {
     public subscript(kind: String) -> JobHandler? { byKind[kind] }
 }
 
-/// What a handler may use while it runs a job: a database connection of its own thread
-/// (opened on first use and kept for the next jobs) and a logger.
+/// What a handler may use while it runs a job: a database session from the process's pool
+/// (checked out on first use and handed back after the job, or earlier with
+/// `releaseConnection`) and a logger.
 /// Not `Sendable`: it belongs to the one worker thread that runs handlers with it.
 public final class JobContext {
     public let workerID: String
     public let logger: Logger
-    private let database: ConnectionConfiguration
-    private var openConnection: Connection?
+    private let pool: ConnectionPool
+    private var leased: Connection?
 
     /// A context for running handlers outside a `Worker` (tests, tools); without `logger`, logs are dropped.
     public init(
-        workerID: String, database: ConnectionConfiguration,
+        workerID: String, pool: ConnectionPool,
         logger: Logger = Logger(label: "inmailq.job", factory: { _ in SwiftLogNoOpLogHandler() })
     ) {
         self.workerID = workerID
-        self.database = database
+        self.pool = pool
         self.logger = logger
     }
 
-    /// This thread's connection (reconnecting by itself after a failure).
+    deinit {
+        releaseConnection()
+    }
+
+    /// This job's session, checked out of the pool on first use (reconnecting by itself after a failure).
     public func connection() throws -> Connection {
-        if let openConnection { return openConnection }
-        let connection = try Connection(database)
-        openConnection = connection
+        if let leased { return leased }
+        let connection = try pool.checkOut()
+        leased = connection
         return connection
+    }
+
+    /// Hands the session back to the pool, e.g. before a long call to the outside world that
+    /// needs none (a courier's delivery); the next `connection()` checks one out again.
+    public func releaseConnection() {
+        guard let connection = leased.take() else { return }
+        pool.checkIn(connection)
     }
 }
 

@@ -5,7 +5,7 @@ import Postgres
 /// How a worker process runs.
 public struct WorkerConfiguration: Sendable {
     public var database: ConnectionConfiguration
-    /// Jobs run at once (one handler thread each).
+    /// Jobs run at once (one handler thread each). The worker's pool holds `sessions` sessions.
     public var concurrency: Int = 10
     /// Kinds to claim; nil means every kind that has a handler.
     public var kinds: [String]? = nil
@@ -34,6 +34,11 @@ public struct WorkerConfiguration: Sendable {
         self.workerID = workerID ?? "\(ProcessInfo.processInfo.hostName):\(getpid())"
     }
 
+    /// The most database sessions the worker opens: one per handler thread, plus the producer's,
+    /// the completer's and the maintenance session. Handlers hand theirs back while a courier
+    /// works, so a courier that uses the database (the sandbox) fits in the same number.
+    public var sessions: Int { concurrency + 3 }
+
     /// The delay before the next attempt after attempt `attempt` failed.
     func retryDelay(afterAttempt attempt: Int) -> Duration {
         let exponential = retryBase.seconds * pow(2, Double(min(attempt - 1, 30)))
@@ -49,12 +54,16 @@ public final class Worker: Sendable {
     public let configuration: WorkerConfiguration
     let handlers: JobHandlers
     let logger: Logger
+    /// Every session of the worker comes from here.
+    let pool: ConnectionPool
     let state: WorkerState
     /// Written to on shutdown so that a thread waiting on a socket wakes up.
     let wakePipe: (read: Int32, write: Int32)
     let kinds: [String]
 
-    public init(configuration: WorkerConfiguration, handlers: JobHandlers, logger: Logger) throws {
+    /// A worker for `handlers`, taking its sessions from `pool` (make it with `configuration.sessions`;
+    /// the layer above's couriers may share it).
+    public init(configuration: WorkerConfiguration, handlers: JobHandlers, pool: ConnectionPool, logger: Logger) throws {
         let kinds = configuration.kinds ?? handlers.kinds
         let unknown = kinds.filter { handlers[$0] == nil }
         guard unknown.isEmpty, !kinds.isEmpty else {
@@ -65,6 +74,7 @@ public final class Worker: Sendable {
         guard configuration.concurrency > 0 else { throw WorkerError(description: "concurrency must be at least 1") }
         self.configuration = configuration
         self.handlers = handlers
+        self.pool = pool
         self.logger = logger
         self.kinds = kinds
         state = WorkerState(concurrency: configuration.concurrency)
@@ -119,14 +129,13 @@ public final class Worker: Sendable {
 
     // MARK: Threads
 
-    /// Opens a connection, retrying with backoff until it works or the worker stops.
+    /// Checks a session out of the pool for a thread's lifetime, retrying with backoff until it
+    /// works or the worker reaches `phase`.
     private func connectPersistently(_ role: String, until phase: WorkerState.Phase = .draining) -> Connection? {
         var delay = 0.1
         while state.currentPhase < phase {
             do {
-                var settings = configuration.database
-                settings.applicationName = "inmailq-\(role)"
-                return try Connection(settings)
+                return try pool.checkOut(applicationName: "inmailq-\(role)")
             } catch {
                 logger.error("cannot connect; retrying", metadata: ["role": "\(role)", "error": "\(error)", "retry_in_s": "\(delay)"])
                 state.sleep(.milliseconds(Int(delay * 1000)), unlessPhaseReaches: phase)
@@ -179,7 +188,7 @@ public final class Worker: Sendable {
     private func handlerLoop() {
         var jobLogger = logger
         jobLogger[metadataKey: "worker_id"] = "\(configuration.workerID)"
-        let context = JobContext(workerID: configuration.workerID, database: configuration.database, logger: jobLogger)
+        let context = JobContext(workerID: configuration.workerID, pool: pool, logger: jobLogger)
         while let job = state.takeJob() {
             let started = ContinuousClock.now
             let outcome: JobOutcome
@@ -188,6 +197,7 @@ public final class Worker: Sendable {
             } catch {
                 outcome = .failed(error: "\(error)", retryIn: configuration.retryDelay(afterAttempt: job.attempt))
             }
+            context.releaseConnection()
             state.record(job.id, outcome)
             log(job, outcome, took: ContinuousClock.now - started)
         }

@@ -22,7 +22,7 @@ struct WorkerCommand: ParsableCommand {
 
     @OptionGroup var options: GlobalOptions
 
-    @Option(help: "Jobs run at once.")
+    @Option(help: "Jobs run at once; the worker opens at most this many database sessions plus 3 (claims, outcomes, maintenance).")
     var concurrency: Int = 10
 
     @Option(help: ArgumentHelp("Comma-separated job kinds to run (default: every kind this build handles).", valueName: "kinds"))
@@ -62,9 +62,10 @@ struct WorkerCommand: ParsableCommand {
         DiagnosticHandlers.register(into: &handlers)
         _ = try options.connect(applicationName: "inmailq-worker", sandbox: true)  // the schema must be current
         let database = try options.connectionConfiguration(applicationName: "inmailq-worker")
-        InMailHandlers.register(into: &handlers, courier: SandboxCourier(database: database))
         var settings = WorkerConfiguration(database: database)
         settings.concurrency = concurrency
+        let pool = ConnectionPool(database, capacity: settings.sessions)
+        InMailHandlers.register(into: &handlers, courier: SandboxCourier(pool: pool))
         settings.kinds = kinds.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
         settings.lease = .milliseconds(Int(lease * 1000))
         settings.pollInterval = .milliseconds(Int(pollInterval * 1000))
@@ -74,7 +75,7 @@ struct WorkerCommand: ParsableCommand {
         settings.exitWhenDone = exitWhenDone
         let worker: Worker
         do {
-            worker = try Worker(configuration: settings, handlers: handlers, logger: logger)
+            worker = try Worker(configuration: settings, handlers: handlers, pool: pool, logger: logger)
         } catch let error as WorkerError {
             throw ValidationError(error.description)
         }

@@ -12,8 +12,8 @@ final class ScriptedCourier: Courier, @unchecked Sendable {
     let sandbox: SandboxCourier
     let script: Mutex<[String: [Step]]>
 
-    init(database: ConnectionConfiguration, script: [String: [Step]] = [:]) {
-        sandbox = SandboxCourier(database: database, world: { _ in .perfect })
+    init(pool: ConnectionPool, script: [String: [Step]] = [:]) {
+        sandbox = SandboxCourier(pool: pool, world: { _ in .perfect })
         self.script = Mutex(script)
     }
 
@@ -50,16 +50,17 @@ struct OutreachFixture {
     let handlers: JobHandlers
     let context: JobContext
 
-    init(courier: ((ConnectionConfiguration) -> any Courier)? = nil) throws {
+    init(courier: ((ConnectionPool) -> any Courier)? = nil) throws {
         db = try TestDatabase()
         connection = try db.connect()
         accounts = AccountFixture(connection: connection)
         workspace = try accounts.workspace()
         var handlers = JobHandlers()
-        let chosen = courier?(db.configuration) ?? SandboxCourier(database: db.configuration, world: { _ in .perfect })
+        let pool = ConnectionPool(db.configuration, capacity: 4)
+        let chosen = courier?(pool) ?? SandboxCourier(pool: pool, world: { _ in .perfect })
         InMailHandlers.register(into: &handlers, courier: chosen)
         self.handlers = handlers
-        context = JobContext(workerID: "test", database: db.configuration)
+        context = JobContext(workerID: "test", pool: pool)
     }
 
     /// A sender account of the workspace with its current cycle's credits.

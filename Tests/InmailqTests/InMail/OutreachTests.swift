@@ -335,7 +335,7 @@ struct OutreachTests {
             "in:gone": [.refuse(.recipientUnreachable(reason: "profile deleted"))],
             "in:private": [.refuse(.optedOut)],
         ]
-        let f = try OutreachFixture { ScriptedCourier(database: $0, script: script) }
+        let f = try OutreachFixture { ScriptedCourier(pool: $0, script: script) }
         let sender = try f.sender()
         let campaign = try f.campaign(senders: [sender], followUpDelays: [])
         let ids = try f.contacts(campaign, ["flaky", "busy", "gone", "private"])
@@ -357,7 +357,7 @@ struct OutreachTests {
     }
 
     @Test func A7_anAccountProblemPausesTheAccountAndItsWorkWaitsUntilItIsResumed() throws {
-        let f = try OutreachFixture { ScriptedCourier(database: $0, script: ["in:first": [.refuse(.accountProblem(reason: "restricted"))]]) }
+        let f = try OutreachFixture { ScriptedCourier(pool: $0, script: ["in:first": [.refuse(.accountProblem(reason: "restricted"))]]) }
         let sender = try f.sender()
         let campaign = try f.campaign(senders: [sender], followUpDelays: [])
         let ids = try f.contacts(campaign, ["first", "second"])
@@ -372,7 +372,7 @@ struct OutreachTests {
     }
 
     @Test func idempotentDelivery_aRetryAfterALostAnswerGetsTheFirstReceiptAndNoSecondMessage() throws {
-        let f = try OutreachFixture { ScriptedCourier(database: $0, script: ["in:once": [.lostAnswer]]) }
+        let f = try OutreachFixture { ScriptedCourier(pool: $0, script: ["in:once": [.lostAnswer]]) }
         let sender = try f.sender()
         let campaign = try f.campaign(senders: [sender], followUpDelays: [])
         let id = try f.contacts(campaign, ["once"])[0]

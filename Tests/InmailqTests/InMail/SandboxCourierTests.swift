@@ -23,7 +23,7 @@ struct SandboxCourierTests {
     @Test func aKnownKeyGetsItsFirstReceiptARestrictedAccountAnAccountProblem() throws {
         let db = try TestDatabase()
         let connection = try db.connect()
-        let courier = SandboxCourier(database: db.configuration, world: { _ in .perfect })
+        let courier = SandboxCourier(pool: ConnectionPool(db.configuration, capacity: 2), world: { _ in .perfect })
         let delivery = Delivery(key: "contact:1:step:0", accountID: 1, memberKey: "in:ada", channel: .inmail, subject: "Hi", body: "Hello")
         let first = try courier.deliver(delivery)
         let again = try courier.deliver(delivery)
