@@ -49,7 +49,7 @@ public struct WorkerConfiguration: Sendable {
 /// A worker process's job runtime: one thread claims jobs (woken by NOTIFY, polling only as a
 /// fallback), `concurrency` threads run handlers, one thread writes outcomes in batches and
 /// renews leases, and one takes part in electing the worker that does maintenance.
-/// `run()` blocks until shutdown; `requestShutdown()` may be called from any thread.
+/// It is a swift-service-lifecycle `Service`: graceful shutdown drains, cancellation releases.
 public final class Worker: Sendable {
     public let configuration: WorkerConfiguration
     let handlers: JobHandlers
@@ -84,18 +84,33 @@ public final class Worker: Sendable {
         wakePipe = (descriptors[0], descriptors[1])
     }
 
-    /// First call: stop claiming, let running jobs finish within the deadline. Second call:
-    /// release running jobs at once.
-    public func requestShutdown() {
-        let phase = state.currentPhase
-        logger.notice(phase == .running ? "shutdown requested: finishing running jobs" : "second shutdown request: releasing running jobs now")
-        state.advance(to: phase == .running ? .draining : .stopping)
+    /// Graceful shutdown: claims nothing more; running jobs may finish within the shutdown
+    /// deadline, then are released to other workers. Callable from any thread, any number of times.
+    public func drain() {
+        guard state.currentPhase == .running else { return }
+        logger.notice("shutdown requested: finishing running jobs")
+        state.advance(to: .draining)
+        wakeProducer()
+    }
+
+    /// Stops at once: running jobs are released to other workers (their late outcomes dropped).
+    /// Callable from any thread.
+    public func releaseNow() {
+        guard state.currentPhase < .releasing else { return }
+        logger.notice("releasing running jobs now")
+        state.advance(to: .releasing)
+        wakeProducer()
+    }
+
+    /// Wakes the producer if it sleeps on its connection's socket.
+    private func wakeProducer() {
         var byte: UInt8 = 1
         _ = write(wakePipe.write, &byte, 1)
     }
 
-    /// Runs until shutdown is requested (or, with `exitWhenDone`, until the work is done).
-    public func run() throws {
+    /// Runs on the calling thread until `drain` or `releaseNow` (or, with `exitWhenDone`, until
+    /// the work is done) and every outcome is written. `run()` (the `Service`) wraps it.
+    func runUntilStopped() throws {
         logger.info("worker started", metadata: [
             "worker_id": "\(configuration.workerID)", "concurrency": "\(configuration.concurrency)",
             "kinds": "\(kinds.joined(separator: ","))",
@@ -176,8 +191,7 @@ public final class Worker: Sendable {
             if configuration.exitWhenDone, state.isIdle, (try? QueueInspection.unfinishedJobsRemain(kinds: kinds, on: connection)) == false {
                 logger.info("no unfinished jobs remain; exiting")
                 state.advance(to: .draining)
-                var byte: UInt8 = 1
-                _ = write(wakePipe.write, &byte, 1)
+                wakeProducer()
                 return
             }
             // Sleep until a NOTIFY, the poll interval, or shutdown.

@@ -11,7 +11,9 @@ final class WorkerState: @unchecked Sendable {
         case running
         /// Shutdown requested: no more claims; jobs being run may finish.
         case draining
-        /// Deadline passed or work done: outcomes are flushed, then the worker exits.
+        /// Release requested: jobs being run are released without waiting for them.
+        case releasing
+        /// Running jobs finished or were released: outcomes are flushed, then the worker exits.
         case stopping
     }
 

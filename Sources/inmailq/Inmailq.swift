@@ -2,7 +2,7 @@ import ArgumentParser
 
 /// The `inmailq` command: one root, one file per subcommand.
 @main
-struct Inmailq: ParsableCommand {
+struct Inmailq: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inmailq",
         abstract: "A PostgreSQL-backed job queue that runs LinkedIn InMail campaigns.",

@@ -4,9 +4,11 @@ import Foundation
 import InMail
 import Postgres
 import Queue
+import ServiceLifecycle
+import Synchronization
 
 /// `inmailq worker`: runs jobs until SIGTERM or SIGINT.
-struct WorkerCommand: ParsableCommand {
+struct WorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker",
         abstract: "Run jobs from the queue until stopped.",
@@ -56,7 +58,7 @@ struct WorkerCommand: ParsableCommand {
         guard courier == "sandbox" else { throw ValidationError("unknown --courier \(courier) (this build has: sandbox)") }
     }
 
-    func run() throws {
+    func run() async throws {
         let logger = options.makeLogger("worker")
         var handlers = JobHandlers()
         DiagnosticHandlers.register(into: &handlers)
@@ -79,23 +81,45 @@ struct WorkerCommand: ParsableCommand {
         } catch let error as WorkerError {
             throw ValidationError(error.description)
         }
-        let signals = ShutdownSignals { worker.requestShutdown() }
-        try worker.run()
+        // The first SIGTERM or SIGINT shuts the group down gracefully (the worker drains); a
+        // second cancels it (the worker releases its running jobs at once). A worker that ends by
+        // itself (--exit-when-done) shuts the rest of the group down gracefully.
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [.init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup)], logger: logger))
+        let running = Task { try await group.run() }
+        let signals = ShutdownSignals(
+            first: { Task { await group.triggerGracefulShutdown() } },
+            again: { running.cancel() })
+        try await running.value
         withExtendedLifetime(signals) {}
     }
 }
 
-/// Turns SIGTERM and SIGINT into a call of `onSignal` on a background queue, once per signal.
+/// Turns SIGTERM and SIGINT into calls on a background queue: `first` for the first signal,
+/// `again` for every later one.
 final class ShutdownSignals {
     private let sources: [any DispatchSourceSignal]
 
-    init(_ onSignal: @escaping @Sendable () -> Void) {
+    init(first: @escaping @Sendable () -> Void, again: @escaping @Sendable () -> Void) {
+        let received = SignalCount()
         sources = [SIGTERM, SIGINT].map { number in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler(handler: onSignal)
+            source.setEventHandler {
+                if received.next() == 1 { first() } else { again() }
+            }
             source.resume()
             return source
         }
+    }
+}
+
+/// How many shutdown signals arrived, counted from any thread.
+private final class SignalCount: Sendable {
+    private let count = Atomic<Int>(0)
+
+    /// Counts one more signal and returns the new count.
+    func next() -> Int {
+        count.add(1, ordering: .relaxed).newValue
     }
 }

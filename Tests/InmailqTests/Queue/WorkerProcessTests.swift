@@ -102,6 +102,23 @@ struct WorkerProcessTests {
     }
 
     @Test(.timeLimit(.minutes(2)))
+    func aSecondSignalReleasesRunningJobsAtOnceInsteadOfWaitingForTheDeadline() throws {
+        let db = try TestDatabase()
+        let connection = try db.connect()
+        try JobQueue.enqueue(Array(repeating: NewJob(kind: "diag.sleep", args: JSONText("{\"ms\": 60000}")), count: 2), on: connection)
+        let process = try worker(db, ["--concurrency", "2", "--shutdown-deadline", "60"])
+        defer { stop(process) }
+        #expect(try eventually(timeout: .seconds(20)) { try count("select count(*) from jobs where state = 'running'", connection) == 2 })
+        process.child.signal(SIGTERM)  // graceful shutdown: it would wait up to 60 s for the jobs
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(process.child.exitStatusIfEnded() == nil)
+        process.child.signal(SIGINT)  // cancellation: release them now
+        #expect(process.wait(timeout: .seconds(10)) == 0, "output: \(process.output.suffix(2000))")
+        let states = try connection.query("select format('%s attempt %s', state, attempt) as s from jobs").rows.map { try $0.decode(String.self, "s") }
+        #expect(try count("select count(*) from jobs where state = 'available' and attempt = 0 and lease_owner is null", connection) == 2, "jobs: \(states)")
+    }
+
+    @Test(.timeLimit(.minutes(2)))
     func idleWorkerIsWokenByNotifyNotByItsPollInterval() throws {
         let db = try TestDatabase()
         let connection = try db.connect()
