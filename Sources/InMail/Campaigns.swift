@@ -240,7 +240,7 @@ public enum Contacts {
             case "already_in_campaign": report.alreadyInCampaign += n
             case "do_not_contact": report.doNotContact += n
             case "in_another_campaign": report.inAnotherCampaign += n
-            default: throw PostgresError(kind: .usage, message: "no campaign with id \(campaign)")
+            default: throw UnknownID("campaign", campaign)
             }
         }
         return report

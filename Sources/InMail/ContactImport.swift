@@ -133,7 +133,7 @@ public struct ContactImport {
                 case "already_in_campaign": report.alreadyInCampaign += count
                 case "do_not_contact": report.doNotContact += count
                 case "in_another_campaign": report.inAnotherCampaign += count
-                case "no_campaign": throw Failure(description: "no campaign with id \(campaign)")
+                case "no_campaign": throw UnknownID("campaign", campaign)
                 default:
                     let record = loaded[try row.decode(Int.self, "record") - 1]
                     rejected.append((record, try row.decode(String.self, "reason")))

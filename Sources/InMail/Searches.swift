@@ -53,7 +53,7 @@ public enum Searches {
     public static func start(campaign: Int64, url: SearchURL, max: Int, on connection: Connection) throws -> Int64 {
         try connection.transaction { connection in
             guard try connection.query("select 1 from campaigns where id = \(campaign)").rowCount > 0 else {
-                throw PostgresError(kind: .usage, message: "no campaign with id \(campaign)")
+                throw UnknownID("campaign", campaign)
             }
             let id = try connection.queryOne(
                 "insert into contact_searches (campaign_id, url, max_contacts) values (\(campaign), \(url.url), \(max)) returning id"

@@ -96,3 +96,17 @@ public enum MessageState: String, Sendable, PostgresEnum {
     /// Delivered, with the courier's receipt.
     case sent
 }
+
+/// An id that names nothing: "no campaign with id 7".
+public struct UnknownID: Error, Sendable, Equatable, CustomStringConvertible {
+    /// What the id was meant to name, such as "campaign".
+    public let kind: String
+    public let id: Int64
+
+    public init(_ kind: String, _ id: Int64) {
+        self.kind = kind
+        self.id = id
+    }
+
+    public var description: String { "no \(kind) with id \(id)" }
+}

@@ -102,6 +102,12 @@ struct ContactsCommand: ParsableCommand {
         @Option(help: "Only this status (waiting, sent, accepted, declined, replied, finished, skipped, failed).") var status: String?
         @Flag(help: "One JSON object a line.") var json = false
 
+        func validate() throws {
+            if let status, ContactStatus(rawValue: status) == nil {
+                throw ValidationError("unknown status \"\(status)\"; use one of \(ContactStatus.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+        }
+
         func run() throws {
             let connection = try options.connect()
             guard try connection.query("select 1 from campaigns where id = \(campaign)").rowCount > 0 else {
@@ -113,7 +119,7 @@ struct ContactsCommand: ParsableCommand {
                        sender_account_id, status, reason, last_event, last_event_at,
                        to_jsonb(p) - 'workspace_id' as object
                 from contact_progress p
-                where campaign_id = \(campaign) and (\(status)::text is null or status = \(status))
+                where campaign_id = \(campaign) and (\(status)::contact_status is null or status = \(status)::contact_status)
                 order by contact_id
                 """).rows
             for row in rows {
