@@ -67,7 +67,7 @@ public enum Outreach {
         let request = args.request
         let delivery: Delivery
         let message: Int64
-        switch try prepare(args, request, on: context.connection()) {
+        switch try prepare(args, request, lease: job.lease, on: context.connection()) {
         case .done(let outcome): return outcome
         case .deliver(let planned, let pending): (delivery, message) = (planned, pending)
         }
@@ -79,9 +79,13 @@ public enum Outreach {
             context.logger.info("delivery refused", metadata: [
                 "delivery_key": "\(delivery.key)", "account_id": "\(delivery.accountID)", "reason": "\(error)",
             ])
-            return try context.connection().transaction { try refused(error, job: job, args: args, request: request, on: $0) }
+            return try context.connection().transaction { connection in
+                try JobQueue.requireLease(job.lease, on: connection)  // a stale run changes nothing
+                return try refused(error, job: job, args: args, request: request, on: connection)
+            }
         }
-        try context.connection().execute("select record_delivery(\(message), \(receipt.id))", prepared: true)
+        try context.connection().execute(
+            "select record_delivery(\(message), \(receipt.id), \(job.lease.id), \(job.lease.token))", prepared: true)
         context.logger.debug("delivered", metadata: [
             "delivery_key": "\(delivery.key)", "account_id": "\(delivery.accountID)", "receipt": "\(receipt.id)",
             "repeated": "\(receipt.repeated)",
@@ -92,7 +96,7 @@ public enum Outreach {
     /// Decides whether and what to deliver, and writes the `sending` message. No lock is needed:
     /// one job owns a contact's step, and the database's constraints (one message per step, S4,
     /// S5) hold the line against anything else.
-    private static func prepare(_ args: Args, _ request: SendRequest, on connection: Connection) throws -> Plan {
+    private static func prepare(_ args: Args, _ request: SendRequest, lease: JobLease, on connection: Connection) throws -> Plan {
         guard let row = try connection.query(
             """
             select c.status, c.member_key, c.first_name, c.last_name, c.company, c.title, c.custom_fields::text as custom_fields,
@@ -129,6 +133,7 @@ public enum Outreach {
         // Nothing will be sent: the slot and credit come back; the contact stops when told.
         func stop(_ reason: String, contactStatus: ContactStatus?, outcome: JobOutcome) throws -> Plan {
             try connection.transaction { connection in
+                try JobQueue.requireLease(lease, on: connection)  // a stale run gives nothing back
                 try SendReservation.release(reservation, reason: reason, on: connection)
                 if let contactStatus {
                     try connection.execute(

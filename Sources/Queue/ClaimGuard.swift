@@ -33,7 +33,9 @@ extension JobQueue {
                 }
             }
             if !deferred.isEmpty {
-                try finish(deferred.map { ($0.key, JobOutcome.deferred(until: $0.value)) }, owner: owner, on: transaction)
+                try finish(
+                    claimed.compactMap { job in deferred[job.id].map { (job.lease, JobOutcome.deferred(until: $0)) } },
+                    on: transaction)
             }
             return (claimed.filter { deferred[$0.id] == nil }, claimed.count)
         }

@@ -37,9 +37,23 @@ public struct NewJob: Sendable {
     }
 }
 
+/// One claim's hold on a job: the job and the token that claim drew. A later claim of the same
+/// job (after its lease expired) draws another, so a stale run is told apart from the current one.
+public struct JobLease: Sendable, Hashable {
+    public let id: Int64
+    public let token: Int64
+
+    public init(id: Int64, token: Int64) {
+        self.id = id
+        self.token = token
+    }
+}
+
 /// A claimed job, as its handler sees it.
 public struct Job: Sendable {
     public let id: Int64
+    /// This run's lease: finishing the job, and writes that must not come from a stale run, check it.
+    public let lease: JobLease
     public let kind: String
     public let args: JSONText
     /// This run's attempt number, from 1.
@@ -49,6 +63,7 @@ public struct Job: Sendable {
 
     init(row: Row) throws {
         id = try row.decode(Int64.self, "id")
+        lease = JobLease(id: id, token: try row.decode(Int64.self, "lease_token"))
         kind = try row.decode(String.self, "kind")
         args = try row.decode(JSONText.self, "args")
         attempt = try row.decode(Int.self, "attempt")

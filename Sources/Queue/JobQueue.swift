@@ -36,7 +36,7 @@ public enum JobQueue {
     }
 
     /// Claims up to `limit` available jobs of `kinds` in one statement, skipping rows other
-    /// workers hold, and leases them to `owner` for `lease`. `condition`, from the layer above,
+    /// workers hold, and leases them to `owner` for `lease`, each under a new lease token. `condition`, from the layer above,
     /// narrows which jobs qualify (it sees the candidate row as `jobs`); run this inside a
     /// transaction to reserve what the claimed jobs need before they commit.
     public static func claim(
@@ -55,39 +55,46 @@ public enum JobQueue {
             )
             update jobs
             set state = 'running', attempt = jobs.attempt + 1, lease_owner = \(owner),
+                lease_token = nextval('jobs_lease_token_seq'),
                 lease_expires_at = now() + \(lease.seconds) * interval '1 second', attempted_at = clock_timestamp()
             from claimable
             where jobs.id = claimable.id
-            returning jobs.id, jobs.kind, jobs.args, jobs.attempt, jobs.max_attempts, jobs.partition_key
+            returning jobs.id, jobs.lease_token, jobs.kind, jobs.args, jobs.attempt, jobs.max_attempts, jobs.partition_key
             """, prepared: condition == nil)
         return try result.rows.map(Job.init(row:))
     }
 
-    /// Records many jobs' outcomes in one statement. Only jobs still leased to `owner` change:
-    /// a job whose lease expired and was rescued meanwhile is left to its new owner.
-    /// Returns how many jobs were updated.
+    /// Records many jobs' outcomes in one statement. Only jobs still held under the lease given
+    /// change: a job whose lease expired and was rescued (or claimed again) meanwhile is left to
+    /// its new run. Returns how many jobs were updated.
     @discardableResult
-    public static func finish(_ outcomes: [(id: Int64, outcome: JobOutcome)], owner: String, on connection: Connection) throws -> Int {
+    public static func finish(_ outcomes: [(lease: JobLease, outcome: JobOutcome)], on connection: Connection) throws -> Int {
         guard !outcomes.isEmpty else { return 0 }
-        // Completions, the bulk, are finished by id alone; the rest join their details. Every
-        // access to jobs is bounded by an id array, so no plan can scan or loop over the table.
+        // Completions, the bulk, are finished by id and token alone; the rest join their details.
+        // Every access to jobs is bounded by an id array, so no plan can scan or loop over the table.
         var completedIDs: [Int64] = []
+        var completedTokens: [Int64] = []
         var ids: [Int64] = []
+        var tokens: [Int64] = []
         var actions: [String] = []
         var messages: [String?] = []
         var delays: [Double] = []
         var untils: [Date?] = []
-        for (id, outcome) in outcomes {
+        for (lease, outcome) in outcomes {
             var action = "", message: String? = nil, delay = 0.0, until: Date? = nil
             switch outcome {
-            case .completed: completedIDs.append(id); continue
+            case .completed:
+                completedIDs.append(lease.id)
+                completedTokens.append(lease.token)
+                continue
             case .failed(let error, let retryIn): (action, message, delay) = ("fail", error, retryIn.seconds)
             case .snoozed(let wait): (action, delay) = ("snooze", wait.seconds)
             case .deferred(let date): (action, until) = ("snooze", date)
             case .cancelled(let reason): (action, message) = ("cancel", reason)
             case .released: action = "release"
             }
-            ids.append(id)
+            ids.append(lease.id)
+            tokens.append(lease.token)
             actions.append(action)
             messages.append(message)
             delays.append(delay)
@@ -95,17 +102,19 @@ public enum JobQueue {
         }
         let row = try connection.queryOne(
             """
-            with completed as (
-                delete from jobs
-                where id = any(\(completedIDs)::bigint[]) and state = 'running' and lease_owner = \(owner)
-                returning *, 'completed'::job_state as final_state, null::jsonb as final_error
+            with completed_leases as (
+                select * from unnest(\(completedIDs)::bigint[], \(completedTokens)::bigint[]) as c(id, token)
+            ), completed as (
+                delete from jobs j using completed_leases c
+                where j.id = any(\(completedIDs)::bigint[]) and j.id = c.id and j.lease_token = c.token and j.state = 'running'
+                returning j.*, 'completed'::job_state as final_state, null::jsonb as final_error
             ), outcome as (
-                select * from unnest(\(ids)::bigint[], \(actions)::text[], \(messages)::text[], \(delays)::float8[],
-                                     \(untils)::timestamptz[])
-                    as o(id, action, message, delay_seconds, until_at)
+                select * from unnest(\(ids)::bigint[], \(tokens)::bigint[], \(actions)::text[], \(messages)::text[],
+                                     \(delays)::float8[], \(untils)::timestamptz[])
+                    as o(id, token, action, message, delay_seconds, until_at)
             ), ended as (
                 delete from jobs j using outcome o
-                where j.id = any(\(ids)::bigint[]) and j.id = o.id and j.state = 'running' and j.lease_owner = \(owner)
+                where j.id = any(\(ids)::bigint[]) and j.id = o.id and j.lease_token = o.token and j.state = 'running'
                   and (o.action = 'cancel' or (o.action = 'fail' and j.attempt >= j.max_attempts))
                 returning j.*,
                     case o.action when 'cancel' then 'cancelled' else 'discarded' end::job_state as final_state,
@@ -131,9 +140,10 @@ public enum JobQueue {
                         then j.errors || jsonb_build_object('attempt', j.attempt, 'at', clock_timestamp(), 'action', 'fail', 'error', o.message)
                         else j.errors end,
                     lease_owner = null,
+                    lease_token = null,
                     lease_expires_at = null
                 from outcome o
-                where j.id = any(\(ids)::bigint[]) and j.id = o.id and j.state = 'running' and j.lease_owner = \(owner)
+                where j.id = any(\(ids)::bigint[]) and j.id = o.id and j.lease_token = o.token and j.state = 'running'
                   and (o.action in ('snooze', 'release') or (o.action = 'fail' and j.attempt < j.max_attempts))
                 returning 1
             )
@@ -157,15 +167,23 @@ public enum JobQueue {
             """)
     }
 
-    /// Extends the leases of jobs `owner` still runs (a HOT update: no indexed column changes).
+    /// Extends the leases still held under the tokens given (a HOT update: no indexed column changes).
     @discardableResult
-    public static func renewLeases(_ ids: [Int64], owner: String, lease: Duration, on connection: Connection) throws -> Int {
-        guard !ids.isEmpty else { return 0 }
+    public static func renewLeases(_ leases: [JobLease], lease: Duration, on connection: Connection) throws -> Int {
+        guard !leases.isEmpty else { return 0 }
         return try connection.execute(
             """
-            update jobs set lease_expires_at = now() + \(lease.seconds) * interval '1 second'
-            where id = any(\(ids)::bigint[]) and state = 'running' and lease_owner = \(owner)
+            update jobs j set lease_expires_at = now() + \(lease.seconds) * interval '1 second'
+            from unnest(\(leases.map(\.id))::bigint[], \(leases.map(\.token))::bigint[]) as l(id, token)
+            where j.id = any(\(leases.map(\.id))::bigint[]) and j.id = l.id and j.lease_token = l.token and j.state = 'running'
             """)
+    }
+
+    /// Raises unless `lease` is still held: call it in the transaction of a write that a stale
+    /// run (one whose lease expired and whose job was rescued) must not make. The job's row stays
+    /// locked until that transaction ends.
+    public static func requireLease(_ lease: JobLease, on connection: Connection) throws {
+        try connection.execute("select queue_require_lease(\(lease.id), \(lease.token))", prepared: true)
     }
 
     /// Cancels a job that has not finished and is not running. Returns the job's state

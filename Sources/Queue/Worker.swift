@@ -127,7 +127,7 @@ public final class Worker: Sendable {
         let stillRunning = state.waitForExecutingJobs(until: .now + configuration.shutdownDeadline)
         if !stillRunning.isEmpty {
             logger.warning("releasing jobs that did not finish before the shutdown deadline", metadata: [
-                "job_ids": "\(stillRunning.sorted().map(String.init).joined(separator: ","))",
+                "job_ids": "\(stillRunning.map(\.id).sorted().map(String.init).joined(separator: ","))",
             ])
             state.abandon(stillRunning)
         }
@@ -212,7 +212,7 @@ public final class Worker: Sendable {
                 outcome = .failed(error: "\(error)", retryIn: configuration.retryDelay(afterAttempt: job.attempt))
             }
             context.releaseConnection()
-            state.record(job.id, outcome)
+            state.record(job.lease, outcome)
             log(job, outcome, took: ContinuousClock.now - started)
         }
     }
@@ -253,15 +253,15 @@ public final class Worker: Sendable {
         guard let connection = connectPersistently("completer", until: .stopping) else { return }
         let heartbeatEvery = configuration.lease / 3
         var lastHeartbeat = ContinuousClock.now
-        var pending: [(id: Int64, outcome: JobOutcome)] = []
+        var pending: [(lease: JobLease, outcome: JobOutcome)] = []
         var failures = 0
         while true {
             let (batch, finalBatch) = state.takeOutcomes(timeout: min(heartbeatEvery, .milliseconds(200)))
             pending += batch
             if !pending.isEmpty {
                 do {
-                    try JobQueue.finish(pending, owner: configuration.workerID, on: connection)
-                    state.written(pending.map(\.id))
+                    try JobQueue.finish(pending, on: connection)
+                    state.written(pending.map(\.lease))
                     pending.removeAll()
                     failures = 0
                 } catch {
@@ -278,7 +278,7 @@ public final class Worker: Sendable {
             if ContinuousClock.now - lastHeartbeat >= heartbeatEvery {
                 lastHeartbeat = .now
                 do {
-                    try JobQueue.renewLeases(state.leasedIDs, owner: configuration.workerID, lease: configuration.lease, on: connection)
+                    try JobQueue.renewLeases(state.leases, lease: configuration.lease, on: connection)
                 } catch {
                     logger.error("renewing leases failed", metadata: ["error": "\(error)"])
                 }

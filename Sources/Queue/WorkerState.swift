@@ -28,13 +28,13 @@ final class WorkerState: @unchecked Sendable {
     /// Claimed jobs no handler thread has taken yet.
     private var inbox: [Job] = []
     /// Jobs a handler thread is running (ids), for the release at the deadline.
-    private var executing: Set<Int64> = []
+    private var executing: Set<JobLease> = []
     /// Outcomes not yet written to the database.
-    private var outcomes: [(id: Int64, outcome: JobOutcome)] = []
+    private var outcomes: [(lease: JobLease, outcome: JobOutcome)] = []
     /// Jobs leased to this worker whose outcome is not yet written: their leases are renewed.
-    private var leased: Set<Int64> = []
+    private var leased: Set<JobLease> = []
     /// Jobs released at the deadline: a late outcome from their handler is dropped.
-    private var abandoned: Set<Int64> = []
+    private var abandoned: Set<JobLease> = []
     private var completerDone = false
     /// Free slots the producer waits for (0 when it is not waiting): handlers wake it only then.
     private var producerWants = 0
@@ -93,7 +93,7 @@ final class WorkerState: @unchecked Sendable {
     func dispatch(_ jobs: [Job]) {
         locked {
             inbox.append(contentsOf: jobs)
-            for job in jobs { leased.insert(job.id) }
+            for job in jobs { leased.insert(job.lease) }
             // One wake-up per job, not a broadcast to every idle handler thread.
             for _ in jobs { monitor.signal(Self.jobWaiting) }
         }
@@ -107,17 +107,17 @@ final class WorkerState: @unchecked Sendable {
             }
             guard phase == .running, !inbox.isEmpty else { return nil }
             let job = inbox.removeFirst()
-            executing.insert(job.id)
+            executing.insert(job.lease)
             return job
         }
     }
 
     /// A handler thread's result for a job it took.
-    func record(_ id: Int64, _ outcome: JobOutcome) {
+    func record(_ lease: JobLease, _ outcome: JobOutcome) {
         locked {
-            executing.remove(id)
-            if abandoned.remove(id) == nil {
-                outcomes.append((id, outcome))
+            executing.remove(lease)
+            if abandoned.remove(lease) == nil {
+                outcomes.append((lease, outcome))
                 monitor.signal(Self.outcomeWaiting)
             }
             if producerWants > 0 && freeSlots >= producerWants { monitor.signal(Self.slotFree) }
@@ -128,14 +128,14 @@ final class WorkerState: @unchecked Sendable {
     /// Jobs claimed but not started: released at once when shutdown begins.
     func releaseUnstarted() {
         locked {
-            for job in inbox { outcomes.append((job.id, .released)) }
+            for job in inbox { outcomes.append((job.lease, .released)) }
             inbox.removeAll()
             monitor.signal(Self.outcomeWaiting)
         }
     }
 
     /// Waits until no handler runs a job, or until `deadline`; returns the ids still running.
-    func waitForExecutingJobs(until deadline: ContinuousClock.Instant) -> Set<Int64> {
+    func waitForExecutingJobs(until deadline: ContinuousClock.Instant) -> Set<JobLease> {
         locked {
             while !executing.isEmpty && ContinuousClock.now < deadline && phase == .draining {
                 monitor.wait(Self.control, timeout: deadline - ContinuousClock.now)
@@ -145,11 +145,11 @@ final class WorkerState: @unchecked Sendable {
     }
 
     /// Releases jobs whose handler did not finish in time; their late outcomes are dropped.
-    func abandon(_ ids: Set<Int64>) {
+    func abandon(_ leases: Set<JobLease>) {
         locked {
-            for id in ids where executing.remove(id) != nil {
-                abandoned.insert(id)
-                outcomes.append((id, .released))
+            for lease in leases where executing.remove(lease) != nil {
+                abandoned.insert(lease)
+                outcomes.append((lease, .released))
             }
             monitor.signal(Self.outcomeWaiting)
         }
@@ -157,7 +157,7 @@ final class WorkerState: @unchecked Sendable {
 
     /// The completer's next batch: waits up to `timeout` for outcomes. Returns the batch and
     /// whether the completer should exit after writing it.
-    func takeOutcomes(timeout: Duration) -> (batch: [(id: Int64, outcome: JobOutcome)], finalBatch: Bool) {
+    func takeOutcomes(timeout: Duration) -> (batch: [(lease: JobLease, outcome: JobOutcome)], finalBatch: Bool) {
         locked {
             if outcomes.isEmpty && phase != .stopping {
                 monitor.wait(Self.outcomeWaiting, timeout: timeout)
@@ -169,14 +169,14 @@ final class WorkerState: @unchecked Sendable {
     }
 
     /// Outcomes written: those jobs are no longer leased by this worker.
-    func written(_ ids: [Int64]) {
+    func written(_ leases: [JobLease]) {
         locked {
-            for id in ids { leased.remove(id) }
+            for lease in leases { leased.remove(lease) }
         }
     }
 
     /// Jobs whose leases the heartbeat renews.
-    var leasedIDs: [Int64] { locked { Array(leased) } }
+    var leases: [JobLease] { locked { Array(leased) } }
 
     /// True when this worker holds nothing: no job waiting, running, or unwritten.
     var isIdle: Bool { locked { inbox.isEmpty && executing.isEmpty && outcomes.isEmpty && leased.isEmpty } }

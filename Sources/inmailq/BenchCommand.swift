@@ -125,7 +125,7 @@ struct QueueBench: ParsableCommand {
             let start = ContinuousClock.now
             let claimed = try JobQueue.claim(kinds: ["diag.noop"], limit: 10, owner: "bench", lease: .seconds(30), on: connection)
             times.append((ContinuousClock.now - start).seconds * 1000)
-            try JobQueue.finish(claimed.map { ($0.id, JobOutcome.completed) }, owner: "bench", on: connection)
+            try JobQueue.finish(claimed.map { ($0.lease, JobOutcome.completed) }, on: connection)
         }
         times.sort()
         return (times[times.count / 2], times[min(times.count - 1, Int(Double(times.count) * 0.99))])

@@ -329,16 +329,22 @@ end $$;
 
 -- A delivered message, in one statement: the message is sent with the courier's receipt, its
 -- reservation spent, the contact moved on, and after a follow-up the next one scheduled (C3).
+-- Only while the job that delivered it (p_job) still holds its lease (p_lease_token): a run
+-- whose lease expired and whose job was rescued changes nothing; the job's new run finds the
+-- message 'sending' and delivers again under the same key, answered with the first receipt.
 --
 -- It commits without waiting for the WAL flush (synchronous_commit off for its transaction):
 -- only a crash of the server itself can lose it, and then the job's completion, committed
 -- later and durably, is lost with it; the job runs again and delivers under the same key,
 -- which the courier answers with its first receipt. Claims and reservations stay durable.
-create or replace function record_delivery(p_message bigint, p_receipt text) returns void
+drop function if exists record_delivery(bigint, text);  -- before the job's lease was checked
+create or replace function record_delivery(p_message bigint, p_receipt text, p_job bigint, p_lease_token bigint)
+returns void
 language plpgsql as $$
 declare
     message messages;
 begin
+    perform queue_require_lease(p_job, p_lease_token);
     perform set_config('synchronous_commit', 'off', true);
     update messages set state = 'sent', receipt = p_receipt, sent_at = clock_now()
     where id = p_message and state = 'sending'

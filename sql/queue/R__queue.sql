@@ -133,3 +133,25 @@ language sql stable as $$
     select id, kind, args, state, run_at from jobs
     where partition_key = p_partition and args @> p_args_filter
 $$;
+
+-- True when job p_job is still running under the lease p_token (drawn by the claim that leased
+-- it); it then stays so until the caller's transaction ends: the row is locked FOR SHARE, so the
+-- rescuer skips it and a finish waits. A run whose lease expired and was rescued or claimed
+-- again gets false: whatever it learnt must not change shared state any more.
+create or replace function queue_holds_lease(p_job bigint, p_token bigint) returns boolean
+language plpgsql as $$
+begin
+    perform 1 from jobs where id = p_job and lease_token = p_token and state = 'running' for share;
+    return found;
+end $$;
+
+-- Raises (SQLSTATE 55000, naming the job) unless queue_holds_lease: for a statement that must
+-- not run for a stale job.
+create or replace function queue_require_lease(p_job bigint, p_token bigint) returns void
+language plpgsql as $$
+begin
+    if not queue_holds_lease(p_job, p_token) then
+        raise exception 'job % no longer holds lease % (it expired and the job was rescued); this run changes nothing more',
+            p_job, p_token using errcode = '55000';
+    end if;
+end $$;

@@ -50,7 +50,7 @@ public enum QueueMaintenance {
                 \(JobQueue.archive(from: "discarded"))
             ), rescued as (
                 update jobs
-                set state = 'available', errors = errors || expired.failure, lease_owner = null, lease_expires_at = null
+                set state = 'available', errors = errors || expired.failure, lease_owner = null, lease_token = null, lease_expires_at = null
                 from expired
                 where jobs.id = expired.id and not expired.last_attempt
                 returning 1

@@ -6,14 +6,18 @@ import Synchronization
 
 /// A courier that answers with scripted refusals first (per member key, in order), then
 /// delivers through the sandbox. `.lostAnswer` delivers and then reports a timeout, as when a
-/// worker dies after the platform sent the message.
+/// worker dies after the platform sent the message. `.staleRun` first lets the job's lease
+/// expire and the job be rescued while the delivery is under way (a paused worker), then
+/// refuses with the error given or, with none, delivers.
 final class ScriptedCourier: Courier, @unchecked Sendable {
-    enum Step { case refuse(CourierError), lostAnswer }
+    enum Step { case refuse(CourierError), lostAnswer, staleRun(CourierError?) }
     let sandbox: SandboxCourier
+    let pool: ConnectionPool
     let script: Mutex<[String: [Step]]>
 
     init(pool: ConnectionPool, script: [String: [Step]] = [:]) {
         sandbox = SandboxCourier(pool: pool, world: { _ in .perfect })
+        self.pool = pool
         self.script = Mutex(script)
     }
 
@@ -29,6 +33,18 @@ final class ScriptedCourier: Courier, @unchecked Sendable {
         case .lostAnswer?:
             _ = try sandbox.deliver(delivery)
             throw .retryLater(reason: "timeout after the platform accepted the message")
+        case .staleRun(let error)?:
+            do {
+                try pool.withConnection { connection in
+                    try connection.execute(
+                        "update jobs set lease_expires_at = now() - interval '1 second' where unique_key = \(delivery.key)")
+                    _ = try QueueMaintenance.rescueExpiredLeases(on: connection)
+                }
+            } catch {
+                fatalError("the test could not rescue the job: \(error)")
+            }
+            if let error { throw error }
+            return try sandbox.deliver(delivery)
         case nil: return try sandbox.deliver(delivery)
         }
     }
@@ -107,7 +123,7 @@ struct OutreachFixture {
             let (admitted, claimed) = try JobQueue.claimAdmitted(
                 kinds: handlers.kinds, guards: handlers.guards, limit: 50, owner: "test", lease: .seconds(60), on: connection)
             if claimed == 0 { return outcomes }
-            var finished: [(id: Int64, outcome: JobOutcome)] = []
+            var finished: [(lease: JobLease, outcome: JobOutcome)] = []
             for job in admitted {
                 let outcome: JobOutcome
                 do {
@@ -116,9 +132,9 @@ struct OutreachFixture {
                     outcome = .failed(error: "\(error)", retryIn: .seconds(1))
                 }
                 outcomes[job.kind, default: []].append(outcome)
-                finished.append((job.id, outcome))
+                finished.append((job.lease, outcome))
             }
-            try JobQueue.finish(finished, owner: "test", on: connection)
+            try JobQueue.finish(finished, on: connection)
         }
         fatalError("drain did not settle")
     }

@@ -371,6 +371,30 @@ struct OutreachTests {
         #expect(try ids.map { try f.contact($0).status } == ["sent", "sent"])
     }
 
+    @Test func aRunWhoseLeaseWasTakenChangesNothingWithWhatItLearnt_neitherARateLimitNorADelivery() throws {
+        let f = try OutreachFixture {
+            ScriptedCourier(pool: $0, script: ["in:limited": [.staleRun(.rateLimited(retryAfter: .seconds(1800)))], "in:late": [.staleRun(nil)]])
+        }
+        let sender = try f.sender()
+        let campaign = try f.campaign(senders: [sender], followUpDelays: [])
+        let (limited, late) = try f.contacts(campaign, ["limited", "late"]).pair
+        try Campaigns.activate(campaign: campaign, on: f.connection)
+        let outcomes = try f.drain()
+        // Both stale runs failed on their lost lease; the jobs' new runs sent both, the same day.
+        #expect(outcomes[Outreach.sendKind]?.filter { if case .failed(let error, _) = $0 { error.contains("no longer holds lease") } else { false } }.count == 2)
+        #expect(try f.contact(limited).status == "sent")
+        #expect(try f.contact(late).status == "sent")
+        // The stale rate limit did not push the account's next send half an hour out, nor release anything.
+        #expect(try f.count(
+            "select count(*) from sender_accounts where id = \(sender) and next_send_at > clock_now() + interval '10 minutes'") == 0)
+        #expect(try f.count("select count(*) from reservations where state = 'released'") == 0)
+        #expect(try f.count("select count(*) from reservations where state = 'spent'") == 2)
+        // The stale delivery was recorded by the new run, from the platform's first receipt: one message.
+        let sandbox = try f.connection.queryOne("select requests, repeats from sandbox_messages where member_key = 'in:late'")
+        #expect(try sandbox.decode(Int.self, "requests") == 2 && sandbox.decode(Int.self, "repeats") == 1)
+        #expect(try f.count("select count(*) from messages where state = 'sent'") == 2)
+    }
+
     @Test func idempotentDelivery_aRetryAfterALostAnswerGetsTheFirstReceiptAndNoSecondMessage() throws {
         let f = try OutreachFixture { ScriptedCourier(pool: $0, script: ["in:once": [.lostAnswer]]) }
         let sender = try f.sender()

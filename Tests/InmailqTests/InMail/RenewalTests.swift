@@ -25,7 +25,7 @@ struct RenewalTests {
         #expect(try f.balance(missed) == 5)
         #expect(try f.balance(fresh) == 5)
         let claimed = try JobQueue.claim(kinds: [Renewals.kind], limit: 10, owner: "w", lease: .seconds(30), on: connection)
-        try JobQueue.finish(claimed.map { ($0.id, JobOutcome.completed) }, owner: "w", on: connection)
+        try JobQueue.finish(claimed.map { ($0.lease, JobOutcome.completed) }, on: connection)
         #expect(try Renewals.schedule(connection: connection) == 0)  // done cycles are not due again
     }
 

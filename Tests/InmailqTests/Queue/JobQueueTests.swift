@@ -36,7 +36,7 @@ struct JobQueueTests {
         #expect(same[0] != nil && same[1] == nil)
 
         let claimed = try JobQueue.claim(kinds: ["diag.noop"], limit: 10, owner: owner, lease: .seconds(30), on: connection)
-        try JobQueue.finish(claimed.map { ($0.id, JobOutcome.completed) }, owner: owner, on: connection)
+        try JobQueue.finish(claimed.map { ($0.lease, JobOutcome.completed) }, on: connection)
         // Finished, the key is free again.
         #expect(try JobQueue.enqueue([NewJob(kind: "diag.noop", uniqueKey: "renewal:42:2026-11")], on: connection)[0] != nil)
     }
@@ -83,7 +83,7 @@ struct JobQueueTests {
         for attempt in 1...3 {
             let claimed = try JobQueue.claim(kinds: ["diag.fail"], limit: 1, owner: owner, lease: .seconds(30), on: connection)
             #expect(claimed.first?.attempt == attempt)
-            try JobQueue.finish([(id, .failed(error: "boom \(attempt)", retryIn: .seconds(600)))], owner: owner, on: connection)
+            try JobQueue.finish([(claimed[0].lease, .failed(error: "boom \(attempt)", retryIn: .seconds(600)))], on: connection)
             let after = try state(of: id, on: connection)
             if attempt < 3 {
                 #expect(after.state == .retryable)
@@ -103,8 +103,8 @@ struct JobQueueTests {
     @Test func snoozeRunsLaterWithoutSpendingAnAttempt() throws {
         let connection = try TestDatabase().connect()
         let id = try #require(try JobQueue.enqueue([NewJob(kind: "diag.noop", maxAttempts: 1)], on: connection)[0])
-        _ = try JobQueue.claim(kinds: ["diag.noop"], limit: 1, owner: owner, lease: .seconds(30), on: connection)
-        try JobQueue.finish([(id, .snoozed(delay: .seconds(3600)))], owner: owner, on: connection)
+        let claimed = try JobQueue.claim(kinds: ["diag.noop"], limit: 1, owner: owner, lease: .seconds(30), on: connection)
+        try JobQueue.finish([(claimed[0].lease, .snoozed(delay: .seconds(3600)))], on: connection)
         let snoozed = try state(of: id, on: connection)
         #expect(snoozed.state == .scheduled)
         #expect(snoozed.attempt == 0)
@@ -143,7 +143,7 @@ struct JobQueueTests {
     @Test func expiredLeaseIsRescuedAndTheOldOwnerCannotFinishIt() throws {
         let connection = try TestDatabase().connect()
         let ids = try JobQueue.enqueue([NewJob(kind: "diag.noop"), NewJob(kind: "diag.noop", maxAttempts: 1)], on: connection)
-        _ = try JobQueue.claim(kinds: ["diag.noop"], limit: 2, owner: "dead-worker", lease: .milliseconds(50), on: connection)
+        let first = try JobQueue.claim(kinds: ["diag.noop"], limit: 2, owner: "dead-worker", lease: .milliseconds(50), on: connection)
         Thread.sleep(forTimeInterval: 0.2)
         let (rescued, discarded) = try QueueMaintenance.rescueExpiredLeases(on: connection)
         #expect(rescued == 1 && discarded == 1)
@@ -152,17 +152,33 @@ struct JobQueueTests {
 
         let again = try JobQueue.claim(kinds: ["diag.noop"], limit: 2, owner: "new-worker", lease: .seconds(30), on: connection)
         #expect(again.map(\.attempt) == [2])  // the lost attempt is counted
-        #expect(try JobQueue.finish([(ids[0]!, .completed)], owner: "dead-worker", on: connection) == 0)
-        #expect(try JobQueue.finish([(ids[0]!, .completed)], owner: "new-worker", on: connection) == 1)
+        #expect(try JobQueue.finish([(first[0].lease, .completed)], on: connection) == 0)
+        #expect(try JobQueue.finish([(again[0].lease, .completed)], on: connection) == 1)
+    }
+
+    @Test func aWorkerThatClaimsItsOwnRescuedJobAgainIsNotFooledByItsOlderRun() throws {
+        let connection = try TestDatabase().connect()
+        try JobQueue.enqueue([NewJob(kind: "diag.noop")], on: connection)
+        let older = try JobQueue.claim(kinds: ["diag.noop"], limit: 1, owner: "w", lease: .milliseconds(50), on: connection)
+        Thread.sleep(forTimeInterval: 0.2)
+        #expect(try QueueMaintenance.rescueExpiredLeases(on: connection).rescued == 1)
+        let newer = try JobQueue.claim(kinds: ["diag.noop"], limit: 1, owner: "w", lease: .seconds(30), on: connection)
+        #expect(newer.map(\.id) == older.map(\.id) && newer[0].lease != older[0].lease)
+        // The older run's outcome, renewal and guarded writes find the job no longer theirs.
+        #expect(try JobQueue.renewLeases([older[0].lease], lease: .seconds(30), on: connection) == 0)
+        #expect(throws: PostgresError.self) { try JobQueue.requireLease(older[0].lease, on: connection) }
+        #expect(try JobQueue.finish([(older[0].lease, .failed(error: "stale", retryIn: .seconds(1)))], on: connection) == 0)
+        try JobQueue.requireLease(newer[0].lease, on: connection)
+        #expect(try JobQueue.finish([(newer[0].lease, .completed)], on: connection) == 1)
     }
 
     @Test func renewingALeaseKeepsTheJobFromRescue() throws {
         let connection = try TestDatabase().connect()
         let id = try #require(try JobQueue.enqueue([NewJob(kind: "diag.noop")], on: connection)[0])
-        _ = try JobQueue.claim(kinds: ["diag.noop"], limit: 1, owner: owner, lease: .milliseconds(300), on: connection)
+        let claimed = try JobQueue.claim(kinds: ["diag.noop"], limit: 1, owner: owner, lease: .milliseconds(300), on: connection)
         for _ in 0..<4 {
             Thread.sleep(forTimeInterval: 0.1)
-            #expect(try JobQueue.renewLeases([id], owner: owner, lease: .milliseconds(300), on: connection) == 1)
+            #expect(try JobQueue.renewLeases([claimed[0].lease], lease: .milliseconds(300), on: connection) == 1)
         }
         #expect(try QueueMaintenance.rescueExpiredLeases(on: connection).rescued == 0)
         #expect(try state(of: id, on: connection).state == .running)
@@ -172,7 +188,7 @@ struct JobQueueTests {
         let connection = try TestDatabase().connect()
         let ids = try JobQueue.enqueue([NewJob(kind: "diag.noop"), NewJob(kind: "diag.noop")], on: connection)
         let claimed = try JobQueue.claim(kinds: ["diag.noop"], limit: 1, owner: owner, lease: .seconds(30), on: connection)
-        try JobQueue.finish([(claimed[0].id, .completed)], owner: owner, on: connection)
+        try JobQueue.finish([(claimed[0].lease, .completed)], on: connection)
         #expect(try QueueMaintenance.pruneFinishedJobs(olderThan: .seconds(3600), on: connection) == 0)
         Thread.sleep(forTimeInterval: 0.05)
         #expect(try QueueMaintenance.pruneFinishedJobs(olderThan: .milliseconds(1), on: connection) == 1)
