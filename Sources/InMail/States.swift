@@ -35,6 +35,8 @@ public enum SendRefusal: String, Sendable, PostgresEnum {
     case dailyLimitReached = "daily_limit_reached"  // S6
     case freeInMailMonthlyLimit = "free_inmail_monthly_limit"
     case creditsAtReserve = "credits_at_reserve"  // S7, S8
+    /// Another session holds the account (a claim that is under way, or a stopped one): try again in a moment.
+    case accountBusy = "account_busy"
 
     /// Which of the account's other waiting sends the same refusal holds back, as a filter on
     /// their args: credit InMails wait for credits while free ones go on (S8); free InMails wait

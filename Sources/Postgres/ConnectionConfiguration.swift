@@ -9,6 +9,9 @@ public struct ConnectionConfiguration: Sendable, Equatable {
     public var applicationName: String
     /// Seconds to wait for the server before giving up (unless the conninfo sets its own).
     public var connectTimeout: Int
+    /// Server settings every session starts with (`lock_timeout`, ...), sent when it connects.
+    /// Names and values are letters, digits, `_` and `.` only.
+    public var sessionSettings: [String: String] = [:]
 
     public init(_ conninfo: String, applicationName: String = "inmailq", connectTimeout: Int = 10) {
         self.conninfo = conninfo
@@ -44,6 +47,10 @@ public struct ConnectionConfiguration: Sendable, Equatable {
             ("application_name", applicationName),
             ("client_encoding", "UTF8"),
         ]
+        if !sessionSettings.isEmpty {
+            let options = sessionSettings.sorted { $0.key < $1.key }.map { "-c \($0.key)=\($0.value)" }
+            parameters.append(("options", options.joined(separator: " ")))
+        }
         if !conninfo.isEmpty { parameters.append(("dbname", conninfo)) }
         return parameters
     }
@@ -58,7 +65,9 @@ extension ConnectionConfiguration {
         pairs.append(("dbname", database))
         let text = pairs.map { "\($0.0)='\($0.1.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'"))'" }
             .joined(separator: " ")
-        return ConnectionConfiguration(text, applicationName: applicationName, connectTimeout: connectTimeout)
+        var configuration = ConnectionConfiguration(text, applicationName: applicationName, connectTimeout: connectTimeout)
+        configuration.sessionSettings = sessionSettings
+        return configuration
     }
 
     /// The keyword/value pairs a URL or conninfo sets, as libpq parses them.

@@ -34,6 +34,12 @@ public struct WorkerConfiguration: Sendable {
         self.workerID = workerID ?? "\(ProcessInfo.processInfo.hostName):\(getpid())"
     }
 
+    /// Settings of every worker session that bound how long anything can wait or be held: a
+    /// statement waits at most 5 s for a lock (then fails and is retried), and a session left idle
+    /// inside a transaction for 30 s (a worker stopped mid-claim: SIGSTOP, a frozen VM) is ended by
+    /// the server, releasing its locks; its jobs are rescued when their leases expire.
+    public static let sessionSettings = ["lock_timeout": "5s", "idle_in_transaction_session_timeout": "30s"]
+
     /// The most database sessions the worker opens: one per handler thread, plus the producer's,
     /// the completer's and the maintenance session. Handlers hand theirs back while a courier
     /// works, so a courier that uses the database (the sandbox) fits in the same number.

@@ -63,7 +63,8 @@ struct WorkerCommand: AsyncParsableCommand {
         var handlers = JobHandlers()
         DiagnosticHandlers.register(into: &handlers)
         _ = try options.connect(applicationName: "inmailq-worker", sandbox: true)  // the schema must be current
-        let database = try options.connectionConfiguration(applicationName: "inmailq-worker")
+        var database = try options.connectionConfiguration(applicationName: "inmailq-worker")
+        database.sessionSettings = WorkerConfiguration.sessionSettings
         var settings = WorkerConfiguration(database: database)
         settings.concurrency = concurrency
         let pool = ConnectionPool(database, capacity: settings.sessions)

@@ -441,16 +441,51 @@ begin
     return query select new_reservation.id, new_reservation.state, null::send_refusal, null::timestamptz;
 end $$;
 
--- reserve_send for a whole claimed batch in one round trip, in the order given (the caller
--- sorts by account, so two claims lock accounts in the same order and never deadlock).
+-- How long the sends of an account that another session held past reserve_sends' bounded wait
+-- wait before their claim tries again. A racing claim holds an account for milliseconds, so
+-- this is a stopped worker's, held until the server ends its session
+-- (idle_in_transaction_session_timeout, 30 s for worker sessions).
+create or replace function account_busy_retry_after() returns interval
+language sql immutable as $$ select interval '15 seconds' $$;
+
+-- reserve_send for a whole claimed batch in one round trip. The batch's accounts are locked
+-- first: all that no other session holds, at once; then the ones a racing claim holds (for a
+-- few milliseconds), waiting for them in id order. An account held by a session that has sat
+-- idle inside its transaction for over a second (a worker stopped mid-claim: SIGSTOP, a frozen
+-- VM, a cut network) is not waited for: its sends are refused as account_busy, so a stuck
+-- worker stalls no one else's claims until the server ends its session
+-- (idle_in_transaction_session_timeout). A lock cycle with another claim ends in a deadlock
+-- error, and the claim is retried.
 create or replace function reserve_sends(p_accounts bigint[], p_keys text[], p_channels send_channel[], p_uses_credit boolean[])
 returns table (delivery_key text, reservation_id bigint, reservation_state reservation_state, refusal send_refusal,
                retry_at timestamptz)
 language plpgsql as $$
+declare
+    locked bigint[];
+    stuck bigint[] := '{}';
 begin
+    select coalesce(array_agg(id), '{}') into locked from (
+        select id from sender_accounts where id = any(p_accounts) order by id for update skip locked
+    ) available;
+    if exists (select 1 from sender_accounts where id = any(p_accounts) and not id = any(locked)) then
+        -- Who holds a row: its xmax is the locking transaction, pg_stat_activity tells its session's state.
+        select coalesce(array_agg(a.id), '{}') into stuck
+        from sender_accounts a
+        join pg_stat_activity s on s.backend_xid = a.xmax
+        where a.id = any(p_accounts) and not a.id = any(locked)
+          and s.state = 'idle in transaction' and s.state_change < clock_timestamp() - interval '1 second';
+        perform 1 from sender_accounts
+        where id = any(p_accounts) and not id = any(locked) and not id = any(stuck)
+        order by id for update;
+    end if;
     for i in 1 .. coalesce(array_length(p_keys, 1), 0) loop
-        return query select p_keys[i], r.reservation_id, r.reservation_state, r.refusal, r.retry_at
-                     from reserve_send(p_accounts[i], p_keys[i], p_channels[i], p_uses_credit[i]) r;
+        if not p_accounts[i] = any(stuck) then
+            return query select p_keys[i], r.reservation_id, r.reservation_state, r.refusal, r.retry_at
+                         from reserve_send(p_accounts[i], p_keys[i], p_channels[i], p_uses_credit[i]) r;
+        else
+            return query select p_keys[i], null::bigint, null::reservation_state, 'account_busy'::send_refusal,
+                                clock_now() + account_busy_retry_after();
+        end if;
     end loop;
 end $$;
 
