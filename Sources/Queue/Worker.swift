@@ -18,8 +18,11 @@ public struct WorkerConfiguration: Sendable {
     /// First retry delay after a failure; doubles per attempt (with jitter) up to `retryCap`.
     public var retryBase: Duration = .seconds(1)
     public var retryCap: Duration = .seconds(3600)
-    /// How often the elected worker promotes due jobs.
+    /// How often the elected worker promotes due jobs (and renews its leadership).
     public var maintenanceInterval: Duration = .milliseconds(500)
+    /// How long the maintenance leader's term lasts without renewal: half a lease (at least a
+    /// second), so a stopped leader's role is taken over well before its jobs' leases expire.
+    public var leaderTerm: Duration { max(.seconds(1), lease / 2) }
     /// Finished jobs older than this are pruned.
     public var retention: Duration = .seconds(7 * 86_400)
     /// Most jobs claimed in one round trip.
@@ -303,11 +306,12 @@ public final class Worker: Sendable {
                 JobRescuer(interval: max(.milliseconds(250), configuration.lease / 4), logger: logger),
                 HistoryPruner(interval: .seconds(60), retention: configuration.retention),
             ] + handlers.maintenance,
-            logger: logger)
+            workerID: configuration.workerID, leaderTerm: configuration.leaderTerm, logger: logger)
         while state.currentPhase == .running {
-            maintainer.tick(on: connection, workerID: configuration.workerID)
+            maintainer.tick(on: connection)
             state.sleep(configuration.maintenanceInterval, unlessPhaseReaches: .draining)
         }
+        maintainer.resign(on: connection)
     }
 }
 

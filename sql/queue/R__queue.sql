@@ -155,3 +155,25 @@ begin
             p_job, p_token using errcode = '55000';
     end if;
 end $$;
+
+-- Elects p_worker maintenance leader, or renews its term, for p_ttl (real time). Returns true
+-- when p_worker leads until the new expiry: it was the leader, or the leader's term had run out
+-- (a dead or stopped leader); false while another worker's term runs.
+create or replace function queue_elect(p_worker text, p_ttl interval) returns boolean
+language sql as $$
+    with elected as (
+        insert into queue_leader as l (worker_id, elected_at, expires_at)
+        values (p_worker, clock_timestamp(), clock_timestamp() + p_ttl)
+        on conflict (singleton) do update
+        set worker_id = excluded.worker_id,
+            elected_at = case when l.worker_id = excluded.worker_id then l.elected_at else excluded.elected_at end,
+            expires_at = excluded.expires_at
+        where l.worker_id = excluded.worker_id or l.expires_at < clock_timestamp()
+        returning 1
+    )
+    select exists (select 1 from elected)
+$$;
+
+-- Gives up leadership (a worker shutting down), so another worker takes over at once.
+create or replace function queue_resign(p_worker text) returns void
+language sql as $$ delete from queue_leader where worker_id = p_worker $$;

@@ -1,24 +1,36 @@
 import Foundation
 import Postgres
 
-/// Elects the one worker that runs maintenance: whoever holds a session advisory lock. The lock
-/// lives as long as the maintenance session, so a dead leader's lock goes with its connection
-/// and another worker takes over at its next attempt.
+/// Elects the one worker that runs maintenance: the one whose term in `queue_leader` runs. The
+/// leader renews its term before every round of maintenance; a leader that dies or stops (a
+/// SIGSTOP, a frozen VM) lets its term run out, and another worker takes over at its next round.
+/// A stopped leader that wakes up renews first, finds another in charge, and does nothing.
 struct LeaderElector {
-    /// Key of the session advisory lock ("inmailq:leader").
-    static let lockKey: Int64 = 0x696E_6D61_696C_7102
+    let workerID: String
+    /// How long a term lasts without renewal.
+    let term: Duration
 
     private(set) var isLeader = false
 
-    /// Tries to become the leader (a no-op for the leader). Returns true when this call won.
+    /// Renews or wins leadership, or learns that another worker leads. Returns true when this
+    /// worker just became the leader.
     mutating func attempt(on connection: Connection) throws -> Bool {
-        guard !isLeader else { return false }
-        isLeader = try connection.queryOne("select pg_try_advisory_lock(\(Self.lockKey)) as won").decode(Bool.self, "won")
-        return isLeader
+        let wasLeader = isLeader
+        isLeader = try connection.queryOne(
+            "select queue_elect(\(workerID), \(term.seconds) * interval '1 second') as leads", prepared: true
+        ).decode(Bool.self, "leads")
+        return isLeader && !wasLeader
     }
 
-    /// The session broke: its lock went with it.
+    /// Leadership may have been lost with the session or the term: ask again next round.
     mutating func sessionLost() {
+        isLeader = false
+    }
+
+    /// Hands leadership over at shutdown.
+    mutating func resign(on connection: Connection) throws {
+        guard isLeader else { return }
+        try connection.execute("select queue_resign(\(workerID))")
         isLeader = false
     }
 }

@@ -7,21 +7,25 @@ import Postgres
 struct Maintainer {
     let services: [any MaintenanceService]
     let logger: Logger
-    private var elector = LeaderElector()
+    private var elector: LeaderElector
     private var lastRun: [ContinuousClock.Instant?]
 
-    init(services: [any MaintenanceService], logger: Logger) {
+    init(services: [any MaintenanceService], workerID: String, leaderTerm: Duration, logger: Logger) {
         self.services = services
         self.logger = logger
+        elector = LeaderElector(workerID: workerID, term: leaderTerm)
         lastRun = Array(repeating: nil, count: services.count)
     }
 
-    /// One round: an election attempt, then the services that are due. Errors are logged; a
-    /// broken session gives up leadership (its lock went with it).
-    mutating func tick(on connection: Connection, workerID: String) {
+    /// One round: renew or win leadership, then run the services that are due. Errors are
+    /// logged, and leadership is asked for again next round.
+    mutating func tick(on connection: Connection) {
         do {
+            let wasLeader = elector.isLeader
             if try elector.attempt(on: connection) {
-                logger.info("elected to run queue maintenance", metadata: ["worker_id": "\(workerID)"])
+                logger.info("elected to run queue maintenance", metadata: ["worker_id": "\(elector.workerID)"])
+            } else if wasLeader && !elector.isLeader {
+                logger.warning("no longer the maintenance leader (its term ran out)", metadata: ["worker_id": "\(elector.workerID)"])
             }
             guard elector.isLeader else { return }
             for (index, service) in services.enumerated() {
@@ -35,7 +39,16 @@ struct Maintainer {
             }
         } catch {
             logger.error("queue maintenance failed", metadata: ["error": "\(error)"])
-            if !connection.isConnected { elector.sessionLost() }
+            elector.sessionLost()
+        }
+    }
+
+    /// Hands leadership over at shutdown, so another worker takes over at once.
+    mutating func resign(on connection: Connection) {
+        do {
+            try elector.resign(on: connection)
+        } catch {
+            logger.warning("could not hand maintenance over; another worker takes over when the term runs out", metadata: ["error": "\(error)"])
         }
     }
 }

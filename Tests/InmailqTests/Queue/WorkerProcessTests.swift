@@ -138,24 +138,20 @@ struct WorkerProcessTests {
         #expect(latency < 5)
     }
 
+    /// The worker whose leadership term in queue_leader runs, as its pid; nil when none.
+    func leaderPID(_ connection: Connection) throws -> Int32? {
+        try connection.query("select worker_id from queue_leader where expires_at > clock_timestamp()").rows.first
+            .flatMap { Int32(try $0.decode(String.self, "worker_id").split(separator: ":").last ?? "") }
+    }
+
     @Test(.timeLimit(.minutes(2)))
     func maintenanceMovesToAnotherWorkerWhenTheElectedOneDies() throws {
         let db = try TestDatabase()
         let connection = try db.connect()
-        func leaderCount() throws -> Int {
-            // The elected worker holds the session advisory lock 0x696E6D61_696C7102 ("inmailq:leader");
-            // pg_locks shows a bigint key's low 32 bits as objid.
-            try count(
-                """
-                select count(*) from pg_locks
-                where locktype = 'advisory' and granted and objid = \(0x696C_7102)
-                  and database = (select oid from pg_database where datname = current_database())
-                """, connection)
-        }
-        let first = try worker(db, ["--concurrency", "2"])
+        let first = try worker(db, ["--concurrency", "2", "--lease", "4"])
         defer { stop(first) }
-        #expect(try eventually(timeout: .seconds(20)) { try leaderCount() == 1 })
-        let second = try worker(db, ["--concurrency", "2"])
+        #expect(try eventually(timeout: .seconds(20)) { try leaderPID(connection) == first.child.pid })
+        let second = try worker(db, ["--concurrency", "2", "--lease", "4"])
         defer { stop(second) }
         #expect(try eventually(timeout: .seconds(20)) {
             try count("select count(*) from pg_stat_activity where application_name = 'inmailq-maintenance' and datname = current_database()", connection) == 2
@@ -168,7 +164,39 @@ struct WorkerProcessTests {
         #expect(try eventually(timeout: .seconds(30)) {
             try count("select count(*) from all_jobs where id = \(id) and state = 'completed'", connection) == 1
         }, "second worker: \(second.output.suffix(2000))")
-        #expect(try leaderCount() == 1)
+        #expect(try leaderPID(connection) == second.child.pid)
+    }
+
+    @Test(.timeLimit(.minutes(2)))
+    func aStoppedLeaderIsReplacedWithinTwoLeasePeriodsAndDoesNothingWhenItWakes() throws {
+        let db = try TestDatabase()
+        let connection = try db.connect()
+        let workers = try (0..<2).map { _ in
+            try InmailqProcess.start(["worker", "--database-url", db.url, "--concurrency", "2", "--lease", "2", "--log-level", "info"])
+        }
+        defer { workers.forEach { $0.child.signal(SIGCONT); stop($0) } }
+        var leader: Int32?
+        #expect(try eventually(timeout: .seconds(20)) {
+            leader = try leaderPID(connection)
+            return leader != nil
+        })
+        let stopped = try #require(workers.first { $0.child.pid == leader })
+        let other = try #require(workers.first { $0.child.pid != leader })
+        // A job the leader holds when it stops: its lease must be rescued by the new leader.
+        stopped.child.signal(SIGSTOP)
+        let stoppedAt = ContinuousClock.now
+        #expect(try eventually(timeout: .seconds(4), every: 0.05) { try leaderPID(connection) == other.child.pid })
+        #expect(ContinuousClock.now - stoppedAt < .seconds(4))  // two lease periods
+        // The new leader promotes due work.
+        let soon = try QueueClock.now(on: connection).addingTimeInterval(0.5)
+        let id = try #require(try JobQueue.enqueue([NewJob(kind: "diag.noop", runAt: soon)], on: connection)[0])
+        #expect(try eventually(timeout: .seconds(10)) {
+            try count("select count(*) from all_jobs where id = \(id) and state = 'completed'", connection) == 1
+        })
+        // Woken, the old leader finds another in charge and stands down.
+        stopped.child.signal(SIGCONT)
+        #expect(try eventually(timeout: .seconds(10)) { stopped.output.contains("no longer the maintenance leader") }, "\(stopped.output.suffix(1500))")
+        #expect(try leaderPID(connection) == other.child.pid)
     }
 
     @Test func jobsCommandsCountShowAndCancel() throws {
