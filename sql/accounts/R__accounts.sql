@@ -449,35 +449,31 @@ create or replace function account_busy_retry_after() returns interval
 language sql immutable as $$ select interval '15 seconds' $$;
 
 -- reserve_send for a whole claimed batch in one round trip. The batch's accounts are locked
--- first: all that no other session holds, at once; then the ones a racing claim holds (for a
--- few milliseconds), waiting for them in id order. An account held by a session that has sat
--- idle inside its transaction for over a second (a worker stopped mid-claim: SIGSTOP, a frozen
--- VM, a cut network) is not waited for: its sends are refused as account_busy, so a stuck
--- worker stalls no one else's claims until the server ends its session
--- (idle_in_transaction_session_timeout). A lock cycle with another claim ends in a deadlock
--- error, and the claim is retried.
+-- first, all in id order, so two claims never wait on each other in a cycle; a racing claim
+-- holds an account for a few milliseconds. An account held by a session that has sat idle
+-- inside its transaction for over a second (a worker stopped mid-claim: SIGSTOP, a frozen VM, a
+-- cut network) is not waited for: its sends are refused as account_busy, so a stuck worker
+-- stalls no one else's claims until the server ends its session
+-- (idle_in_transaction_session_timeout). A session stuck since this check is waited for at most
+-- lock_timeout (5 s on worker sessions); the claim is then retried and finds it.
 create or replace function reserve_sends(p_accounts bigint[], p_keys text[], p_channels send_channel[], p_uses_credit boolean[])
 returns table (delivery_key text, reservation_id bigint, reservation_state reservation_state, refusal send_refusal,
                retry_at timestamptz)
 language plpgsql as $$
 declare
-    locked bigint[];
     stuck bigint[] := '{}';
 begin
-    select coalesce(array_agg(id), '{}') into locked from (
-        select id from sender_accounts where id = any(p_accounts) order by id for update skip locked
-    ) available;
-    if exists (select 1 from sender_accounts where id = any(p_accounts) and not id = any(locked)) then
-        -- Who holds a row: its xmax is the locking transaction, pg_stat_activity tells its session's state.
+    if exists (select 1 from pg_stat_activity
+               where state = 'idle in transaction' and state_change < clock_timestamp() - interval '1 second'
+                 and backend_xid is not null) then
+        -- Who holds a row: its xmax is the locking transaction; pg_stat_activity has its session.
         select coalesce(array_agg(a.id), '{}') into stuck
         from sender_accounts a
         join pg_stat_activity s on s.backend_xid = a.xmax
-        where a.id = any(p_accounts) and not a.id = any(locked)
+        where a.id = any(p_accounts)
           and s.state = 'idle in transaction' and s.state_change < clock_timestamp() - interval '1 second';
-        perform 1 from sender_accounts
-        where id = any(p_accounts) and not id = any(locked) and not id = any(stuck)
-        order by id for update;
     end if;
+    perform 1 from sender_accounts where id = any(p_accounts) and not id = any(stuck) order by id for update;
     for i in 1 .. coalesce(array_length(p_keys, 1), 0) loop
         if not p_accounts[i] = any(stuck) then
             return query select p_keys[i], r.reservation_id, r.reservation_state, r.refusal, r.retry_at
