@@ -47,7 +47,7 @@ public final class Connection {
         guard let handle, PQstatus(handle) == CONNECTION_OK else {
             let host = handle.flatMap { PQhost($0) }.map { String(cString: $0) } ?? "?"
             let port = handle.flatMap { PQport($0) }.map { String(cString: $0) } ?? "?"
-            let reason = handle.map { lastErrorMessage($0) } ?? "out of memory"
+            let reason = configuration.redacting(handle.map { lastErrorMessage($0) } ?? "out of memory")
             let place = host.hasPrefix("/") ? "socket directory \(host), port \(port)" : "\(host):\(port)"
             throw PostgresError(kind: .connection, message: "cannot connect to PostgreSQL at \(place): \(reason)")
         }
@@ -186,7 +186,7 @@ public final class Connection {
     }
 
     func connectionError(statement: String?) -> PostgresError {
-        let reason = handle.map { lastErrorMessage($0) } ?? "no connection"
+        let reason = configuration.redacting(handle.map { lastErrorMessage($0) } ?? "no connection")
         return PostgresError(kind: .connection, message: "connection to PostgreSQL lost: \(reason)", statement: statement)
     }
 }

@@ -57,10 +57,36 @@ public struct ConnectionConfiguration: Sendable, Equatable {
 }
 
 extension ConnectionConfiguration {
+    /// `message` (an error from libpq, which quotes the connection string it could not read)
+    /// with this configuration's password replaced by `****`, however the password was written:
+    /// in a URL's user part or query, as a `password=` keyword, percent-encoded or not.
+    public func redacting(_ message: String) -> String {
+        var secrets: [String] = []
+        if let userInfo = conninfo.firstMatch(of: /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^@\/?#]*)@/)?.1,
+           let colon = userInfo.firstIndex(of: ":") {
+            secrets.append(String(userInfo[userInfo.index(after: colon)...]))
+        }
+        for match in conninfo.matches(of: /(?i)password\s*=\s*('(?:[^'\\]|\\.)*'|[^\s&]+)/) {
+            secrets.append(String(match.1).trimmingCharacters(in: CharacterSet(charactersIn: "'")))
+        }
+        var text = message
+        for secret in secrets where !secret.isEmpty {
+            for form in Set([secret, secret.removingPercentEncoding ?? secret]) where !form.isEmpty {
+                text = text.replacingOccurrences(of: form, with: "****")
+            }
+        }
+        return text
+    }
+
     /// The same server and credentials, another database. The result is a `key=value`
     /// conninfo (values quoted as libpq reads them), whatever form the original had.
     public func withDatabase(_ database: String) throws(PostgresError) -> ConnectionConfiguration {
-        var pairs = try Self.parse(conninfo)
+        var pairs: [(String, String)]
+        do {
+            pairs = try Self.parse(conninfo)
+        } catch {
+            throw PostgresError(kind: .usage, message: redacting(error.message))
+        }
         pairs.removeAll { $0.0 == "dbname" }
         pairs.append(("dbname", database))
         let text = pairs.map { "\($0.0)='\($0.1.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'"))'" }

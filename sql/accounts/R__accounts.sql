@@ -299,6 +299,7 @@ end $$;
 
 -- A3-A5: expire what is due, then grant the plan's allotment up to its cap, once per cycle.
 -- Returns the credits granted; 0 when the cycle was already renewed or the account is cancelled.
+-- A cycle that has not begun (business time) is refused: its credits would arrive early.
 create or replace function renew_credits(p_account bigint, p_cycle date) returns integer
 language plpgsql as $$
 declare
@@ -308,6 +309,10 @@ declare
     granted integer;
     granted_at timestamptz := p_cycle::timestamp at time zone 'UTC';
 begin
+    if granted_at > clock_now() then
+        raise exception 'the billing cycle starting % has not begun (business time is %); its credits cannot be granted yet',
+            p_cycle, clock_now() using errcode = '22023';
+    end if;
     select * into plan from plans where code = account.plan_code;
     if exists (select 1 from renewal_cycles where account_id = p_account and cycle_start = p_cycle) then
         return 0;
@@ -327,10 +332,16 @@ begin
 end $$;
 
 -- Renewal cycles due on or before p_day (business date) and not yet renewed: the last 92 days
--- are caught up, so days the cron missed are not lost.
+-- are caught up, so days the cron missed are not lost. A day after the business date is refused.
 create or replace function renewal_cycles_due(p_day date)
 returns table (account_id bigint, cycle_start date)
-language sql stable as $$
+language plpgsql stable as $$
+begin
+    if p_day > (clock_now() at time zone 'UTC')::date then
+        raise exception 'renewals can be scheduled up to today (%), not for %: credits of a cycle that has not begun would arrive early',
+            (clock_now() at time zone 'UTC')::date, p_day using errcode = '22023';
+    end if;
+    return query
     select a.id, c.cycle_start
     from sender_accounts a
     join plans p on p.code = a.plan_code
@@ -341,8 +352,8 @@ language sql stable as $$
     where a.status <> 'cancelled' and p.monthly_allotment > 0
       and c.cycle_start >= a.billing_anchor and c.cycle_start <= p_day
       and not exists (select 1 from renewal_cycles r where r.account_id = a.id and r.cycle_start = c.cycle_start)
-    order by a.id, c.cycle_start
-$$;
+    order by a.id, c.cycle_start;
+end $$;
 
 -- Reservations ----------------------------------------------------------------------------------
 

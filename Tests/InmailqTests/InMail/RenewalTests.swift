@@ -41,4 +41,20 @@ struct RenewalTests {
         #expect(bad.status != 0)
         #expect(bad.output.contains("--date must look like 2026-11-30"))
     }
+
+    @Test func A3_aFutureDateOrACycleThatHasNotBegunGrantsNothingEarly() throws {
+        let db = try TestDatabase()
+        let connection = try db.connect()
+        let f = AccountFixture(connection: connection)
+        let account = try f.account(anchor: "2026-01-31")
+        let future = try InmailqProcess.run(["renewals", "schedule", "--date", "2099-01-01", "--database-url", db.url])
+        #expect(future.status != 0)
+        #expect(future.output.contains("renewals can be scheduled up to today"))
+        #expect(try count("select count(*) from jobs", connection) == 0)
+        let early = #expect(throws: PostgresError.self) {
+            try Renewals.renew(account: account, cycleStart: "2098-12-31", on: connection)
+        }
+        #expect(early?.message.contains("has not begun") == true)
+        #expect(try f.balance(account) == 0 && f.ledgerSum(account) == 0)
+    }
 }

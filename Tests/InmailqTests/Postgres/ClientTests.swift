@@ -245,3 +245,41 @@ struct ClientTests {
         try cluster.stop()
     }
 }
+
+@Suite("Secrets in connection errors")
+struct ConnectionSecretTests {
+    static let password = "S3cretpass"
+    static let badStrings = [
+        "postgresql://inmailq:S3cret%zzpass@[::1/inmailq",
+        "postgresql://inmailq:S3cretpass@[::1/inmailq",
+        "host=127.0.0.1 password=S3cretpass port=notaport",
+        "host=127.0.0.1 password='S3cretpass' sslmode=bogus",
+        "postgresql://u:S3cretpass@127.0.0.1:1/db?sslmode=bogus",
+        "postgresql://u@127.0.0.1:1/db?password=S3cretpass&port=notaport",
+        "postgresql://u:S3cretpass@127.0.0.1:1/db",
+    ]
+
+    @Test func noErrorOfABadConnectionStringShowsItsPassword() throws {
+        for text in Self.badStrings {
+            let configuration = ConnectionConfiguration(text, connectTimeout: 2)
+            let connecting = #expect(throws: PostgresError.self) { _ = try Connection(configuration) }
+            #expect(connecting.map { !$0.description.contains("S3cret") && !$0.description.contains("pass@") } == true, "\(text): \(connecting?.description ?? "")")
+            #expect(connecting?.description.contains("cannot connect to PostgreSQL") == true)
+            if let parsing = try? configuration.withDatabase("other") {
+                _ = parsing  // a string libpq can parse has nothing to leak here
+            } else {
+                let failure = #expect(throws: PostgresError.self) { _ = try configuration.withDatabase("other") }
+                #expect(failure.map { !$0.description.contains("S3cret") } == true, "\(text): \(failure?.description ?? "")")
+            }
+        }
+    }
+
+    @Test func theCommandLineNeverPrintsThePasswordOfABadDatabaseURL() throws {
+        for text in Self.badStrings.prefix(3) {
+            let run = try InmailqProcess.run(["jobs", "--database-url", text])
+            #expect(run.status != 0)
+            #expect(!run.output.contains("S3cret"), "\(text): \(run.output)")
+            #expect(run.output.contains("Error:"), "\(run.output)")
+        }
+    }
+}
