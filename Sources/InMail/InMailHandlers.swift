@@ -4,6 +4,11 @@ import Queue
 
 /// Registers every InMail job kind and maintenance duty with a worker.
 public enum InMailHandlers {
+    /// Every job kind `register` can add (the sandbox's only with the sandbox courier).
+    public static let kinds = [
+        Renewals.kind, CreditDrill.kind, Outreach.sendKind, Outreach.followUpKind, Searches.kind, SandboxCourier.respondKind,
+    ]
+
     /// Registers renewals, drills, and the send, follow-up and search jobs working through `courier`;
     /// with the sandbox courier, also the job that brings its simulated responses back; and the
     /// maintenance duty that releases reservations whose job ended without settling them.

@@ -32,7 +32,7 @@ struct ClockCommand: ParsableCommand {
 
         func run() throws {
             guard let seconds = Self.parse(by) else {
-                throw ValidationError("cannot read \"\(by)\" as a duration: use a number with s, m, h or d, e.g. 36h")
+                throw ValidationError("cannot read \"\(by)\" as a duration: use a number (up to a century) with s, m, h or d, e.g. 36h")
             }
             let now = try QueueClock.advance(by: .seconds(seconds), on: options.connect())
             print(now.formatted(.iso8601))
@@ -40,8 +40,10 @@ struct ClockCommand: ParsableCommand {
 
         static func parse(_ text: String) -> Double? {
             let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
-            guard let unit = text.last, let factor = units[unit], let value = Double(text.dropLast()), value >= 0 else { return nil }
-            return value * factor
+            guard let unit = text.last, let factor = units[unit], let value = Double(text.dropLast()), value.isFinite, value >= 0
+            else { return nil }
+            let seconds = value * factor
+            return seconds <= 100 * 365 * 86_400 ? seconds : nil  // a century at most
         }
     }
 }

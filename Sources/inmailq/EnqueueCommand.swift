@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import InMail
 import Postgres
 import Queue
 
@@ -34,11 +35,28 @@ struct EnqueueCommand: ParsableCommand {
     @Option(help: "A key that makes the enqueue a no-op while a job with it is unfinished.")
     var uniqueKey: String?
 
+    @Flag(help: "Enqueue a kind this build has no handler for (a worker of another build runs it).")
+    var force = false
+
     func validate() throws {
-        guard (try? JSONSerialization.jsonObject(with: Data(args.utf8))) is [String: Any] else {
-            throw ValidationError("--args must be a JSON object, got: \(args)")
+        var diagnostics = JobHandlers()
+        DiagnosticHandlers.register(into: &diagnostics)
+        let known = diagnostics.kinds + InMailHandlers.kinds
+        guard force || known.contains(kind) else {
+            throw ValidationError("no worker of this build runs jobs of kind \"\(kind.prefix(100))\" (known: \(known.sorted().joined(separator: ", "))); add --force to enqueue it anyway")
         }
-        guard count >= 1 else { throw ValidationError("--count must be at least 1") }
+        guard args.utf8.count <= 65_536 else {
+            throw ValidationError("--args is \(args.utf8.count) bytes; at most 65536 are accepted")
+        }
+        guard (try? JSONSerialization.jsonObject(with: Data(args.utf8))) is [String: Any] else {
+            throw ValidationError("--args must be a JSON object, got: \(args.prefix(80))\(args.count > 80 ? "..." : "")")
+        }
+        guard (1...100_000).contains(count) else { throw ValidationError("--count must be between 1 and 100000 (got \(count))") }
+        guard delay.isFinite, (0...(10 * 365 * 86_400)).contains(delay) else {
+            throw ValidationError("--delay must be between 0 and 315360000 seconds (ten years), got \(delay)")
+        }
+        guard (-100...100).contains(priority) else { throw ValidationError("--priority must be between -100 and 100 (got \(priority))") }
+        guard (1...1000).contains(maxAttempts) else { throw ValidationError("--max-attempts must be between 1 and 1000 (got \(maxAttempts))") }
         guard uniqueKey == nil || count == 1 else { throw ValidationError("--unique-key needs --count 1") }
     }
 

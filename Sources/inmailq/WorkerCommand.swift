@@ -53,8 +53,16 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard concurrency >= 1 && concurrency <= 4096 else { throw ValidationError("--concurrency must be between 1 and 4096 (got \(concurrency))") }
-        guard lease >= 0.5 else { throw ValidationError("--lease must be at least 0.5 seconds (got \(lease))") }
-        guard pollInterval > 0 else { throw ValidationError("--poll-interval must be positive") }
+        func inRange(_ value: Double, _ range: ClosedRange<Double>, _ name: String) throws {
+            guard value.isFinite, range.contains(value) else {
+                throw ValidationError("\(name) must be between \(range.lowerBound) and \(range.upperBound), got \(value)")
+            }
+        }
+        try inRange(lease, 0.5...3600, "--lease (seconds)")
+        try inRange(pollInterval, 0.01...3600, "--poll-interval (seconds)")
+        try inRange(shutdownDeadline, 0...3600, "--shutdown-deadline (seconds)")
+        try inRange(retryBase, 0...86_400, "--retry-base (seconds)")
+        try inRange(retentionDays, 0.001...3650, "--retention-days")
         guard courier == "sandbox" else { throw ValidationError("unknown --courier \(courier) (this build has: sandbox)") }
     }
 

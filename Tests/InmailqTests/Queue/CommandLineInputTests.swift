@@ -1,0 +1,34 @@
+import Foundation
+import Testing
+
+/// Bad numbers and names on the command line get one clear line and a usage error, never a crash
+/// (issue 13: `--lease inf` and the like ended in a backtrace).
+@Suite("Command-line input")
+struct CommandLineInputTests {
+    @Test func outOfRangeNumbersAreRefusedWithTheOptionAndItsRange() throws {
+        let cases: [([String], String)] = [
+            (["worker", "--lease", "inf"], "--lease (seconds) must be between"),
+            (["worker", "--retention-days", "1e300"], "--retention-days must be between"),
+            (["worker", "--poll-interval", "nan"], "--poll-interval (seconds) must be between"),
+            (["enqueue", "diag.noop", "--delay", "1e300"], "--delay must be between"),
+            (["enqueue", "diag.noop", "--delay", "inf"], "--delay must be between"),
+            (["enqueue", "diag.noop", "--count", "1000000000"], "--count must be between 1 and 100000"),
+            (["clock", "advance", "infd"], "cannot read \"infd\" as a duration"),
+            (["clock", "advance", "1e300d"], "cannot read \"1e300d\" as a duration"),
+            (["enqueue", "no.such.kind"], "no worker of this build runs jobs of kind \"no.such.kind\""),
+            (["contacts", "list", "--campaign", "1", "--status", "bogus"], "unknown status \"bogus\""),
+        ]
+        for (arguments, expected) in cases {
+            let run = try InmailqProcess.run(arguments + ["--database-url", "host=/nonexistent"])
+            #expect(run.status == 64, "\(arguments): exit \(run.status): \(run.output.prefix(500))")  // a usage error, not a crash
+            #expect(run.output.contains(expected), "\(arguments): \(run.output.prefix(500))")
+        }
+    }
+
+    @Test func aHugeArgumentIsNotEchoedBack() throws {
+        let huge = String(repeating: "x", count: 120_000)
+        let run = try InmailqProcess.run(["enqueue", "diag.noop", "--args", huge, "--database-url", "host=/nonexistent"])
+        #expect(run.status == 64)
+        #expect(run.output.count < 2_000, "printed \(run.output.count) characters")
+    }
+}
