@@ -49,7 +49,7 @@ struct LineLogHandler: LogHandler {
         var line: String
         switch format {
         case .text:
-            line = "\(timestamp) \(event.level) \(label): \(event.message)"
+            line = "\(timestamp) \(event.level) \(label): \(Self.oneLine("\(event.message)"))"
             for key in fields.keys.sorted() {
                 line += " \(key)=\(Self.quoted("\(fields[key]!)"))"
             }
@@ -62,10 +62,20 @@ struct LineLogHandler: LogHandler {
         FileHandle.standardError.write(Data((line + "\n").utf8))
     }
 
-    private static func quoted(_ value: String) -> String {
+    /// A value as one token: quoted when it has spaces, quotes or `=`, and never more than one
+    /// line (a line break in a server's error becomes `\n`), so each event stays one line.
+    static func quoted(_ value: String) -> String {
+        let value = oneLine(value)
         if value.isEmpty || value.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" }) {
             return "\"" + value.replacingOccurrences(of: "\"", with: "\\\"") + "\""
         }
         return value
+    }
+
+    /// `text` with its line breaks written as `\n` (and `\r`).
+    static func oneLine(_ text: String) -> String {
+        guard text.contains(where: \.isNewline) else { return text }
+        return text.replacingOccurrences(of: "\r\n", with: "\\n").replacingOccurrences(of: "\n", with: "\\n")
+            .replacingOccurrences(of: "\r", with: "\\r")
     }
 }

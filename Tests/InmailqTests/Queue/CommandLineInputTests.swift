@@ -32,3 +32,22 @@ struct CommandLineInputTests {
         #expect(run.output.count < 2_000, "printed \(run.output.count) characters")
     }
 }
+
+@Suite("Log lines")
+struct LogLineTests {
+    @Test func aServerErrorWithAMultiLineContextIsLoggedAsOneLine() throws {
+        let db = try TestDatabase()
+        // No such account: the error comes back with a PL/pgSQL context of several lines.
+        let enqueued = try InmailqProcess.run([
+            "enqueue", "credits.renew", "--args", #"{"account_id": 999999, "cycle_start": "2026-01-01"}"#, "--max-attempts", "1",
+            "--database-url", db.url, "--log-level", "warning",
+        ])
+        #expect(enqueued.status == 0, "\(enqueued.output)")
+        let worker = try InmailqProcess.run(["worker", "--database-url", db.url, "--exit-when-done", "--kinds", "credits.renew", "--log-level", "info"])
+        #expect(worker.status == 0, "\(worker.output)")
+        let lines = worker.output.split(separator: "\n")
+        #expect(lines.contains { $0.contains("job discarded after its last attempt") && $0.contains("no sender account with id 999999") })
+        #expect(lines.contains { $0.contains("\\n") }, "the multi-line context should appear escaped: \(worker.output)")
+        #expect(lines.allSatisfy { $0.wholeMatch(of: /\d{4}-\d\d-\d\dT.*/) != nil }, "a line that is not an event: \(worker.output)")
+    }
+}
