@@ -20,6 +20,7 @@ public enum InMailHandlers {
         handlers.register(Outreach.followUpKind, admittedBy: SendReservationGuard(), send)
         handlers.register(Searches.kind, Searches.handler(courier: courier))
         handlers.addMaintenance(OrphanedReservationRelease())
+        handlers.addMaintenance(CreditExpiry())
         if courier is SandboxCourier {
             handlers.register(SandboxCourier.respondKind, SandboxCourier.respondHandler)
         }
@@ -34,5 +35,16 @@ struct OrphanedReservationRelease: MaintenanceService {
 
     func runOnce(on connection: Connection) throws -> Int {
         try connection.queryOne("select release_orphaned_reservations() as n").decode(Int.self, "n")
+    }
+}
+
+/// Books credits that expired (A4) at their moment (`expire_due_credits`), once a minute on the
+/// elected worker, so statements and reports never count them.
+struct CreditExpiry: MaintenanceService {
+    let name = "credit expiry"
+    let interval: Duration = .seconds(60)
+
+    func runOnce(on connection: Connection) throws -> Int {
+        try connection.queryOne("select expire_due_credits() as n").decode(Int.self, "n")
     }
 }

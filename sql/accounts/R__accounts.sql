@@ -243,6 +243,27 @@ begin
     return total;
 end $$;
 
+-- A4 at its moment: books the expiry of every grant whose time is up, account by account in id
+-- order (each locked as any credit change locks it), so the ledger, statements, reports and a
+-- cancellation never count an expired credit. The elected worker runs it every minute. Returns
+-- how many credits expired.
+create or replace function expire_due_credits() returns integer
+language plpgsql as $$
+declare
+    account_id bigint;
+    total integer := 0;
+begin
+    for account_id in
+        select distinct g.account_id from credit_grants g
+        where g.remaining > 0 and g.expires_at <= clock_now()
+        order by g.account_id
+    loop
+        perform lock_account(account_id);
+        total := total + expire_credits(account_id);
+    end loop;
+    return total;
+end $$;
+
 -- The one way credits arrive (renewal, purchase, refund): a grant and its ledger entry
 -- together. S8: it also wakes the account's credit InMails that wait for credits; one still
 -- short of credits is simply deferred again by its claim.
@@ -611,6 +632,7 @@ begin
     if account.status = 'cancelled' then
         raise exception 'account % is already cancelled', p_account using errcode = '55000';
     end if;
+    perform expire_credits(p_account);  -- what expired is booked as expired, not as cancelled
     for held in select id from reservations where account_id = p_account and state = 'held' loop
         perform release_reservation(held.id, 'subscription cancelled');
     end loop;

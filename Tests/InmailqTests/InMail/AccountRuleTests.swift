@@ -76,6 +76,39 @@ struct AccountRuleTests {
         #expect(try f.balance(account) == 0)
     }
 
+    @Test func A4_anExpiryIsBookedAtItsMomentSoTheStatementTheReportAndACancellationAgree() throws {
+        let connection = try TestDatabase().connect()
+        let f = AccountFixture(connection: connection)
+        let account = try f.account(plan: "premium_business")
+        try f.renewCurrentCycle(account)  // 15, expiring 90 days after the cycle start
+        try QueueClock.advance(by: .seconds(60 * 86_400), on: connection)
+        try connection.execute("select purchase_credits(\(account), 10)")  // 25 in all; these expire 60 days later
+        try QueueClock.advance(by: .seconds(31 * 86_400), on: connection)  // past the renewal's 90th day
+        #expect(try f.balance(account) == 10)
+        // The elected worker's duty books the expiry, touching nothing else of the account.
+        #expect(try connection.queryOne("select expire_due_credits() as n").decode(Int.self, "n") == 15)
+        #expect(try connection.queryOne("select expire_due_credits() as n").decode(Int.self, "n") == 0)
+        let statement = try connection.query("select balance from credit_statement(\(account))").rows
+        #expect(try statement.last?.decode(Int.self, "balance") == 10)  // the statement ends where the balance is
+        #expect(try connection.queryOne("select credits_expired from sender_report where account_id = \(account)").decode(Int.self, "credits_expired") == 15)
+        #expect(try connection.queryOne("select cancel_subscription(\(account)) as zeroed").decode(Int.self, "zeroed") == 10)
+    }
+
+    @Test func A6_aCancellationBooksWhatExpiredAsExpiredNotAsCancelled() throws {
+        let connection = try TestDatabase().connect()
+        let f = AccountFixture(connection: connection)
+        let account = try f.account(plan: "premium_business")
+        try f.renewCurrentCycle(account)
+        try QueueClock.advance(by: .seconds(60 * 86_400), on: connection)
+        try connection.execute("select purchase_credits(\(account), 10)")
+        try QueueClock.advance(by: .seconds(31 * 86_400), on: connection)  // no duty has run yet
+        #expect(try connection.queryOne("select cancel_subscription(\(account)) as zeroed").decode(Int.self, "zeroed") == 10)
+        let entries = try connection.query(
+            "select entry, -sum(amount)::int as n from credit_ledger where account_id = \(account) and amount < 0 group by entry order by entry"
+        ).rows.map { (try $0.decode(String.self, "entry"), try $0.decode(Int.self, "n")) }
+        #expect(entries.map(\.0) == ["cancel", "expire"] && entries.map(\.1) == [10, 15])
+    }
+
     @Test func A5_theBalanceNeverExceedsTheCap() throws {
         let connection = try TestDatabase().connect()
         let f = AccountFixture(connection: connection)
