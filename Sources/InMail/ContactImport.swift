@@ -40,6 +40,9 @@ public struct ContactImport {
     /// Called now and then with (rows loaded, rows in all).
     public var progress: ((Int, Int) -> Void)?
 
+    /// The longest row accepted, in bytes: a contact's fields together are far shorter.
+    static let maximumRowBytes = 8_192
+
     public init(campaign: Int64) {
         self.campaign = campaign
     }
@@ -80,6 +83,10 @@ public struct ContactImport {
                 rejected.append((record, "a quoted field is never closed"))
             } else if !record.isUTF8 {
                 rejected.append((record, "not UTF-8 text"))
+            } else if file.bytes[record.range].contains(0) {
+                rejected.append((record, "contains a NUL byte"))
+            } else if record.range.count > Self.maximumRowBytes {
+                rejected.append((record, "\(record.range.count) bytes long; a row may have at most \(Self.maximumRowBytes)"))
             } else if record.fieldCount > headers.count {
                 rejected.append((record, "\(record.fieldCount) fields, but the header has \(headers.count)"))
             } else {

@@ -72,6 +72,23 @@ struct ContactSourceTests {
         #expect(try f.count("select count(*) from contacts where campaign_id = \(campaign)") == 4)
     }
 
+    @Test func C2_aRowWithANulByteInvalidUTF8OrAHugeFieldIsRejectedAndTheGoodRowsStay() throws {
+        let f = try OutreachFixture()
+        let campaign = try draftCampaign(f)
+        var data = Data("profile_url,first_name\n".utf8)
+        data += Data("https://www.linkedin.com/in/good-one,Good\n".utf8)
+        data += Data("https://www.linkedin.com/in/nul-byte,Nu".utf8) + Data([0]) + Data("l\n".utf8)
+        data += Data("https://www.linkedin.com/in/latin-1,J".utf8) + Data([0xF6]) + Data("rg\n".utf8)
+        data += Data("https://www.linkedin.com/in/huge,\(String(repeating: "x", count: 100_000))\n".utf8)
+        data += Data("https://www.linkedin.com/in/good-two,Also good\n".utf8)
+        let report = try ContactImport(campaign: campaign).run(data, on: f.connection)
+        #expect(report.added == 2)
+        #expect(report.rejected.map(\.line) == [3, 4, 5])
+        #expect(report.rejected.map(\.reason) == ["contains a NUL byte", "not UTF-8 text", "100033 bytes long; a row may have at most 8192"])
+        #expect(report.rejected.allSatisfy { $0.input.count <= 80 })
+        #expect(try f.count("select count(*) from contacts where campaign_id = \(campaign)") == 2)
+    }
+
     @Test func C2_aSemicolonSeparatedExportIsDetectedAndMapNamesItsColumns() throws {
         let f = try OutreachFixture()
         let campaign = try draftCampaign(f)
