@@ -18,6 +18,8 @@ public enum Campaigns {
     public static func setStep(
         campaign: Int64, position: Int, subject: String?, body: String, delayDays: Int?, on connection: Connection
     ) throws {
+        try InputTooLong.check(body, "step \(position) body (template)", limit: 10_000)
+        try InputTooLong.check(subject, "step \(position) subject (template)", limit: 1_000)
         _ = try MessageTemplate(body)
         if let subject { _ = try MessageTemplate(subject) }
         try connection.execute(
@@ -156,6 +158,7 @@ public enum Contacts {
     public static func doNotContact(
         workspace: Int64, links: [(line: Int, text: String)], reason: String?, on connection: Connection
     ) throws -> (listed: Int, stopped: Int, rejected: [ContactAddReport.Rejection]) {
+        try InputTooLong.check(reason, "the reason", limit: 500)
         let (members, rejected) = memberKeys(links)
         let row = try connection.queryOne(
             "select * from add_to_do_not_contact(\(workspace), \(members.map(\.key))::text[], \(reason))")

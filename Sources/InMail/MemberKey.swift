@@ -12,6 +12,9 @@ public struct MemberKey: Hashable, Sendable, CustomStringConvertible {
     public init(profileURL raw: String) throws(MemberKeyError) {
         let trimmed = raw.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !trimmed.isEmpty else { throw .invalid(raw, reason: "empty") }
+        guard trimmed.utf8.count <= Self.maximumLinkBytes else {
+            throw .invalid(raw, reason: "\(trimmed.utf8.count) bytes long; a profile link has at most \(Self.maximumLinkBytes)")
+        }
         var text = trimmed
         if text.range(of: "^[A-Za-z][A-Za-z0-9+.-]*://", options: .regularExpression) == nil { text = "https://" + text }
         guard let components = URLComponents(string: Self.escapingSpaces(text)), let host = components.host?.lowercased() else {
@@ -30,6 +33,9 @@ public struct MemberKey: Hashable, Sendable, CustomStringConvertible {
             guard !slug.isEmpty, !slug.contains(where: { $0 == " " || $0 == "/" }) else {
                 throw .invalid(raw, reason: "the profile name after /in/ is empty or malformed")
             }
+            guard slug.count <= Self.maximumSlugCharacters else {
+                throw .invalid(raw, reason: "the profile name after /in/ has \(slug.count) characters; LinkedIn's have at most \(Self.maximumSlugCharacters)")
+            }
             value = "in:" + slug.lowercased()
             return
         }
@@ -43,6 +49,11 @@ public struct MemberKey: Hashable, Sendable, CustomStringConvertible {
         }
         throw .invalid(raw, reason: "not a profile link (expected /in/<name> or /sales/lead/<id>)")
     }
+
+    /// LinkedIn's public profile names have 3 to 100 characters.
+    static let maximumSlugCharacters = 100
+    /// A profile link, query string included, is far shorter than this.
+    static let maximumLinkBytes = 2_048
 
     private static func escapingSpaces(_ text: String) -> String {
         text.replacingOccurrences(of: " ", with: "%20")

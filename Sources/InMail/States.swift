@@ -112,3 +112,18 @@ public struct UnknownID: Error, Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { "no \(kind) with id \(id)" }
 }
+
+/// A text longer than its field allows: "step 0 body: 12000 characters; at most 10000".
+public struct InputTooLong: Error, Sendable, Equatable, CustomStringConvertible {
+    public let field: String
+    public let length: Int
+    public let limit: Int
+
+    /// Throws when `text` has more than `limit` characters.
+    static func check(_ text: String?, _ field: String, limit: Int) throws(InputTooLong) {
+        guard let text, text.count > limit else { return }
+        throw InputTooLong(field: field, length: text.count, limit: limit)
+    }
+
+    public var description: String { "\(field): \(length) characters; at most \(limit)" }
+}

@@ -89,6 +89,28 @@ struct ContactSourceTests {
         #expect(try f.count("select count(*) from contacts where campaign_id = \(campaign)") == 2)
     }
 
+    @Test func everyFreeTextInputIsBoundedWithAClearMessageAndNothingIsStored() throws {
+        let f = try OutreachFixture()
+        let campaign = try draftCampaign(f)
+        let hugeSlug = "https://www.linkedin.com/in/" + String(repeating: "a", count: 100_000)
+        let longSlug = "https://www.linkedin.com/in/" + String(repeating: "b", count: 101)
+        let report = try Contacts.add(campaign: campaign, links: [(1, hugeSlug), (2, longSlug), (3, "linkedin.com/in/fine")], on: f.connection)
+        #expect(report.added == 1)
+        #expect(report.rejected.map(\.reason) == [
+            "\"\(hugeSlug.prefix(120))\": 100028 bytes long; a profile link has at most 2048",
+            "\"\(longSlug.prefix(120))\": the profile name after /in/ has 101 characters; LinkedIn's have at most 100",
+        ])
+        let body = #expect(throws: InputTooLong.self) {
+            try Campaigns.setStep(campaign: campaign, position: 1, subject: nil, body: String(repeating: "x", count: 10_001), delayDays: 3, on: f.connection)
+        }
+        #expect(body?.description == "step 1 body (template): 10001 characters; at most 10000")
+        #expect(try f.count("select count(*) from campaign_steps where campaign_id = \(campaign) and position = 1") == 0)
+        // The database holds the same bounds against anything else that writes.
+        #expect(throws: PostgresError.self) {
+            try f.connection.execute("update contacts set first_name = repeat('x', 201) where campaign_id = \(campaign)")
+        }
+    }
+
     @Test func C2_aSemicolonSeparatedExportIsDetectedAndMapNamesItsColumns() throws {
         let f = try OutreachFixture()
         let campaign = try draftCampaign(f)
