@@ -150,6 +150,37 @@ create or replace trigger contacts_take_campaign_workspace
     before insert or update of campaign_id on contacts
     for each row execute function contacts_take_campaign_workspace();
 
+-- A contact's sender is one of its campaign's pool (enqueue_sends picks from it; nothing else may
+-- pick another) ...
+create or replace function contacts_sender_in_the_pool() returns trigger
+language plpgsql as $$
+begin
+    if not exists (select 1 from campaign_senders where campaign_id = new.campaign_id and account_id = new.sender_account_id) then
+        raise exception 'sender account % is not in the pool of campaign % (add it with campaigns add-sender first)',
+            new.sender_account_id, new.campaign_id using errcode = '23514';
+    end if;
+    return new;
+end $$;
+
+create or replace trigger contacts_sender_in_the_pool
+    before insert or update of sender_account_id, campaign_id on contacts
+    for each row when (new.sender_account_id is not null) execute function contacts_sender_in_the_pool();
+
+-- ... and an account leaves a pool only while none of the campaign's contacts is assigned to it.
+create or replace function campaign_senders_keep_assigned() returns trigger
+language plpgsql as $$
+begin
+    if exists (select 1 from contacts where campaign_id = old.campaign_id and sender_account_id = old.account_id) then
+        raise exception 'sender account % has contacts in campaign %; it stays in the pool', old.account_id, old.campaign_id
+            using errcode = '23503';
+    end if;
+    return old;
+end $$;
+
+create or replace trigger campaign_senders_keep_assigned
+    before delete or update of account_id, campaign_id on campaign_senders
+    for each row execute function campaign_senders_keep_assigned();
+
 -- A contact stays with the sender account that first wrote to it: its sender cannot change
 -- once a message went out ...
 create or replace function contacts_sender_is_sticky() returns trigger
@@ -341,11 +372,20 @@ drop function if exists record_delivery(bigint, text);  -- before the job's leas
 create or replace function record_delivery(p_message bigint, p_receipt text, p_job bigint, p_lease_token bigint)
 returns void
 language plpgsql as $$
-declare
-    message messages;
 begin
     perform queue_require_lease(p_job, p_lease_token);
     perform set_config('synchronous_commit', 'off', true);
+    perform mark_delivered(p_message, p_receipt);
+end $$;
+
+-- What a delivery changes: the message is sent with its receipt, the reservation spent, the
+-- contact moved on, and after a follow-up the next one scheduled (C3). For record_delivery and
+-- resolve_stuck_send only.
+create or replace function mark_delivered(p_message bigint, p_receipt text) returns void
+language plpgsql as $$
+declare
+    message messages;
+begin
     update messages set state = 'sent', receipt = p_receipt, sent_at = clock_now()
     where id = p_message and state = 'sending'
     returning * into message;
@@ -388,6 +428,50 @@ begin
         released := released + 1;
     end loop;
     return released;
+end $$;
+
+-- Sends whose outcome nobody knows: a message still 'sending' whose job is gone (it ended on an
+-- error, or on its last attempt, after the courier may have delivered). Its reservation stays
+-- held, as the message may have gone out: an operator checks the platform (or the gateway)
+-- and settles it with sql/admin/resolve_stuck_send.sql.
+create or replace view stuck_sends as
+select m.delivery_key, m.contact_id, m.campaign_id, m.account_id, m.member_key, m.step, m.channel, m.created_at,
+       r.id as reservation_id, r.reserved_at
+from messages m
+join reservations r on r.id = m.reservation_id and r.state = 'held'
+where m.state = 'sending'
+  and not exists (select 1 from queue_job(m.delivery_key));
+
+-- Settles a stuck send (see stuck_sends) as an operator found it: delivered (p_went_out, with
+-- the platform's message id as p_receipt when known) is recorded as a delivery; not delivered
+-- gives the slot and credit back and queues the send again. Refuses anything else.
+create or replace function resolve_stuck_send(p_delivery_key text, p_went_out boolean, p_receipt text default null)
+returns text
+language plpgsql as $$
+declare
+    stuck stuck_sends;
+    message_id bigint;
+begin
+    select * into stuck from stuck_sends where delivery_key = p_delivery_key;
+    if not found then
+        raise exception 'no stuck send with key "%" (see: select * from stuck_sends)', p_delivery_key using errcode = 'P0002';
+    end if;
+    if p_went_out is null then
+        raise exception 'say whether the message went out (went_out=yes or no)' using errcode = '22023';
+    end if;
+    select id into message_id from messages where delivery_key = p_delivery_key;
+    if p_went_out then
+        perform mark_delivered(message_id, coalesce(nullif(btrim(p_receipt), ''), 'confirmed by an operator'));
+        return 'recorded as delivered';
+    end if;
+    delete from messages where id = message_id;
+    perform release_reservation(stuck.reservation_id, 'an operator found it was not delivered');
+    if stuck.step = 0 then
+        perform enqueue_sends(stuck.campaign_id);
+    else
+        perform schedule_follow_up(stuck.contact_id, stuck.step);
+    end if;
+    return 'released and queued again';
 end $$;
 
 -- Responses -------------------------------------------------------------------------------------
@@ -506,6 +590,8 @@ select c.id as contact_id, c.campaign_id, c.workspace_id, c.member_key, c.profil
                when cp.status <> 'active' then 'campaign is ' || cp.status
                when c.sender_account_id is null then 'no sender account in the pool can take it'
                when a.status <> 'active' then 'sender account is ' || replace(a.status::text, '_', ' ') || ' (A7: work waits)'
+               when send_job.id is null and exists (select 1 from messages m where m.contact_id = c.id and m.state = 'sending')
+                   then 'delivery unconfirmed: its job ended while sending (see stuck_sends, sql/admin/resolve_stuck_send.sql)'
                when send_job.id is null then 'not queued'
                when send_job.state = 'running' then 'being sent'
                when (send_job.args->>'uses_credit')::boolean and credit_balance(a.id) <= a.credit_reserve

@@ -89,3 +89,58 @@ struct OutreachAdminScriptTests {
         #expect(noCampaign.status != 0 && noCampaign.output.contains("no campaign with id 424242"))
     }
 }
+
+@Suite("Senders and sends an operator settles")
+struct StuckSendTests {
+    @Test func aContactsSenderIsAlwaysOfItsCampaignsPoolAndAnAssignedSenderStaysInIt() throws {
+        let f = try OutreachFixture()
+        let (inPool, outside) = (try f.sender(), try f.sender())
+        let campaign = try f.campaign(senders: [inPool], followUpDelays: [])
+        let id = try f.contacts(campaign, ["pooled"])[0]
+        let refused = #expect(throws: PostgresError.self) {
+            try f.connection.execute("update contacts set sender_account_id = \(outside) where id = \(id)")
+        }
+        #expect(refused?.message == "sender account \(outside) is not in the pool of campaign \(campaign) (add it with campaigns add-sender first)")
+        try f.connection.execute("update contacts set sender_account_id = \(inPool) where id = \(id)")
+        let kept = #expect(throws: PostgresError.self) {
+            try f.connection.execute("delete from campaign_senders where campaign_id = \(campaign) and account_id = \(inPool)")
+        }
+        #expect(kept?.message.contains("has contacts in campaign") == true)
+    }
+
+    @Test func aStuckSendIsListedAndSettledEitherWayByTheAdminScript() throws {
+        let f = try OutreachFixture()
+        let sender = try f.sender()
+        let campaign = try f.campaign(senders: [sender], followUpDelays: [])
+        try Campaigns.activate(campaign: campaign, on: f.connection)
+        let (wentOut, didNot) = try f.contacts(campaign, ["went-out", "did-not"], set: SQL(unsafeText: "sender_account_id = \(sender)")).pair
+        // Both were being sent when their jobs ended: messages 'sending', reservations held, no job.
+        for contact in [wentOut, didNot] {
+            let key = "contact:\(contact):step:0"
+            let reservation = try f.accounts.reserve(sender, key: key).get()
+            try f.connection.execute(
+                """
+                insert into messages (contact_id, campaign_id, account_id, member_key, step, channel, uses_credit, delivery_key, body, reservation_id)
+                select \(contact), \(campaign), \(sender), member_key, 0, 'inmail', true, \(key), 'Hi', \(reservation) from contacts where id = \(contact)
+                """)
+        }
+        try f.connection.execute("delete from jobs where unique_key like 'contact:%'")  // their jobs ended
+        #expect(try f.count("select count(*) from stuck_sends") == 2)
+        #expect(try f.contact(wentOut).reason?.hasPrefix("delivery unconfirmed") == true)
+        let balance = try f.accounts.balance(sender)
+        let scripts = AdminScriptTests()
+        let yes = try scripts.psql(f.db, "resolve_stuck_send", ["key": "contact:\(wentOut):step:0", "went_out": "yes", "receipt": "msg-123"])
+        #expect(yes.status == 0 && yes.output.contains("recorded as delivered"), "\(yes.output)")
+        #expect(try f.contact(wentOut).status == "sent")
+        #expect(try f.count("select count(*) from messages where receipt = 'msg-123' and state = 'sent'") == 1)
+        let no = try scripts.psql(f.db, "resolve_stuck_send", ["key": "contact:\(didNot):step:0", "went_out": "no"])
+        #expect(no.status == 0 && no.output.contains("released and queued again"), "\(no.output)")
+        #expect(try f.accounts.balance(sender) == balance + 1)  // its credit came back
+        #expect(try f.count("select count(*) from stuck_sends") == 0)
+        #expect(try f.count("select count(*) from jobs where unique_key = \("contact:\(didNot):step:0")") == 1)
+        let again = try scripts.psql(f.db, "resolve_stuck_send", ["key": "contact:\(didNot):step:0", "went_out": "no"])
+        #expect(again.status != 0 && again.output.contains("no stuck send with key"))
+        try f.drain()
+        #expect(try f.contact(didNot).status == "sent")
+    }
+}
