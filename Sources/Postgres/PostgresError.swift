@@ -61,6 +61,15 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
 
     public var isUniqueViolation: Bool { sqlState == "23505" }
 
+    /// The message, detail and hint only: what a person acting on the error needs, without the
+    /// SQLSTATE, constraint and the server's context (`description` has everything).
+    public var summary: String {
+        var text = message
+        if let detail { text += "; \(detail)" }
+        if let hint { text += " (\(hint))" }
+        return text
+    }
+
     public var description: String {
         var text = message
         if let sqlState { text = "\(text) (SQLSTATE \(sqlState))" }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Postgres
 
 /// The `inmailq` command: one root, one file per subcommand.
 @main
@@ -28,4 +29,23 @@ struct Inmailq: AsyncParsableCommand {
             BenchCommand.self,
         ]
     )
+
+    /// Runs the command. A database error is shown as its message (with detail and hint); its
+    /// SQLSTATE and the server's context too with `--log-level debug` or `trace`.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asynchronous = command as? any AsyncParsableCommand {
+                try await asynchronous.run()
+            } else {
+                try command.run()
+            }
+        } catch let error as PostgresError {
+            let arguments = CommandLine.arguments
+            let verbose = zip(arguments, arguments.dropFirst()).contains { $0 == "--log-level" && ["debug", "trace"].contains($1) }
+            exit(withError: CommandFailure(verbose ? error.description : error.summary))
+        } catch {
+            exit(withError: error)
+        }
+    }
 }

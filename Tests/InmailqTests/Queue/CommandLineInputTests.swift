@@ -51,3 +51,16 @@ struct LogLineTests {
         #expect(lines.allSatisfy { $0.wholeMatch(of: /\d{4}-\d\d-\d\dT.*/) != nil }, "a line that is not an event: \(worker.output)")
     }
 }
+
+@Suite("Errors a person reads")
+struct DatabaseErrorMessageTests {
+    @Test func aDatabaseRefusalShowsItsMessageAndTheInternalsOnlyAtDebugLevel() throws {
+        let db = try TestDatabase()
+        let plain = try InmailqProcess.run(["campaigns", "activate", "999999", "--database-url", db.url])
+        #expect(plain.status == 1)
+        #expect(plain.output.contains("Error: no campaign with id 999999"), "\(plain.output)")
+        #expect(!plain.output.contains("SQLSTATE") && !plain.output.contains("PL/pgSQL"), "\(plain.output)")
+        let debug = try InmailqProcess.run(["campaigns", "activate", "999999", "--database-url", db.url, "--log-level", "debug"])
+        #expect(debug.output.contains("SQLSTATE P0002") && debug.output.contains("PL/pgSQL"), "\(debug.output)")
+    }
+}
