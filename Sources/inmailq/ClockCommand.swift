@@ -27,14 +27,33 @@ struct ClockCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Move business time forward, e.g. `90m`, `12h`, `3d`.")
         @OptionGroup var options: GlobalOptions
 
-        @Argument(help: "How far: a number with s, m, h or d.")
-        var by: String
+        @Argument(help: "How far: a number with s, m, h or d (or give --to).")
+        var by: String?
 
-        func run() throws {
-            guard let seconds = Self.parse(by) else {
+        @Option(help: ArgumentHelp("Move to this business time instead, e.g. 2027-03-01T09:00:00Z.", valueName: "time"))
+        var to: String?
+
+        func validate() throws {
+            guard (by == nil) != (to == nil) else { throw ValidationError("give either a duration (e.g. 36h) or --to TIME") }
+            if let by, Self.parse(by) == nil {
                 throw ValidationError("cannot read \"\(by)\" as a duration: use a number (up to a century) with s, m, h or d, e.g. 36h")
             }
-            let now = try QueueClock.advance(by: .seconds(seconds), on: options.connect())
+            if let to, (try? Date(to, strategy: .iso8601)) == nil {
+                throw ValidationError("cannot read \"\(to.prefix(60))\" as a time: use ISO 8601 with a zone, e.g. 2027-03-01T09:00:00Z")
+            }
+        }
+
+        func run() throws {
+            let connection = try options.connect()
+            var seconds = by.flatMap(Self.parse) ?? 0
+            if let to, let target = try? Date(to, strategy: .iso8601) {
+                let now = try QueueClock.now(on: connection)
+                guard target >= now else {
+                    throw CommandFailure("the clock only moves forward: it is \(now.formatted(.iso8601)) already")
+                }
+                seconds = target.timeIntervalSince(now)
+            }
+            let now = try QueueClock.advance(by: .seconds(seconds), on: connection)
             print(now.formatted(.iso8601))
         }
 

@@ -686,6 +686,54 @@ begin
         from credit_ledger l where l.account_id = p_account order by l.id;
 end $$;
 
+-- How and when an account sends: its working days (ISO, 1 = Monday) and hours in its own time
+-- zone, the random spacing between two sends, and its daily limits (S6). A null keeps the
+-- current value. Each bad value is refused with its name and the rule; nothing changes then.
+-- The new limits count from the account's next local day (today's row keeps the limits it
+-- started with). Returns the account's settings as text.
+create or replace function admin_set_sending_schedule(
+    p_account bigint, p_working_days smallint[] default null, p_working_start time default null,
+    p_working_end time default null, p_min_spacing interval default null, p_max_spacing interval default null,
+    p_daily_inmail_limit integer default null, p_daily_message_limit integer default null, p_time_zone text default null
+) returns text
+language plpgsql as $$
+declare
+    account sender_accounts := lock_account(p_account);
+begin
+    if p_working_days is not null and (cardinality(p_working_days) = 0 or not p_working_days <@ '{1,2,3,4,5,6,7}') then
+        raise exception 'working days % must be ISO day numbers 1 (Monday) to 7 (Sunday), at least one', p_working_days using errcode = '22023';
+    end if;
+    if coalesce(p_working_start, account.working_start) >= coalesce(p_working_end, account.working_end) then
+        raise exception 'working hours must start before they end (% to %)', coalesce(p_working_start, account.working_start),
+            coalesce(p_working_end, account.working_end) using errcode = '22023';
+    end if;
+    if coalesce(p_min_spacing, account.min_spacing) < interval '0'
+       or coalesce(p_min_spacing, account.min_spacing) > coalesce(p_max_spacing, account.max_spacing)
+       or coalesce(p_max_spacing, account.max_spacing) > interval '1 day' then
+        raise exception 'spacing from % to % must be 0 or more, its minimum not above its maximum, at most a day',
+            coalesce(p_min_spacing, account.min_spacing), coalesce(p_max_spacing, account.max_spacing) using errcode = '22023';
+    end if;
+    if p_daily_inmail_limit not between 0 and 1000 or p_daily_message_limit not between 0 and 1000 then
+        raise exception 'daily limits must be between 0 and 1000 (got InMails %, messages %)', p_daily_inmail_limit,
+            p_daily_message_limit using errcode = '22023';
+    end if;
+    if p_time_zone is not null and not is_time_zone(p_time_zone) then
+        raise exception 'unknown time zone "%" (use an IANA name such as Europe/Paris)', p_time_zone using errcode = '22023';
+    end if;
+    update sender_accounts set
+        working_days = coalesce(p_working_days, working_days), working_start = coalesce(p_working_start, working_start),
+        working_end = coalesce(p_working_end, working_end), min_spacing = coalesce(p_min_spacing, min_spacing),
+        max_spacing = coalesce(p_max_spacing, max_spacing),
+        daily_inmail_limit = coalesce(p_daily_inmail_limit, daily_inmail_limit),
+        daily_message_limit = coalesce(p_daily_message_limit, daily_message_limit),
+        time_zone = coalesce(p_time_zone, time_zone)
+    where id = p_account
+    returning * into account;
+    return format('account %s: days %s, %s-%s %s, %s to %s between sends, %s InMails and %s messages a day',
+        account.id, account.working_days, account.working_start, account.working_end, account.time_zone,
+        account.min_spacing, account.max_spacing, account.daily_inmail_limit, account.daily_message_limit);
+end $$;
+
 -- Tenancy: the functions behind the operators' scripts in sql/admin. Each fails with a message
 -- naming the bad input, and changes nothing when it fails.
 

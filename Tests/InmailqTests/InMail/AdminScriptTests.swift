@@ -144,3 +144,37 @@ struct StuckSendTests {
         #expect(try f.contact(didNot).status == "sent")
     }
 }
+
+@Suite("Sending schedule")
+struct SendingScheduleTests {
+    @Test func S6_anOperatorSetsHoursSpacingAndLimitsAndABadValueChangesNothing() throws {
+        let db = try TestDatabase()
+        let connection = try db.connect()
+        let account = try AccountFixture(connection: connection).account(dailyLimit: 10)
+        let scripts = AdminScriptTests()
+        let set = try scripts.psql(db, "set_sending_schedule", [
+            "account": "\(account)", "days": "{1,2,3}", "start": "08:30", "end": "17:00", "inmails": "7", "min_spacing": "1 minute",
+            "max_spacing": "5 minutes",
+        ])
+        #expect(set.status == 0, "\(set.output)")
+        let row = try connection.queryOne(
+            """
+            select working_days::text as days, working_start::text as start, working_end::text as stop, daily_inmail_limit,
+                   min_spacing = interval '1 minute' as spaced
+            from sender_accounts where id = \(account)
+            """)
+        #expect(try row.decode(String.self, "days") == "{1,2,3}" && row.decode(String.self, "start") == "08:30:00")
+        #expect(try row.decode(String.self, "stop") == "17:00:00" && row.decode(Int.self, "daily_inmail_limit") == 7)
+        #expect(try row.decode(Bool.self, "spaced"))
+        for (variables, reason) in [
+            (["days": "{8}"], "working days {8} must be ISO day numbers"),
+            (["start": "18:00"], "working hours must start before they end"),
+            (["inmails": "5000"], "daily limits must be between 0 and 1000"),
+            (["max_spacing": "30 seconds"], "its minimum not above its maximum"),
+        ] {
+            let bad = try scripts.psql(db, "set_sending_schedule", variables.merging(["account": "\(account)"]) { $1 })
+            #expect(bad.status != 0 && bad.output.contains(reason), "\(variables): \(bad.output)")
+        }
+        #expect(try connection.queryOne("select daily_inmail_limit from sender_accounts where id = \(account)").decode(Int.self, "daily_inmail_limit") == 7)
+    }
+}

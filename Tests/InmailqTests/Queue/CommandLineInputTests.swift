@@ -64,3 +64,17 @@ struct DatabaseErrorMessageTests {
         #expect(debug.output.contains("SQLSTATE P0002") && debug.output.contains("PL/pgSQL"), "\(debug.output)")
     }
 }
+
+@Suite("Business clock")
+struct ClockCommandTests {
+    @Test func theClockMovesToAGivenTimeAndNeverBack() throws {
+        let db = try TestDatabase()
+        let moved = try InmailqProcess.run(["clock", "advance", "--to", "2099-03-01T09:00:00Z", "--database-url", db.url])
+        #expect(moved.status == 0, "\(moved.output)")
+        #expect(moved.output.contains("2099-03-01T09:00:0"), "\(moved.output)")
+        let back = try InmailqProcess.run(["clock", "advance", "--to", "2099-01-01T00:00:00Z", "--database-url", db.url])
+        #expect(back.status == 1 && back.output.contains("the clock only moves forward"), "\(back.output)")
+        let both = try InmailqProcess.run(["clock", "advance", "1d", "--to", "2099-01-01T00:00:00Z", "--database-url", db.url])
+        #expect(both.status == 64 && both.output.contains("give either a duration"))
+    }
+}
