@@ -7,7 +7,7 @@ import Testing
 struct MigrationTests {
     /// A migrations directory of three files; the second sleeps so that concurrent runs overlap.
     func makeMigrations() throws -> String {
-        let directory = NSTemporaryDirectory() + "inmailq-migrations-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let directory = TestScratch.directory + "/migrations-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try "create table a (id int primary key);".write(toFile: directory + "/0001_a.sql", atomically: true, encoding: .utf8)
         try "select pg_sleep(0.5); create table b (id int primary key);".write(toFile: directory + "/0002_b.sql", atomically: true, encoding: .utf8)
@@ -62,7 +62,7 @@ struct OwnerMigrationTests {
     /// Two owners in temp directories: `base` (a versioned table and a repeatable function) and
     /// `top` (a versioned table whose default uses base's versioned function).
     func makeOwners() throws -> (base: String, top: String) {
-        let root = NSTemporaryDirectory() + "inmailq-owners-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let root = TestScratch.directory + "/owners-\(UInt32.random(in: 0...UInt32.max))"
         for owner in ["base", "top"] {
             try FileManager.default.createDirectory(atPath: root + "/" + owner, withIntermediateDirectories: true)
         }

@@ -2,13 +2,25 @@ import EmbeddedPostgres
 import Foundation
 import Postgres
 
+/// A directory for one test process's temporary files (children's output, migration files),
+/// removed when the test process exits (a watchdog outlives it), so runs leave nothing behind.
+enum TestScratch {
+    static let directory: String = {
+        let directory = NSTemporaryDirectory() + "inmailq-test-scratch-\(getpid())"
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let script = "while kill -0 \(getpid()) 2>/dev/null; do sleep 1; done; rm -rf '\(directory)'"
+        _ = try? ChildProcess.spawn(["/usr/bin/setsid", "/bin/sh", "-c", script], outputPath: "/dev/null")
+        return directory
+    }()
+}
+
 /// Runs the real `inmailq` executable as a child OS process, its output in a temp file.
 struct InmailqProcess {
     let child: ChildProcess
     let outputPath: String
 
     static func start(_ arguments: [String], environment extra: [String: String] = [:]) throws -> InmailqProcess {
-        let outputPath = NSTemporaryDirectory() + "inmailq-child-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).log"
+        let outputPath = TestScratch.directory + "/child-\(UInt32.random(in: 0...UInt32.max)).log"
         var environment = ProcessInfo.processInfo.environment
         environment["INMAILQ_SQL_DIR"] = TestPaths.root + "/sql"
         for (key, value) in extra { environment[key] = value }
