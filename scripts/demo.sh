@@ -5,6 +5,7 @@
 # credits are spent, refunded and renewed by cron, and the report says what happened.
 # Re-runnable: it uses a fresh database (inmailq_demo) of the local cluster each time.
 set -euo pipefail
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/inmailq-demo.XXXXXX")   # this run's own files (CSV, worker logs)
 bin=$(realpath "${1:-.build/debug/inmailq}")
 days=${DEMO_DAYS:-21}
 cd "$(dirname "$0")/.."
@@ -42,8 +43,10 @@ cedar_recruit|Cedar Health|Ivy (Recruiter Lite)|recruiter_lite|Australia/Sydney
 EOF
 # Open around the clock with no spacing between sends, so a simulated day passes in a second.
 # (Real accounts keep their working hours and 2-8 minutes between sends.)
-q -c "update sender_accounts set working_days = '{1,2,3,4,5,6,7}', working_start = '00:00', working_end = '24:00',
-             min_spacing = '0', max_spacing = '0'"
+for id in "${account[@]}"; do
+  admin set_sending_schedule -v account="$id" -v days='{1,2,3,4,5,6,7}' -v start=00:00 -v end=24:00 \
+    -v min_spacing=0 -v max_spacing=0 >/dev/null
+done
 say "every account: 10 InMails a day at most (S6), a reserve of 1 credit (S7); billing cycles start on day 10"
 
 step "Credits: this cycle's allotment (A2, A3), a purchase (A8), an expired card (A7)"
@@ -76,7 +79,7 @@ for client in "Acme Robotics" "Blue Harbor" "Cedar Health"; do
 done
 
 step "Contacts three ways (C2): a CSV file, pasted profile links, a search URL"
-csv="${TMPDIR:-/tmp}/inmailq-demo-acme.csv"
+csv="$scratch/acme.csv"
 {
   printf '\xef\xbb\xbfLinkedIn URL,First Name,Last Name,Company,Job Title,Open Profile,Opted Out,Connection Degree,Role\r\n'
   awk 'BEGIN {
@@ -126,7 +129,7 @@ q -c "update sandbox_settings set seed = 7"
 say "The sandbox is a simulated LinkedIn (seed 7): a few members opted out since import or cannot"
 say "receive InMail, some requests time out or are rate limited, and about 4 InMails in 10 get a"
 say "response 1 hour to 5 days later (acceptances, declines, replies, auto-replies)."
-log="${TMPDIR:-/tmp}/inmailq-demo-workers.log"
+log="$scratch/workers.log"
 : >"$log"
 pids=()
 for i in 1 2 3; do
