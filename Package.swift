@@ -1,9 +1,11 @@
-// swift-tools-version: 6.0
+// swift-tools-version: 6.1
 import PackageDescription
 
 // One module per job, dependencies pointing down only:
 //   inmailq (CLI) -> InMail (domain) -> Queue (engine) -> Postgres (libpq client) -> CLibPQ (module map)
 //   inmailq (CLI) -> EmbeddedPostgres (a private server via initdb/pg_ctl) -> Postgres
+//   InMail -> Gateway (an HTTP client of the LinkedIn gateway's API, knows nothing of queues or SQL)
+//   inmailq (CLI) -> GatewayDouble (a local server speaking the gateway's documented API, for tests and demos)
 let strictSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
@@ -18,6 +20,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        // Without its default traits: no swift-configuration, no full Foundation in the server.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.100.0"),
     ],
     targets: [
         .systemLibrary(
@@ -45,8 +52,27 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "Gateway",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "GatewayDouble",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "InMail",
-            dependencies: ["Postgres", "Queue"],
+            dependencies: ["Postgres", "Queue", "Gateway", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings
         ),
         .executableTarget(
@@ -56,6 +82,8 @@ let package = Package(
                 "EmbeddedPostgres",
                 "Queue",
                 "InMail",
+                "Gateway",
+                "GatewayDouble",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -64,7 +92,11 @@ let package = Package(
         ),
         .testTarget(
             name: "InmailqTests",
-            dependencies: ["Postgres", "EmbeddedPostgres", "Queue", "InMail"],
+            dependencies: [
+                "Postgres", "EmbeddedPostgres", "Queue", "InMail", "Gateway", "GatewayDouble",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: strictSettings
         ),
     ],

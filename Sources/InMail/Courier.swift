@@ -28,10 +28,13 @@ public struct Receipt: Sendable, Equatable {
     public var id: String
     /// True when the key was known and this is the first delivery's receipt again.
     public var repeated: Bool
+    /// The conversation it went into, where the platform has one (follow-ups go there too).
+    public var chatID: String?
 
-    public init(id: String, repeated: Bool) {
+    public init(id: String, repeated: Bool, chatID: String? = nil) {
         self.id = id
         self.repeated = repeated
+        self.chatID = chatID
     }
 }
 
@@ -47,6 +50,12 @@ public enum CourierError: Error, Sendable, Equatable, CustomStringConvertible {
     case optedOut
     /// The account is restricted or disconnected: the account is paused; nothing was sent.
     case accountProblem(reason: String)
+    /// LinkedIn says the account has no InMail credits left (its count, when known): credit
+    /// InMails stop on that account until credits arrive; nothing was sent (S8).
+    case insufficientCredits(linkedInCredits: Int?)
+    /// LinkedIn refuses another InMail to this member until the first is answered (S4): skip
+    /// them; nothing spent.
+    case cannotResendYet(reason: String)
 
     public var description: String {
         switch self {
@@ -55,6 +64,8 @@ public enum CourierError: Error, Sendable, Equatable, CustomStringConvertible {
         case .recipientUnreachable(let reason): "recipient unreachable: \(reason)"
         case .optedOut: "the member opted out of InMail (S2)"
         case .accountProblem(let reason): "account problem: \(reason)"
+        case .insufficientCredits(let credits): "no InMail credits left on LinkedIn\(credits.map { " (it counts \($0))" } ?? "")"
+        case .cannotResendYet(let reason): "cannot send another InMail to this member yet (S4): \(reason)"
         }
     }
 }

@@ -10,19 +10,25 @@ public enum InMailHandlers {
     ]
 
     /// Registers renewals, drills, and the send, follow-up and search jobs working through `courier`;
-    /// with the sandbox courier, also the job that brings its simulated responses back; and the
-    /// maintenance duty that releases reservations whose job ended without settling them.
+    /// with the sandbox courier, also the job that brings its simulated responses back; with the
+    /// gateway courier, the duty that keeps credits in step with LinkedIn's count; and the
+    /// maintenance duties that release reservations whose job ended without settling them and
+    /// book expired credits.
     public static func register(into handlers: inout JobHandlers, courier: any Courier) {
         handlers.register(Renewals.kind, Renewals.handler)
         handlers.register(CreditDrill.kind, admittedBy: SendReservationGuard(), CreditDrill.handler)
         let send = Outreach.handler(courier: courier)
-        handlers.register(Outreach.sendKind, admittedBy: SendReservationGuard(), send)
-        handlers.register(Outreach.followUpKind, admittedBy: SendReservationGuard(), send)
+        let sendGuard = SendReservationGuard(requireGatewayAccount: courier is GatewayCourier)
+        handlers.register(Outreach.sendKind, admittedBy: sendGuard, send)
+        handlers.register(Outreach.followUpKind, admittedBy: sendGuard, send)
         handlers.register(Searches.kind, Searches.handler(courier: courier))
         handlers.addMaintenance(OrphanedReservationRelease())
         handlers.addMaintenance(CreditExpiry())
         if courier is SandboxCourier {
             handlers.register(SandboxCourier.respondKind, SandboxCourier.respondHandler)
+        }
+        if let gateway = courier as? GatewayCourier {
+            handlers.addMaintenance(GatewayCreditSync(courier: gateway))
         }
     }
 }

@@ -85,7 +85,7 @@ public enum Outreach {
             }
         }
         try context.connection().execute(
-            "select record_delivery(\(message), \(receipt.id), \(job.lease.id), \(job.lease.token))", prepared: true)
+            "select record_delivery(\(message), \(receipt.id), \(job.lease.id), \(job.lease.token), \(receipt.chatID))", prepared: true)
         context.logger.debug("delivered", metadata: [
             "delivery_key": "\(delivery.key)", "account_id": "\(delivery.accountID)", "receipt": "\(receipt.id)",
             "repeated": "\(receipt.repeated)",
@@ -259,10 +259,26 @@ public enum Outreach {
             try giveUp(error.description)
             try stopContact(.skipped, "recipient cannot receive it")  // the courier's details are in the log
             return .completed
-        case .accountProblem:
+        case .accountProblem(let reason):
             try giveUp(error.description)
-            try connection.execute("select set_account_status(\(request.accountID), 'paused')")
+            try connection.execute("select set_account_status(\(request.accountID), 'paused', \(reason))")  // an operator resumes it
             return .deferred(until: try times.decode(Date.self, "inactive_until"))
+        case .cannotResendYet:
+            try giveUp(error.description)
+            try stopContact(.skipped, "LinkedIn: an earlier InMail from this sender awaits the member's answer (S4)")
+            return .completed
+        case .insufficientCredits(let linkedInCredits):
+            // Credit InMails stop on this account now: the ledger takes LinkedIn's count (none when
+            // unknown; the balance duty corrects it later), so the next claim refuses them until
+            // credits arrive (S8), while free InMails and messages go on.
+            try giveUp(error.description)
+            try connection.execute(
+                """
+                select reconcile_credits(\(request.accountID), \(linkedInCredits ?? 0),
+                                         credit_balance(\(request.accountID)) + credit_held(\(request.accountID)),
+                                         'LinkedIn reported no InMail credits left on a send')
+                """)
+            return .deferred(until: now)
         }
     }
 

@@ -57,13 +57,17 @@ public enum SendReservation {
     /// Reserves for many deliveries in one round trip, in the order given (sort by account to
     /// lock accounts in a fixed order). Returns the refusals by delivery key; the others hold
     /// their reservation (or find it already spent).
-    public static func reserve(_ requests: [SendRequest], on connection: Connection) throws -> [String: Refusal] {
+    /// With `requireGatewayAccount`, an account bound to no gateway account is refused.
+    public static func reserve(_ requests: [SendRequest], requireGatewayAccount: Bool = false, on connection: Connection) throws
+        -> [String: Refusal]
+    {
         guard !requests.isEmpty else { return [:] }
         let rows = try connection.query(
             """
             select delivery_key, refusal, retry_at
             from reserve_sends(\(requests.map(\.accountID))::bigint[], \(requests.map(\.deliveryKey))::text[],
-                               \(requests.map(\.channel))::send_channel[], \(requests.map(\.usesCredit))::boolean[])
+                               \(requests.map(\.channel))::send_channel[], \(requests.map(\.usesCredit))::boolean[],
+                               \(requireGatewayAccount))
             where refusal is not null
             """, prepared: true).rows
         var refusals: [String: Refusal] = [:]
@@ -111,13 +115,18 @@ public struct RefusalError: Error, Sendable, Equatable {
 /// refusal holds back, moves to the account's next possible moment in one statement
 /// (`JobQueue.deferJobs`): it is not claimed again and again.
 public struct SendReservationGuard: ClaimGuard {
-    public init() {}
+    /// Refuse accounts bound to no gateway account (a worker delivering through the gateway).
+    public var requireGatewayAccount: Bool
+
+    public init(requireGatewayAccount: Bool = false) {
+        self.requireGatewayAccount = requireGatewayAccount
+    }
 
     public func admit(_ jobs: [Job], on connection: Connection) throws -> [Int64: Date] {
         // Accounts are locked in id order, so two claims never wait on each other in a cycle.
         let requests = try jobs.map { ($0, try $0.args.decode(SendRequest.self)) }
             .sorted { ($0.1.accountID, $0.0.id) < ($1.1.accountID, $1.0.id) }
-        let refusals = try SendReservation.reserve(requests.map(\.1), on: connection)
+        let refusals = try SendReservation.reserve(requests.map(\.1), requireGatewayAccount: requireGatewayAccount, on: connection)
         var deferred: [Int64: Date] = [:]
         var moved: Set<String> = []  // "account|kind|reason": waiting jobs already moved
         for (job, request) in requests {

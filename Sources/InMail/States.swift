@@ -37,6 +37,9 @@ public enum SendRefusal: String, Sendable, PostgresEnum {
     case creditsAtReserve = "credits_at_reserve"  // S7, S8
     /// Another session holds the account (a claim that is under way, or a stopped one): try again in a moment.
     case accountBusy = "account_busy"
+    /// A worker delivering through the gateway found the account bound to no gateway account
+    /// (`sql/admin/connect_gateway_account.sql` binds it).
+    case accountNotConnected = "account_not_connected"
 
     /// Which of the account's other waiting sends the same refusal holds back, as a filter on
     /// their args: credit InMails wait for credits while free ones go on (S8); free InMails wait

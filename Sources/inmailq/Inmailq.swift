@@ -18,6 +18,7 @@ struct Inmailq: AsyncParsableCommand {
             DatabaseCommand.self,
             MigrateCommand.self,
             WorkerCommand.self,
+            GatewayDoubleCommand.self,
             EnqueueCommand.self,
             JobsCommand.self,
             CampaignsCommand.self,

@@ -1,7 +1,9 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import Gateway
 import InMail
+import Logging
 import Postgres
 import Queue
 import ServiceLifecycle
@@ -45,8 +47,21 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Days finished jobs are kept before they are pruned.")
     var retentionDays: Double = 7
 
-    @Option(help: "Where messages are delivered: sandbox, the simulated LinkedIn in the database (this build's only courier).")
+    @Option(help: """
+        Where messages are delivered: sandbox (the simulated LinkedIn in the database) or gateway \
+        (the LinkedIn messaging gateway at INMAILQ_GATEWAY_URL, with the API key from \
+        INMAILQ_GATEWAY_API_KEY or --gateway-api-key-file).
+        """)
     var courier: String = "sandbox"
+
+    @Option(help: ArgumentHelp("A file holding the gateway's API key (instead of INMAILQ_GATEWAY_API_KEY).", valueName: "path"))
+    var gatewayApiKeyFile: String?
+
+    @Option(help: "Requests per second to the gateway from all workers together (one budget in the database).")
+    var gatewayRps: Double = 20
+
+    @Option(help: "Seconds a gateway request may take, answer included; past it the message is checked at the gateway before any resend.")
+    var gatewayTimeout: Double = 30
 
     @Flag(help: "Exit once no unfinished job of the worker's kinds remains.")
     var exitWhenDone = false
@@ -63,7 +78,27 @@ struct WorkerCommand: AsyncParsableCommand {
         try inRange(shutdownDeadline, 0...3600, "--shutdown-deadline (seconds)")
         try inRange(retryBase, 0...86_400, "--retry-base (seconds)")
         try inRange(retentionDays, 0.001...3650, "--retention-days")
-        guard courier == "sandbox" else { throw ValidationError("unknown --courier \(courier) (this build has: sandbox)") }
+        try inRange(gatewayRps, 0.1...10_000, "--gateway-rps")
+        try inRange(gatewayTimeout, 0.1...600, "--gateway-timeout (seconds)")
+        guard ["sandbox", "gateway"].contains(courier) else {
+            throw ValidationError("unknown --courier \(courier) (this build has: sandbox, gateway)")
+        }
+    }
+
+    /// The gateway courier, its key and URL checked with the gateway before any claim.
+    private func gatewayCourier(pool: ConnectionPool, logger: Logger) throws -> GatewayCourier {
+        var configuration = try GatewaySettings.configuration(apiKeyFile: gatewayApiKeyFile)
+        configuration.requestTimeout = .milliseconds(Int(gatewayTimeout * 1000))
+        configuration.maxConnections = concurrency
+        let client = GatewayClient(configuration, pacer: SharedRequestPacer(pool: pool, perSecond: gatewayRps), logger: logger)
+        do {
+            try client.checkAccess()
+        } catch {
+            client.shutdown()
+            throw ValidationError("the gateway at \(configuration.baseURL) refused or did not answer: \(error)")
+        }
+        logger.info("delivering through the gateway", metadata: ["gateway": "\(configuration)", "rps": "\(gatewayRps)"])
+        return GatewayCourier(client: client, pool: pool, logger: logger)
     }
 
     func run() async throws {
@@ -76,7 +111,9 @@ struct WorkerCommand: AsyncParsableCommand {
         var settings = WorkerConfiguration(database: database)
         settings.concurrency = concurrency
         let pool = ConnectionPool(database, capacity: settings.sessions)
-        InMailHandlers.register(into: &handlers, courier: SandboxCourier(pool: pool))
+        let delivery: any Courier = courier == "gateway" ? try gatewayCourier(pool: pool, logger: logger) : SandboxCourier(pool: pool)
+        defer { (delivery as? GatewayCourier)?.client.shutdown() }
+        InMailHandlers.register(into: &handlers, courier: delivery)
         settings.kinds = kinds.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
         settings.lease = .milliseconds(Int(lease * 1000))
         settings.pollInterval = .milliseconds(Int(pollInterval * 1000))

@@ -86,7 +86,8 @@ end $$;
 -- Status changes by operators. Resuming makes the account's sends that waited for it runnable
 -- at once (those refused while it was not active wait inactive_account_retry_after(); the ones
 -- scheduled on purpose for later, a follow-up due in three days, keep their time).
-create or replace function set_account_status(p_account bigint, p_status text) returns text
+-- p_reason says why (a gateway's "account disconnected"); it is kept with the status and cleared on resume.
+create or replace function set_account_status(p_account bigint, p_status text, p_reason text default null) returns text
 language plpgsql as $$
 declare
     account sender_accounts := lock_account(p_account);
@@ -99,7 +100,9 @@ begin
         raise exception 'unknown account status "%" (use active, paused or payment_failed)', p_status
             using errcode = '22023';
     end if;
-    update sender_accounts set status = p_status::account_status where id = p_account;
+    update sender_accounts
+    set status = p_status::account_status, status_reason = case when p_status = 'active' then null else left(p_reason, 1000) end
+    where id = p_account;
     if p_status = 'active' then
         perform queue_wake(p_account::text, '{}', inactive_account_retry_after(), 'account resumed');
     end if;
@@ -383,7 +386,10 @@ end $$;
 -- soonest); or says why not and when to try again. A retry of the same delivery gets its live
 -- reservation back (held, or spent when it was delivered) with no refusal; a released one no
 -- longer answers for its key, so the delivery reserves anew.
-create or replace function reserve_send(p_account bigint, p_delivery_key text, p_channel send_channel, p_uses_credit boolean)
+-- With p_require_gateway (a worker delivering through the gateway), an account without a
+-- gateway account is refused (account_not_connected) rather than sent through.
+create or replace function reserve_send(p_account bigint, p_delivery_key text, p_channel send_channel, p_uses_credit boolean,
+                                        p_require_gateway boolean default false)
 returns table (reservation_id bigint, reservation_state reservation_state, refusal send_refusal, retry_at timestamptz)
 language plpgsql as $$
 declare
@@ -408,6 +414,11 @@ begin
     if account.status <> 'active' then                               -- A6, A7, paused
         return query select null::bigint, null::reservation_state, ('account_' || account.status)::send_refusal,
             case when account.status = 'cancelled' then null else now_business + inactive_account_retry_after() end;
+        return;
+    end if;
+    if p_require_gateway and account.gateway_account_id is null then
+        return query select null::bigint, null::reservation_state, 'account_not_connected'::send_refusal,
+            now_business + inactive_account_retry_after();
         return;
     end if;
     if p_channel = 'inmail' and not plan.can_send_inmail then        -- A1
@@ -488,7 +499,8 @@ language sql immutable as $$ select interval '15 seconds' $$;
 -- stalls no one else's claims until the server ends its session
 -- (idle_in_transaction_session_timeout). A session stuck since this check is waited for at most
 -- lock_timeout (5 s on worker sessions); the claim is then retried and finds it.
-create or replace function reserve_sends(p_accounts bigint[], p_keys text[], p_channels send_channel[], p_uses_credit boolean[])
+create or replace function reserve_sends(p_accounts bigint[], p_keys text[], p_channels send_channel[], p_uses_credit boolean[],
+                                         p_require_gateway boolean default false)
 returns table (delivery_key text, reservation_id bigint, reservation_state reservation_state, refusal send_refusal,
                retry_at timestamptz)
 language plpgsql as $$
@@ -509,7 +521,7 @@ begin
     for i in 1 .. coalesce(array_length(p_keys, 1), 0) loop
         if not p_accounts[i] = any(stuck) then
             return query select p_keys[i], r.reservation_id, r.reservation_state, r.refusal, r.retry_at
-                         from reserve_send(p_accounts[i], p_keys[i], p_channels[i], p_uses_credit[i]) r;
+                         from reserve_send(p_accounts[i], p_keys[i], p_channels[i], p_uses_credit[i], p_require_gateway) r;
         else
             return query select p_keys[i], null::bigint, null::reservation_state, 'account_busy'::send_refusal,
                                 clock_now() + account_busy_retry_after();
@@ -786,4 +798,81 @@ begin
     values (p_workspace, btrim(p_name), p_plan, p_billing_anchor, p_time_zone)
     returning id into new_id;
     return new_id;
+end $$;
+
+-- Delivery through a gateway --------------------------------------------------------------------
+
+-- Binds a sender account to its gateway account (sql/admin/connect_gateway_account.sql). The
+-- gateway recommends at least 10-20 s between two messages of an account: its spacing is
+-- raised to p_min_spacing unless it is already longer. Returns the gateway account.
+create or replace function connect_gateway_account(p_account bigint, p_gateway_account text,
+                                                   p_min_spacing interval default interval '15 seconds')
+returns text
+language plpgsql as $$
+declare
+    account sender_accounts := lock_account(p_account);
+begin
+    if p_gateway_account is null or p_gateway_account !~ '^[A-Za-z0-9_.:=-]{1,200}$' then
+        raise exception 'gateway account "%" is not a gateway account id (1-200 letters, digits or _ . : = -)', left(p_gateway_account, 200)
+            using errcode = '22023';
+    end if;
+    if exists (select 1 from sender_accounts where gateway_account_id = p_gateway_account and id <> p_account) then
+        raise exception 'gateway account % is already bound to sender account %', p_gateway_account,
+            (select id from sender_accounts where gateway_account_id = p_gateway_account)
+            using errcode = '23505';
+    end if;
+    update sender_accounts
+    set gateway_account_id = p_gateway_account,
+        min_spacing = greatest(min_spacing, p_min_spacing),
+        max_spacing = greatest(max_spacing, p_min_spacing)
+    where id = account.id;
+    return p_gateway_account;
+end $$;
+
+-- Brings the ledger to LinkedIn's count of an account's InMail credits: p_linkedin is what the
+-- gateway reports, p_expected what the ledger counted when it was asked (credits spendable
+-- plus those held by reservations, which LinkedIn has not spent yet). If the ledger moved since
+-- (a send, a renewal), nothing is changed and null is returned: the next round compares again.
+-- Otherwise the difference is booked as a 'reconcile' entry: a grant of the missing credits
+-- (lifetime of the plan), or the surplus taken from the grants that expire first. Returns the
+-- correction (0 when they agree).
+create or replace function reconcile_credits(p_account bigint, p_linkedin integer, p_expected integer, p_note text)
+returns integer
+language plpgsql as $$
+declare
+    account sender_accounts := lock_account(p_account);
+    plan plans;
+    expected integer;
+    surplus integer;
+    g record;
+    take integer;
+begin
+    if p_linkedin is null or p_linkedin < 0 then
+        raise exception 'LinkedIn''s credit count must be a number of 0 or more (got %)', p_linkedin using errcode = '22023';
+    end if;
+    perform expire_credits(p_account);
+    expected := credit_balance(p_account) + credit_held(p_account);
+    if expected <> p_expected then
+        return null;
+    end if;
+    if p_linkedin > expected then
+        select * into plan from plans where code = account.plan_code;
+        perform add_credit_grant(p_account, 'reconcile', 'reconcile', p_linkedin - expected, clock_now(), plan.credit_lifetime,
+                                 left(p_note, 500));
+        return p_linkedin - expected;
+    end if;
+    surplus := least(expected - p_linkedin, credit_balance(p_account));  -- held credits stay with their sends
+    for g in
+        select id, remaining from credit_grants
+        where account_id = p_account and remaining > 0 and expires_at > clock_now()
+        order by expires_at, id
+        for update
+    loop
+        exit when surplus = 0;
+        take := least(surplus, g.remaining);
+        update credit_grants set remaining = remaining - take where id = g.id;
+        insert into credit_ledger (account_id, entry, amount, grant_id, note) values (p_account, 'reconcile', -take, g.id, left(p_note, 500));
+        surplus := surplus - take;
+    end loop;
+    return p_linkedin - expected;
 end $$;

@@ -369,12 +369,16 @@ end $$;
 -- later and durably, is lost with it; the job runs again and delivers under the same key,
 -- which the courier answers with its first receipt. Claims and reservations stay durable.
 drop function if exists record_delivery(bigint, text);  -- before the job's lease was checked
-create or replace function record_delivery(p_message bigint, p_receipt text, p_job bigint, p_lease_token bigint)
+create or replace function record_delivery(p_message bigint, p_receipt text, p_job bigint, p_lease_token bigint,
+                                           p_chat text default null)
 returns void
 language plpgsql as $$
 begin
     perform queue_require_lease(p_job, p_lease_token);
     perform set_config('synchronous_commit', 'off', true);
+    if p_chat is not null then
+        update messages set chat_id = p_chat where id = p_message;
+    end if;
     perform mark_delivered(p_message, p_receipt);
 end $$;
 
@@ -687,3 +691,22 @@ select a.id as account_id, a.workspace_id, a.display_name, p.name as plan, a.sta
 from sender_accounts a
 join plans p on p.code = a.plan_code
 left join message_stats s on s.account_id = a.id and s.campaign_id is null;
+
+-- Delivery through a gateway --------------------------------------------------------------------
+
+-- Up to p_wanted requests to the gateway may go now, the fleet keeping to p_per_second: a token
+-- bucket refilled at that rate and holding at most one second's worth, in wall-clock time (not
+-- the business clock). Every worker's pacer takes its permits here, a few at a time.
+create or replace function gateway_take_requests(p_wanted integer, p_per_second double precision) returns integer
+language plpgsql as $$
+declare
+    available double precision;
+    granted integer;
+begin
+    select least(p_per_second, allowance + extract(epoch from clock_timestamp() - checked_at) * p_per_second)
+    into available
+    from gateway_pacing for update;  -- the one row: takers queue here for microseconds
+    granted := greatest(0, least(p_wanted, floor(available)::integer));
+    update gateway_pacing set allowance = available - granted, checked_at = clock_timestamp();
+    return granted;
+end $$;

@@ -1,0 +1,77 @@
+import ArgumentParser
+import Foundation
+import GatewayDouble
+
+/// `inmailq gateway-double`: a local stand-in for the LinkedIn gateway's API, for demos and tests.
+struct GatewayDoubleCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gateway-double",
+        abstract: "Serve a local double of the LinkedIn gateway's API (for demos and tests).",
+        discussion: """
+            Speaks the subset of the gateway's API (Unipile API v1) that `worker --courier gateway` \
+            uses, at the same paths, with the same fields, status codes and error bodies, and keeps \
+            every message it accepted. Each account gets --credits InMail credits per product until \
+            told otherwise. The API key is read from INMAILQ_GATEWAY_API_KEY (or --api-key-file), \
+            as the worker reads it.
+
+            A control API under /_double/ (no key) sets accounts, members and faults and reads what \
+            arrived: GET /_double/messages, GET /_double/requests, PUT /_double/accounts/{id}, \
+            PUT /_double/members/{identifier}, PUT /_double/faults (e.g. {"next": ["drop_after_send"], \
+            "rates": {"server_error": 0.05}, "latency_ms": 200}), POST /_double/chats/{id}/reply.
+
+            Runs until SIGTERM or SIGINT.
+            """
+    )
+
+    @Option(help: ArgumentHelp("Address to listen on.", valueName: "host:port"))
+    var listen: String = "127.0.0.1:8790"
+
+    @Option(help: ArgumentHelp("A file holding the API key clients must send.", valueName: "path"))
+    var apiKeyFile: String?
+
+    @Option(help: "InMail credits of each product for an account the double was not told about.")
+    var credits: Int = 1_000
+
+    @Option(help: "Seed of the random faults.")
+    var seed: UInt64 = 1
+
+    func validate() throws {
+        guard credits >= 0 && credits <= 1_000_000 else { throw ValidationError("--credits must be between 0 and 1000000 (got \(credits))") }
+        guard Self.address(listen) != nil else { throw ValidationError("--listen must be host:port with a port of 0-65535 (got \(listen))") }
+    }
+
+    static func address(_ text: String) -> (host: String, port: Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65_535).contains(port) else {
+            return nil
+        }
+        let host = String(text[..<colon])
+        return host.isEmpty ? nil : (host, port)
+    }
+
+    func run() async throws {
+        let key: String
+        if let apiKeyFile {
+            guard let text = try? String(contentsOfFile: apiKeyFile, encoding: .utf8) else {
+                throw ValidationError("cannot read the API key file \(apiKeyFile)")
+            }
+            key = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        } else if let value = ProcessInfo.processInfo.environment[GatewaySettings.apiKeyVariable], !value.isEmpty {
+            key = value
+        } else {
+            throw ValidationError("the double needs an API key: \(GatewaySettings.apiKeyVariable) or --api-key-file")
+        }
+        let (host, port) = Self.address(listen)!
+        let server = GatewayDoubleServer(
+            apiKey: key, defaultAccount: DoubleAccount(premium: credits, salesNavigator: credits, recruiter: credits), seed: seed)
+        let task = Task {
+            try await server.run(host: host, port: port) { bound in
+                FileHandle.standardOutput.write(Data("gateway double listening on http://\(host):\(bound)\n".utf8))
+            }
+        }
+        let signals = ShutdownSignals(first: { task.cancel() }, again: { task.cancel() })
+        do {
+            try await task.value
+        } catch is CancellationError {}
+        withExtendedLifetime(signals) {}
+    }
+}
