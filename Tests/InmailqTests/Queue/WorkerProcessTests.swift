@@ -75,7 +75,8 @@ struct WorkerProcessTests {
     func sigtermLetsRunningJobsFinishAndExitsZero() throws {
         let db = try TestDatabase()
         let connection = try db.connect()
-        try JobQueue.enqueue(Array(repeating: NewJob(kind: "diag.sleep", args: JSONText("{\"ms\": 1000}")), count: 12), on: connection)
+        // Jobs long enough that a loaded machine still sees the first six running before they end.
+        try JobQueue.enqueue(Array(repeating: NewJob(kind: "diag.sleep", args: JSONText("{\"ms\": 3000}")), count: 12), on: connection)
         let process = try worker(db, ["--concurrency", "6", "--shutdown-deadline", "20"])
         defer { stop(process) }
         let busy = try eventually(timeout: .seconds(20)) { try count("select count(*) from jobs where state = 'running'", connection) == 6 }
