@@ -7,12 +7,13 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps build test demo bench clean
 
-## deps: install libpq's headers and the PostgreSQL server when either is missing
+## deps: install libpq's headers, the PostgreSQL server and curl (the demo's) when one is missing
 deps:
-	@if ! pkg-config --exists libpq 2>/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
-		echo "installing libpq-dev and postgresql"; \
+	@if ! pkg-config --exists libpq 2>/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+	    || ! command -v curl >/dev/null; then \
+		echo "installing libpq-dev, postgresql and curl"; \
 		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq libpq-dev postgresql pkg-config >/dev/null; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq libpq-dev postgresql pkg-config curl >/dev/null; \
 	fi
 
 ## build: compile the inmailq executable (debug)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make demo`: the main job on the embedded database. An agency with three clients runs InMail
-# campaigns from six sender accounts through three simulated weeks: worker processes send
-# through the sandbox courier (a simulated LinkedIn), responses come back, follow-ups go out,
-# credits are spent, refunded and renewed by cron, and the report says what happened.
+# campaigns from six sender accounts through three simulated weeks: worker processes deliver over
+# HTTP through the gateway courier to the gateway double (a local server speaking the LinkedIn
+# gateway's API, with a few faults), members answer, follow-ups go into their chats, credits are
+# spent, refunded and renewed by cron, and the report says what happened.
 # Re-runnable: it uses a fresh database (inmailq_demo) of the local cluster each time.
 set -euo pipefail
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/inmailq-demo.XXXXXX")   # this run's own files (CSV, worker logs)
@@ -24,6 +25,23 @@ iq() { "$bin" "$@" --database-url "$url" --log-level warning; }
 "$bin" migrate --sandbox --database-url "$url" --log-level warning
 say "schema: $(q -c "select count(*) from schema_migrations") files applied (sql/queue, accounts, outreach, sandbox)"
 
+step "The gateway double: a local stand-in for the LinkedIn gateway's HTTP API (Unipile API v1)"
+INMAILQ_GATEWAY_API_KEY=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+export INMAILQ_GATEWAY_API_KEY
+"$bin" gateway-double --listen 127.0.0.1:0 --credits 0 >"$scratch/double.log" 2>&1 &
+double_pid=$!
+pids=()
+trap 'kill "${pids[@]}" "$double_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  INMAILQ_GATEWAY_URL=$(sed -n 's/^gateway double listening on //p' "$scratch/double.log")
+  [ -n "$INMAILQ_GATEWAY_URL" ] && break
+  sleep 0.1
+done
+export INMAILQ_GATEWAY_URL
+gw=$INMAILQ_GATEWAY_URL
+say "listening on $gw; workers find it in INMAILQ_GATEWAY_URL and INMAILQ_GATEWAY_API_KEY (a random key)"
+double() { curl -fsS -X "$1" "$gw/_double/$2" ${3:+-d "$3"}; }
+
 step "An agency, three client workspaces, six LinkedIn sender accounts"
 today=$(q -c "select (clock_now() at time zone 'UTC')::date")
 anchor=$(q -c "select (date '$today' - interval '1 month' + interval '10 days')::date")  # next cycle in 10 days
@@ -41,8 +59,13 @@ blue_core|Blue Harbor|Gus (Sales Navigator Core)|sales_navigator_core|Europe/Lon
 cedar_biz|Cedar Health|Hal (Business, card expired)|premium_business|Asia/Tokyo
 cedar_recruit|Cedar Health|Ivy (Recruiter Lite)|recruiter_lite|Australia/Sydney
 EOF
-# Open around the clock with no spacing between sends, so a simulated day passes in a second.
-# (Real accounts keep their working hours and 2-8 minutes between sends.)
+# Each account bound to its gateway account; then open around the clock with no spacing between
+# sends, so a simulated day passes in a second. (Real accounts keep their working hours and 2-8
+# minutes between sends; binding raises a shorter spacing to the gateway's 15 seconds.)
+for key in "${!account[@]}"; do
+  admin connect_gateway_account -v account="${account[$key]}" -v gateway_account="li-$key" >/dev/null
+done
+say "bound to gateway accounts li-acme_nav ... li-cedar_recruit (sql/admin/connect_gateway_account.sql)"
 for id in "${account[@]}"; do
   admin set_sending_schedule -v account="$id" -v days='{1,2,3,4,5,6,7}' -v start=00:00 -v end=24:00 \
     -v min_spacing=0 -v max_spacing=0 >/dev/null
@@ -58,6 +81,18 @@ say "Fay (Career) bought 8 credits: 13 of her cap of 15, so the next renewal can
 say "Hal's card expired: his account cannot send until it is updated; its work waits (A7)."
 q -c "select format('   account %s: %s credits of %s, %s', a.id, credit_balance(a.id), p.credit_cap, a.status)
       from sender_accounts a join plans p on p.code = a.plan_code order by a.id"
+# LinkedIn renews, sells and refunds credits on its side too; the double is told LinkedIn's count
+# (the ledger's: spendable plus held) whenever that happens here, per product of the plan.
+# With "renewal", LinkedIn's renewal comes first: the allotment, as far as the cap allows (A5).
+linkedin_counts() {
+  q -c "select a.gateway_account_id, p.gateway_api, credit_balance(a.id) + credit_held(a.id)
+          + case when '${1:-}' = 'renewal' then greatest(0, least(p.monthly_allotment, p.credit_cap - credit_balance(a.id) - credit_held(a.id))) else 0 end
+        from sender_accounts a join plans p on p.code = a.plan_code" |
+    while IFS='|' read -r gateway_account api credits; do
+      double PUT "accounts/$gateway_account" "{\"$( [ "$api" = classic ] && echo premium || echo "$api")\": $credits}" >/dev/null
+    done
+}
+linkedin_counts
 
 step "A seed campaign, and one campaign per client created from it (C1)"
 seed=$(iq campaigns create --workspace "${workspace[Acme Robotics]}" --name "Seed: hiring managers")
@@ -124,19 +159,27 @@ for client in "Acme Robotics" "Blue Harbor" "Cedar Health"; do
   fi
 done
 
-step "Three worker processes, delivering through the sandbox courier"
-q -c "update sandbox_settings set seed = 7"
-say "The sandbox is a simulated LinkedIn (seed 7): a few members opted out since import or cannot"
-say "receive InMail, some requests time out or are rate limited, and about 4 InMails in 10 get a"
-say "response 1 hour to 5 days later (acceptances, declines, replies, auto-replies)."
+step "Three worker processes, delivering over HTTP through the gateway courier"
+# What LinkedIn knows of the members: open profiles take InMail free, 1st-degree connections
+# take regular messages.
+q -c "select substr(member_key, strpos(member_key, ':') + 1), open_profile::text, coalesce(connection_degree = 1, false)::text
+      from contacts where open_profile or connection_degree = 1" |
+  while IFS='|' read -r member open first; do
+    double PUT "members/$member" "{\"open_profile\": $open, \"first_degree\": $first}" >/dev/null
+  done
+double PUT faults '{"rates": {"too_many_requests": 0.02, "server_error": 0.02, "drop_after_send": 0.02}}' >/dev/null
+say "The double answers 2% of requests 429 (the account waits), 2% 500 (retried), and drops 2% of"
+say "answers after sending (the retry finds the message at the gateway instead of sending it again)."
+say "Members answer about 3 InMails in 10 the next day (recorded as sql/admin/record_response.sql does)."
+say "The elected worker compares each account's credits with LinkedIn's count every second here"
+say "(--gateway-balance-interval; 10 minutes by default) and books any difference as a 'reconcile' entry."
 log="$scratch/workers.log"
 : >"$log"
-pids=()
 for i in 1 2 3; do
-  "$bin" worker --database-url "$url" --concurrency 4 --log-level warning --log-format json 2>>"$log" &
+  "$bin" worker --database-url "$url" --courier gateway --gateway-balance-interval 1 --concurrency 4 --log-level warning \
+    --log-format json 2>>"$log" &
   pids+=($!)
 done
-trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 quiet() {  # until nothing is available, running or due: the workers did all they can for now
   for _ in $(seq 1 600); do
     [ "$(q -c "select count(*) from jobs where state in ('available','running')
@@ -154,8 +197,8 @@ for day in $(seq 1 "$days"); do
           lpad('$day', 2), count(*) filter (where m.step = 0 and m.channel = 'inmail'),
           count(*) filter (where m.step = 0 and m.channel = 'inmail' and not m.uses_credit),
           count(*) filter (where m.step = 0 and m.channel = 'message'), count(*) filter (where m.step > 0),
-          (select count(*) from responses where received_at > clock_now() - interval '1 day'),
-          (select count(*) from responses where received_at > clock_now() - interval '1 day' and credited_back),
+          (select count(*) from responses where received_at >= clock_now() - interval '1 day'),
+          (select count(*) from responses where received_at >= clock_now() - interval '1 day' and credited_back),
           (select count(*) from contacts where status = 'waiting'),
           (select count(*) from contact_progress where status = 'waiting' and reason like 'waiting for credits%'),
           (select count(*) from contacts where status in ('sent', 'accepted')),
@@ -170,12 +213,20 @@ for day in $(seq 1 "$days"); do
     say "-> Hal's card was updated: account ${account[cedar_biz]} is active again and its waiting contacts go out (A7)"
   fi
   "$bin" clock advance 1d --database-url "$url" >/dev/null
+  # The members who answer yesterday's InMails (webhooks bring these in once inmailq serve exists).
+  q -c "select count(*) from messages m,
+          lateral record_response(m.id, (array['accepted_default', 'accepted_default', 'interested', 'declined', 'reply',
+                                   'not_interested'])[1 + m.id % 6], case when m.id % 6 = 4 then 'Happy to talk next week.' end)
+        where m.state = 'sent' and m.step = 0 and m.channel = 'inmail' and m.responded_at is null
+          and m.sent_at > clock_now() - interval '2 days' and m.id % 10 < 5" >/dev/null
+  linkedin_counts  # answered InMails earn their credit back on LinkedIn too (R1)
   if [ "$day" = $((billing_day - 1)) ]; then
     topup=$(q -c "select 14 - credit_balance(${account[blue_career]}) - credit_held(${account[blue_career]})")
     if [ "$topup" -gt 0 ]; then
       admin purchase_credits -v account="${account[blue_career]}" -v credits="$topup" >/dev/null
       say "-> Fay buys $topup credits just before her renewal: 14 of her cap of 15"
     fi
+    linkedin_counts renewal
     say "-> a new billing cycle starts; the daily cron runs: $(iq renewals schedule)"
     quiet
     q -c "select format('      account %s: +%s credits (allotment %s, cap %s%s), %s expired (A4)',
@@ -186,7 +237,7 @@ for day in $(seq 1 "$days"); do
   fi
 done
 quiet
-kill -TERM "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true; trap - EXIT
+kill -TERM "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
 say "workers stopped (SIGTERM: running jobs finish, then exit 0); their JSON logs (warnings up): $log"
 
 step "The report (inmailq report; sql/admin/report.sql prints the same views)"
@@ -207,8 +258,12 @@ q -c "select format('   accounts whose credit ledger does not match their grants
             <> (select coalesce(sum(remaining), 0) from credit_grants where account_id = a.id)"
 q -c "select format('   members with two messages for the same step: %s', count(*))
       from (select member_key, step from messages group by 1, 2 having count(*) > 1) d"
-q -c "select format('   deliveries retried after a failure: %s; of those, repeats of a delivered key answered with its first receipt: %s',
-        count(*) filter (where requests > 1), coalesce(sum(repeats), 0)) from sandbox_messages"
+double GET messages >"$scratch/received.json"
+say "messages the gateway accepted: $(grep -o '"is_sender":true' "$scratch/received.json" | wc -l); recorded as sent: $(q -c "select count(*) from messages where state = 'sent'")"
+say "answers lost after sending, then found at the gateway and not sent again: $(grep -o '"answered":false' "$scratch/received.json" | wc -l)"
+requests=$(double GET requests)
+q -c "select format('   gateway answers: %s', string_agg(format('%s x%s', key, value), ', ' order by key))
+      from json_each_text(\$j\$$requests\$j\$) where key like 'POST%'"
 
 step "Fay's credits, entry by entry kind (sql/admin/account_statement.sql lists every entry)"
 q -c "select format('   %-8s %3s entries, %4s credits', entry, count(*), sum(amount)) from credit_ledger

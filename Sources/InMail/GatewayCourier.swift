@@ -22,12 +22,16 @@ import Synchronization
 /// that window without the gateway's help; it is as small as the gateway's listing is fresh.
 public final class GatewayCourier: Courier {
     public let client: GatewayClient
+    /// How often the elected worker compares each account's credits with LinkedIn's count.
+    public let balanceInterval: Duration
     private let pool: ConnectionPool
     private let logger: Logger
 
     /// A courier sending through `client`, reading and recording with sessions of `pool`.
-    public init(client: GatewayClient, pool: ConnectionPool, logger: Logger = Logger(label: "inmailq.gateway")) {
+    public init(client: GatewayClient, pool: ConnectionPool, balanceInterval: Duration = .seconds(600),
+                logger: Logger = Logger(label: "inmailq.gateway")) {
         self.client = client
+        self.balanceInterval = balanceInterval
         self.pool = pool
         self.logger = logger
     }
@@ -178,18 +182,19 @@ public final class GatewayCourier: Courier {
     }
 }
 
-/// Keeps each bound account's InMail credits in step with LinkedIn's count: every 10 minutes
-/// on the elected worker, reads the balance from the gateway and books the difference as a
+/// Keeps each bound account's InMail credits in step with LinkedIn's count: every `interval`
+/// (10 minutes unless told) on the elected worker, reads the balance from the gateway and books the difference as a
 /// 'reconcile' ledger entry (`reconcile_credits`), logged as a warning. An account with a credit
 /// InMail on the wire (posted, not yet recorded) waits for the next round, as does one whose
 /// ledger moved while the gateway was asked.
 public struct GatewayCreditSync: MaintenanceService {
     public let name = "gateway credit sync"
-    public let interval: Duration = .seconds(600)
+    public let interval: Duration
     public let courier: GatewayCourier
 
-    public init(courier: GatewayCourier) {
+    public init(courier: GatewayCourier, interval: Duration = .seconds(600)) {
         self.courier = courier
+        self.interval = interval
     }
 
     public func runOnce(on connection: Connection) throws -> Int {

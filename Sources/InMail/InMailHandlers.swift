@@ -28,7 +28,7 @@ public enum InMailHandlers {
             handlers.register(SandboxCourier.respondKind, SandboxCourier.respondHandler)
         }
         if let gateway = courier as? GatewayCourier {
-            handlers.addMaintenance(GatewayCreditSync(courier: gateway))
+            handlers.addMaintenance(GatewayCreditSync(courier: gateway, interval: gateway.balanceInterval))
         }
     }
 }

@@ -63,6 +63,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Seconds a gateway request may take, answer included; past it the message is checked at the gateway before any resend.")
     var gatewayTimeout: Double = 30
 
+    @Option(help: "Seconds between two comparisons of each account's credits with LinkedIn's count (by the elected worker).")
+    var gatewayBalanceInterval: Double = 600
+
     @Flag(help: "Exit once no unfinished job of the worker's kinds remains.")
     var exitWhenDone = false
 
@@ -80,6 +83,7 @@ struct WorkerCommand: AsyncParsableCommand {
         try inRange(retentionDays, 0.001...3650, "--retention-days")
         try inRange(gatewayRps, 0.1...10_000, "--gateway-rps")
         try inRange(gatewayTimeout, 0.1...600, "--gateway-timeout (seconds)")
+        try inRange(gatewayBalanceInterval, 1...86_400, "--gateway-balance-interval (seconds)")
         guard ["sandbox", "gateway"].contains(courier) else {
             throw ValidationError("unknown --courier \(courier) (this build has: sandbox, gateway)")
         }
@@ -98,7 +102,8 @@ struct WorkerCommand: AsyncParsableCommand {
             throw ValidationError("the gateway at \(configuration.baseURL) refused or did not answer: \(error)")
         }
         logger.info("delivering through the gateway", metadata: ["gateway": "\(configuration)", "rps": "\(gatewayRps)"])
-        return GatewayCourier(client: client, pool: pool, logger: logger)
+        return GatewayCourier(
+            client: client, pool: pool, balanceInterval: .milliseconds(Int(gatewayBalanceInterval * 1000)), logger: logger)
     }
 
     func run() async throws {
