@@ -161,13 +161,19 @@ struct BenchDatabase {
     }
 
     /// Starts `inmailq worker` on the benchmark database (same executable as this process).
-    func startWorker(concurrency: Int, kinds: String = "diag.noop", extra: [String]) throws -> ChildProcess {
-        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    func startWorker(concurrency: Int, kinds: String = "diag.noop", extra: [String], environment: [String: String] = [:]) throws
+        -> ChildProcess
+    {
+        var full = ProcessInfo.processInfo.environment
+        full.merge(environment) { $1 }
         return try ChildProcess.spawn(
-            [executable, "worker", "--database-url", configuration.conninfo, "--concurrency", "\(concurrency)",
+            [Self.executable, "worker", "--database-url", configuration.conninfo, "--concurrency", "\(concurrency)",
              "--kinds", kinds, "--log-level", "warning"] + extra,
-            outputPath: workerLog)
+            environment: full, outputPath: workerLog)
     }
+
+    /// This program, to start children of.
+    static let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
 
     /// A new agency and client workspace for the benchmark's accounts and campaigns.
     func workspace(on connection: Connection) throws -> Int64 {

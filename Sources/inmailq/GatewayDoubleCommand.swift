@@ -35,7 +35,11 @@ struct GatewayDoubleCommand: AsyncParsableCommand {
     @Option(help: "Seed of the random faults.")
     var seed: UInt64 = 1
 
+    @Option(help: "Milliseconds added to every answer (a gateway's latency).")
+    var latencyMs: Int = 0
+
     func validate() throws {
+        guard latencyMs >= 0 && latencyMs <= 60_000 else { throw ValidationError("--latency-ms must be between 0 and 60000 (got \(latencyMs))") }
         guard credits >= 0 && credits <= 1_000_000 else { throw ValidationError("--credits must be between 0 and 1000000 (got \(credits))") }
         guard Self.address(listen) != nil else { throw ValidationError("--listen must be host:port with a port of 0-65535 (got \(listen))") }
     }
@@ -63,6 +67,9 @@ struct GatewayDoubleCommand: AsyncParsableCommand {
         let (host, port) = Self.address(listen)!
         let server = GatewayDoubleServer(
             apiKey: key, defaultAccount: DoubleAccount(premium: credits, salesNavigator: credits, recruiter: credits), seed: seed)
+        var faults = GatewayFaults()
+        faults.latencyMilliseconds = latencyMs
+        server.setFaults(faults)
         let task = Task {
             try await server.run(host: host, port: port) { bound in
                 FileHandle.standardOutput.write(Data("gateway double listening on http://\(host):\(bound)\n".utf8))

@@ -1,4 +1,5 @@
 import ArgumentParser
+import EmbeddedPostgres
 import Foundation
 import InMail
 import Postgres
@@ -36,6 +37,12 @@ struct PipelineBench: ParsableCommand {
     @Option(help: "Concurrency of each worker process.")
     var concurrency: Int = 32
 
+    @Option(help: "sandbox (in the database), or gateway: over HTTP through the gateway courier to a gateway double started for the run.")
+    var courier: String = "sandbox"
+
+    @Option(help: "With --courier gateway: milliseconds the double takes to answer each request.")
+    var latencyMs: Int = 0
+
     @Flag(help: "Keep the benchmark database instead of dropping it.")
     var keep = false
 
@@ -43,6 +50,8 @@ struct PipelineBench: ParsableCommand {
         guard contacts > 0, accounts > 0, processes > 0, concurrency > 0 else {
             throw ValidationError("--contacts, --accounts, --processes and --concurrency must be positive")
         }
+        guard ["sandbox", "gateway"].contains(courier) else { throw ValidationError("--courier is sandbox or gateway (got \(courier))") }
+        guard (0...60_000).contains(latencyMs) else { throw ValidationError("--latency-ms must be between 0 and 60000") }
     }
 
     func run() throws {
@@ -86,10 +95,22 @@ struct PipelineBench: ParsableCommand {
         }
         try Campaigns.activate(campaign: campaign, on: connection)
 
-        progress("sending with \(processes) worker processes x \(concurrency)")
+        var extra = ["--exit-when-done"]
+        var environment: [String: String] = [:]
+        var double: ChildProcess?
+        defer { double.map { $0.signal(SIGTERM); _ = $0.wait() } }
+        if courier == "gateway" {
+            let key = UUID().uuidString
+            let url: String
+            (double, url) = try startDouble(key: key, log: bench.workerLog + ".double")
+            try connection.execute("select count(connect_gateway_account(id, 'bench-' || id, interval '0')) from sender_accounts")
+            extra += ["--courier", "gateway", "--gateway-rps", "10000"]
+            environment = ["INMAILQ_GATEWAY_URL": url, "INMAILQ_GATEWAY_API_KEY": key]
+        }
+        progress("sending with \(processes) worker processes x \(concurrency) through the \(courier) courier")
         let start = ContinuousClock.now
         let workers = try (0..<processes).map { _ in
-            try bench.startWorker(concurrency: concurrency, kinds: Outreach.sendKind, extra: ["--exit-when-done"])
+            try bench.startWorker(concurrency: concurrency, kinds: Outreach.sendKind, extra: extra, environment: environment)
         }
         for worker in workers {
             guard worker.wait() == 0 else { throw CommandFailure("a worker failed; its log: \(bench.workerLog)") }
@@ -99,7 +120,9 @@ struct PipelineBench: ParsableCommand {
             """
             select (select count(*) from messages where state = 'sent') as sent,
                    (select count(*) from reservations where state = 'spent') as spent,
-                   (select count(*) from sandbox_messages where receipt is not null) as delivered
+                   \(SQL(unsafeText: courier == "sandbox"
+                       ? "(select count(*) from sandbox_messages where receipt is not null)"
+                       : "(select count(*) from messages where state = 'sent' and chat_id is not null)")) as delivered
             """)
         let sent = try check.decode(Int.self, "sent")
         guard sent == contacts, try check.decode(Int.self, "spent") == contacts, try check.decode(Int.self, "delivered") == contacts else {
@@ -107,10 +130,31 @@ struct PipelineBench: ParsableCommand {
         }
         let results: [(String, String)] = [
             ("bench", "pipeline"), ("cores", "\(ProcessInfo.processInfo.activeProcessorCount)"), ("contacts", "\(contacts)"),
-            ("accounts", "\(accounts)"), ("processes", "\(processes)"), ("concurrency", "\(concurrency)"),
+            ("accounts", "\(accounts)"), ("processes", "\(processes)"), ("concurrency", "\(concurrency)"), ("courier", courier),
+            ("latency_ms", courier == "gateway" ? "\(latencyMs)" : "0"),
+            ("handler_threads", "\(processes * concurrency)"),
             ("jobs_per_s", format(Double(contacts) / seconds)),
             ("busy_jobs_per_s", format(Double(contacts) / (try QueueInspection.busySeconds(on: connection)))),
         ]
         print(results.map { "\($0.0)=\($0.1)" }.joined(separator: " "))
+    }
+
+    /// `inmailq gateway-double` on a free port, with room for every send; returns it and its URL.
+    private func startDouble(key: String, log: String) throws -> (ChildProcess, String) {
+        var environment = ProcessInfo.processInfo.environment
+        environment["INMAILQ_GATEWAY_API_KEY"] = key
+        let child = try ChildProcess.spawn(
+            [BenchDatabase.executable, "gateway-double", "--listen", "127.0.0.1:0", "--credits", "1000000", "--latency-ms", "\(latencyMs)"],
+            environment: environment, outputPath: log)
+        let prefix = "gateway double listening on "
+        for _ in 0..<300 {
+            if let line = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }) {
+                return (child, String(line.dropFirst(prefix.count)))
+            }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        child.signal(SIGKILL)
+        _ = child.wait()
+        throw CommandFailure("the gateway double did not start; its output is in \(log)")
     }
 }
