@@ -280,3 +280,26 @@ struct GatewayCourierTests {
         #expect(try count("select count(*) from all_jobs where state = 'running'", db.connect()) == 0)
     }
 }
+
+/// `--gateway-rps`: the fleet's permits come from one token bucket in the database.
+@Suite("Gateway request budget")
+struct GatewayRequestBudgetTests {
+    @Test("All takers together never get more than one second's burst plus the rate over the time they asked")
+    func bucketHoldsTheRate() throws {
+        let db = try TestDatabase()
+        let sessions = try (0..<3).map { _ in try db.connect() }
+        let start = ContinuousClock.now
+        var granted = 0
+        var calls = 0
+        while ContinuousClock.now - start < .milliseconds(1_500) {
+            for session in sessions {
+                granted += try session.queryOne("select gateway_take_requests(4, 20) as n").decode(Int.self, "n")
+                calls += 1
+            }
+        }
+        let elapsed = (ContinuousClock.now - start).seconds
+        #expect(granted <= 20 + Int((20 * elapsed).rounded(.up)) + 1, "\(granted) permits in \(elapsed) s")
+        #expect(granted >= 20, "the first second's burst was not granted: \(granted)")
+        #expect(calls * 4 > granted, "every request was granted: the bucket did not limit")
+    }
+}
