@@ -241,7 +241,8 @@ extension GatewayDoubleServer {
                 id: messageID, chatID: chatID, accountID: accountID, attendeeID: attendee, text: text, subject: form["subject"],
                 api: api, inmail: inmail, answered: fault != .dropAfterSend && fault != .slowAnswer))
             contents.chats[chatID] = Chat(accountID: accountID, attendeeID: attendee, messages: [contents.sent.count - 1])
-            return delivered(.json(201, ["object": "ChatStarted", "chat_id": chatID, "message_id": messageID]), fault, faults)
+            return delivered(.json(201, ["object": "ChatStarted", "chat_id": chatID, "message_id": messageID]), fault, faults,
+                             message: contents.sent[contents.sent.count - 1])
         }
     }
 
@@ -263,12 +264,14 @@ extension GatewayDoubleServer {
                 id: messageID, chatID: chatID, accountID: chat.accountID, attendeeID: chat.attendeeID, text: text, subject: nil,
                 api: nil, inmail: false, answered: fault != .dropAfterSend && fault != .slowAnswer))
             contents.chats[chatID]?.messages.append(contents.sent.count - 1)
-            return delivered(.json(201, ["object": "MessageSent", "message_id": messageID]), fault, faults)
+            return delivered(.json(201, ["object": "MessageSent", "message_id": messageID]), fault, faults,
+                             message: contents.sent[contents.sent.count - 1])
         }
     }
 
     /// A sent message's answer, unless a fault loses it.
-    private func delivered(_ answer: Answer, _ fault: GatewayFault?, _ faults: GatewayFaults) -> Answer {
+    private func delivered(_ answer: Answer, _ fault: GatewayFault?, _ faults: GatewayFaults, message: DoubleMessage) -> Answer {
+        announceSent(message)
         var answer = answer
         switch fault {
         case .dropAfterSend: answer.drop = true
@@ -301,6 +304,8 @@ extension GatewayDoubleServer {
             return .encoded(messages)
         case (.get, "requests", 1):
             return .json(200, requestCounts)
+        case (.get, "webhooks", 1):
+            return .encoded(webhookDeliveries)
         case (.put, "accounts", 2):
             guard let account = try? decoder.decode(DoubleAccount.self, from: body) else { return badControl("an account") }
             setAccount(parts[1], account)

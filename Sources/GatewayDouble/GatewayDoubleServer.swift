@@ -23,16 +23,34 @@ import Synchronization
 ///     PUT /_double/faults               {"next": ["drop_after_send"], "rates": {"server_error": 0.05}, "latency_ms": 0,
 ///                                        "retry_after_seconds": 2, "slow_ms": 3000}
 ///     POST /_double/chats/{id}/reply    {"text": "..."}: the member answers (a new InMail to them is allowed again)
+///     GET /_double/webhooks             the webhooks sent, with their attempts
+///
+/// Given a `WebhookTarget`, it sends the gateway's webhooks: `message_received` for every
+/// message of a chat (the account's own too) and `AccountStatus` changes.
 public final class GatewayDoubleServer: Sendable {
     let apiKey: String
     let state: GatewayDoubleState
+    let webhooks: WebhookSender?
 
     /// An account the double has not been told about gets `defaultAccount`'s credits.
     public init(apiKey: String, defaultAccount: DoubleAccount = DoubleAccount(premium: 1_000, salesNavigator: 1_000, recruiter: 1_000),
-                seed: UInt64 = 1) {
+                seed: UInt64 = 1, webhooks: WebhookTarget? = nil) {
         self.apiKey = apiKey
         state = GatewayDoubleState(defaultAccount: defaultAccount, seed: seed)
+        self.webhooks = webhooks.map(WebhookSender.init)
     }
+
+    /// Stops sending webhooks.
+    public func shutdown() {
+        webhooks?.shutdown()
+    }
+
+    /// The webhooks sent so far.
+    public var webhookDeliveries: [WebhookDelivery] { webhooks?.deliveries.withLock { $0 } ?? [] }
+
+    /// The provider id of a connected account's own LinkedIn member (the sender of its messages).
+    public static func ownProviderID(ofAccount accountID: String) -> String { providerID(for: "account:\(accountID)") }
+
 
     /// Serves on `host:port` until the task is cancelled; `onListening` gets the bound port.
     public func run(host: String, port: Int, onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
@@ -53,13 +71,22 @@ public final class GatewayDoubleServer: Sendable {
     /// Request counts by "METHOD path status".
     public var requestCounts: [String: Int] { state.withContents { $0.requests } }
     public func setFaults(_ faults: GatewayFaults) { state.withContents { $0.faults = faults } }
-    public func setAccount(_ id: String, _ account: DoubleAccount) { state.withContents { $0.accounts[id] = account } }
+    public func setAccount(_ id: String, _ account: DoubleAccount) {
+        let before = state.withContents { contents in
+            defer { contents.accounts[id] = account }
+            return contents.accounts[id]?.status ?? "ok"
+        }
+        if before != account.status {
+            let message = ["ok": "OK", "disconnected": "CREDENTIALS"][account.status] ?? "ERROR"
+            webhooks?.accountStatus(accountID: id, message: message)
+        }
+    }
     public func account(_ id: String) -> DoubleAccount? { state.withContents { $0.accounts[id] } }
     public func setMember(_ identifier: String, _ member: DoubleMember) { state.withContents { $0.members[identifier] = member } }
     /// The member answers in the chat: LinkedIn then lets the account InMail them again.
     public func reply(inChat chatID: String, text: String) {
-        state.withContents { contents in
-            guard var chat = contents.chats[chatID] else { return }
+        let reply = state.withContents { contents -> (DoubleMessage, String)? in
+            guard var chat = contents.chats[chatID] else { return nil }
             let id = "msg_\(contents.nextID)"
             contents.nextID += 1
             contents.sent.append(DoubleMessage(id: id, chatID: chatID, accountID: chat.accountID, attendeeID: chat.attendeeID,
@@ -67,7 +94,19 @@ public final class GatewayDoubleServer: Sendable {
             chat.messages.append(contents.sent.count - 1)
             chat.answered = true
             contents.chats[chatID] = chat
+            let identifier = contents.members.keys.first { Self.providerID(for: $0) == chat.attendeeID } ?? chat.attendeeID
+            return (contents.sent[contents.sent.count - 1], identifier)
         }
+        if let (message, identifier) = reply {
+            webhooks?.messageReceived(accountID: message.accountID, chatID: chatID, messageID: message.id, text: text,
+                                      senderProviderID: message.attendeeID, senderName: identifier)
+        }
+    }
+
+    /// The account's own message went out: the gateway's webhook carries it too.
+    func announceSent(_ message: DoubleMessage) {
+        webhooks?.messageReceived(accountID: message.accountID, chatID: message.chatID, messageID: message.id, text: message.text,
+                                  senderProviderID: Self.ownProviderID(ofAccount: message.accountID), senderName: message.accountID)
     }
 
     /// The provider id the double gives a public identifier or lead id.

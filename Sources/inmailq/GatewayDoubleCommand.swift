@@ -17,7 +17,13 @@ struct GatewayDoubleCommand: AsyncParsableCommand {
             A control API under /_double/ (no key) sets accounts, members and faults and reads what \
             arrived: GET /_double/messages, GET /_double/requests, PUT /_double/accounts/{id}, \
             PUT /_double/members/{identifier}, PUT /_double/faults (e.g. {"next": ["drop_after_send"], \
-            "rates": {"server_error": 0.05}, "latency_ms": 200}), POST /_double/chats/{id}/reply.
+            "rates": {"server_error": 0.05}, "latency_ms": 200}), POST /_double/chats/{id}/reply (the \
+            member answers), GET /_double/webhooks.
+
+            With --webhook-url it POSTs the gateway's webhooks there as JSON: message_received for \
+            every message of a chat (the account's own too: its sender is the account's own member) \
+            and AccountStatus when an account is disconnected, restricted or back; each carries \
+            --webhook-header and is retried five times, with a doubling delay, until answered 200.
 
             Runs until SIGTERM or SIGINT.
             """
@@ -38,7 +44,14 @@ struct GatewayDoubleCommand: AsyncParsableCommand {
     @Option(help: "Milliseconds added to every answer (a gateway's latency).")
     var latencyMs: Int = 0
 
+    @Option(help: ArgumentHelp("Where to POST the gateway's webhooks (new messages, the account's own included; account status).", valueName: "url"))
+    var webhookUrl: String?
+
+    @Option(help: ArgumentHelp("The header sent with every webhook, as set when a webhook is registered.", valueName: "Name: value"))
+    var webhookHeader: String = "Unipile-Auth: inmailq-double"
+
     func validate() throws {
+        guard webhookHeader.contains(":") else { throw ValidationError("--webhook-header must be 'Name: value' (got \(webhookHeader))") }
         guard latencyMs >= 0 && latencyMs <= 60_000 else { throw ValidationError("--latency-ms must be between 0 and 60000 (got \(latencyMs))") }
         guard credits >= 0 && credits <= 1_000_000 else { throw ValidationError("--credits must be between 0 and 1000000 (got \(credits))") }
         guard Self.address(listen) != nil else { throw ValidationError("--listen must be host:port with a port of 0-65535 (got \(listen))") }
@@ -65,8 +78,14 @@ struct GatewayDoubleCommand: AsyncParsableCommand {
             throw ValidationError("the double needs an API key: \(GatewaySettings.apiKeyVariable) or --api-key-file")
         }
         let (host, port) = Self.address(listen)!
+        let webhooks = webhookUrl.map { url in
+            let parts = webhookHeader.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            return WebhookTarget(url: url, headerName: parts[0], headerValue: parts[1])
+        }
         let server = GatewayDoubleServer(
-            apiKey: key, defaultAccount: DoubleAccount(premium: credits, salesNavigator: credits, recruiter: credits), seed: seed)
+            apiKey: key, defaultAccount: DoubleAccount(premium: credits, salesNavigator: credits, recruiter: credits), seed: seed,
+            webhooks: webhooks)
+        defer { server.shutdown() }
         var faults = GatewayFaults()
         faults.latencyMilliseconds = latencyMs
         server.setFaults(faults)

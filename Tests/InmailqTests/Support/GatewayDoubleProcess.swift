@@ -11,9 +11,9 @@ final class GatewayDoubleProcess {
     let url: String
     private let http = HTTPClient(eventLoopGroupProvider: .singleton)
 
-    init(apiKey: String, credits: Int = 1_000, seed: UInt64 = 1) throws {
+    init(apiKey: String, credits: Int = 1_000, seed: UInt64 = 1, arguments: [String] = []) throws {
         let process = try InmailqProcess.start(
-            ["gateway-double", "--listen", "127.0.0.1:0", "--credits", String(credits), "--seed", String(seed)],
+            ["gateway-double", "--listen", "127.0.0.1:0", "--credits", String(credits), "--seed", String(seed)] + arguments,
             environment: ["INMAILQ_GATEWAY_API_KEY": apiKey])
         self.process = process
         var found: String?
