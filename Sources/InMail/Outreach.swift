@@ -278,6 +278,11 @@ public enum Outreach {
                                          credit_balance(\(request.accountID)) + credit_held(\(request.accountID)),
                                          'LinkedIn reported no InMail credits left on a send')
                 """)
+            guard request.usesCredit else {
+                // LinkedIn wants a credit for what was to go free: the profile is no longer open.
+                try stopContact(.skipped, "LinkedIn asked a credit for a free InMail: the profile is no longer open (S1)")
+                return .completed
+            }
             return .deferred(until: now)
         }
     }

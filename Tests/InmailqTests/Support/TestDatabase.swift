@@ -112,3 +112,29 @@ enum TestPaths {
 func count(_ sql: SQL, _ connection: Connection) throws -> Int {
     try connection.query(sql).first!.decode(Int.self, at: 0)
 }
+
+/// Accounts that sent more than a daily limit in one of their local days (S6, and the message
+/// limit), counted from the spent reservations.
+func accountsOverADailyLimit(_ connection: Connection) throws -> Int {
+    try count(
+        """
+        select count(*) from (
+            select r.account_id, r.local_day, r.channel, count(*) as sent, a.daily_inmail_limit, a.daily_message_limit
+            from reservations r join sender_accounts a on a.id = r.account_id
+            where r.state = 'spent' group by 1, 2, 3, 5, 6
+        ) d
+        where sent > case channel when 'inmail' then daily_inmail_limit else daily_message_limit end
+        """, connection)
+}
+
+/// Accounts whose credit ledger does not sum to their grants' remaining credits, or whose
+/// balance is outside 0 and the plan's cap (A5).
+func accountsWithUnbalancedLedgers(_ connection: Connection) throws -> Int {
+    try count(
+        """
+        select count(*) from sender_accounts a join plans p on p.code = a.plan_code
+        where (select coalesce(sum(amount), 0) from credit_ledger l where l.account_id = a.id)
+              <> (select coalesce(sum(remaining), 0) from credit_grants g where g.account_id = a.id)
+           or credit_balance(a.id) not between 0 and p.credit_cap
+        """, connection)
+}
