@@ -237,6 +237,9 @@ for day in $(seq 1 "$days"); do
   fi
 done
 quiet
+# Retries still waiting for their backoff (a lost answer on the last day) settle before the workers stop.
+"$bin" clock advance 2h --database-url "$url" >/dev/null
+quiet
 kill -TERM "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
 say "workers stopped (SIGTERM: running jobs finish, then exit 0); their JSON logs (warnings up): $log"
 

@@ -1,4 +1,5 @@
 import Foundation
+import Queue
 
 /// One message to deliver from a sender account to a LinkedIn member.
 public struct Delivery: Sendable, Equatable {
@@ -11,14 +12,19 @@ public struct Delivery: Sendable, Equatable {
     /// The InMail's subject; nil for a regular message.
     public var subject: String?
     public var body: String
+    /// The lease of the job run delivering it, when a job does: a courier that sends across a
+    /// wire checks it in the statement before the request, so a stale run sends nothing.
+    public var lease: JobLease?
 
-    public init(key: String, accountID: Int64, memberKey: String, channel: SendRequest.Channel, subject: String?, body: String) {
+    public init(key: String, accountID: Int64, memberKey: String, channel: SendRequest.Channel, subject: String?, body: String,
+                lease: JobLease? = nil) {
         self.key = key
         self.accountID = accountID
         self.memberKey = memberKey
         self.channel = channel
         self.subject = subject
         self.body = body
+        self.lease = lease
     }
 }
 

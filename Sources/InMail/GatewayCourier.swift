@@ -82,9 +82,21 @@ public final class GatewayCourier: Courier {
             ])
             return Receipt(id: sent.id, repeated: true, chatID: sent.chatID ?? context.chatID)
         }
-        try database("record that the message is being posted") { connection in
-            try connection.execute("update messages set posted_at = now() where id = \(context.message)", prepared: true)
+        // In the statement right before the request: a run whose job was rescued meanwhile (its
+        // lease taken) marks and sends nothing; the run holding the job asks the gateway first.
+        let mayPost = try database("record that the message is being posted") { connection in
+            try connection.queryOne(
+                """
+                with posted as (
+                    update messages set posted_at = now()
+                    where id = \(context.message) and (\(delivery.lease?.id)::bigint is null
+                                                       or queue_holds_lease(\(delivery.lease?.id), \(delivery.lease?.token)))
+                    returning id
+                )
+                select count(*) = 1 as posted from posted
+                """, prepared: true).decode(Bool.self, "posted")
         }
+        guard mayPost else { throw .retryLater(reason: "this run no longer holds job \(delivery.lease?.id ?? 0): nothing sent") }
         do throws(GatewayError) {
             let sent: GatewaySent
             if startsChat {

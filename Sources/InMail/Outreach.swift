@@ -151,7 +151,7 @@ public enum Outreach {
             return .deliver(
                 Delivery(
                     key: request.deliveryKey, accountID: request.accountID, memberKey: memberKey, channel: request.channel,
-                    subject: try row.decode(String?.self, "subject"), body: try row.decode(String.self, "body")),
+                    subject: try row.decode(String?.self, "subject"), body: try row.decode(String.self, "body"), lease: lease),
                 message: pending)
         }
         let status = try row.decode(ContactStatus.self, "status")
@@ -214,7 +214,7 @@ public enum Outreach {
             """, prepared: true).decode(Int64.self, "id")
         return .deliver(
             Delivery(key: request.deliveryKey, accountID: request.accountID, memberKey: memberKey, channel: request.channel,
-                     subject: subject, body: body),
+                     subject: subject, body: body, lease: lease),
             message: message)
     }
 

@@ -182,7 +182,7 @@ extension ContactsCommand {
         @Option(help: "The most people to add.") var max: Int = 1_000
 
         func validate() throws {
-            guard (1...10_000).contains(max) else { throw ValidationError("--max must be between 1 and 10000") }
+            try requireInRange(max, 1...10_000, "--max")
         }
 
         func run() throws {

@@ -51,12 +51,10 @@ struct EnqueueCommand: ParsableCommand {
         guard (try? JSONSerialization.jsonObject(with: Data(args.utf8))) is [String: Any] else {
             throw ValidationError("--args must be a JSON object, got: \(args.prefix(80))\(args.count > 80 ? "..." : "")")
         }
-        guard (1...100_000).contains(count) else { throw ValidationError("--count must be between 1 and 100000 (got \(count))") }
-        guard delay.isFinite, (0...(10 * 365 * 86_400)).contains(delay) else {
-            throw ValidationError("--delay must be between 0 and 315360000 seconds (ten years), got \(delay)")
-        }
-        guard (-100...100).contains(priority) else { throw ValidationError("--priority must be between -100 and 100 (got \(priority))") }
-        guard (1...1000).contains(maxAttempts) else { throw ValidationError("--max-attempts must be between 1 and 1000 (got \(maxAttempts))") }
+        try requireInRange(count, 1...100_000, "--count")
+        try requireInRange(delay, 0...(10 * 365 * 86_400), "--delay")
+        try requireInRange(priority, -100...100, "--priority")
+        try requireInRange(maxAttempts, 1...1000, "--max-attempts")
         guard uniqueKey == nil || count == 1 else { throw ValidationError("--unique-key needs --count 1") }
     }
 

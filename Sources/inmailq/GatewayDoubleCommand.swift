@@ -52,8 +52,8 @@ struct GatewayDoubleCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard webhookHeader.contains(":") else { throw ValidationError("--webhook-header must be 'Name: value' (got \(webhookHeader))") }
-        guard latencyMs >= 0 && latencyMs <= 60_000 else { throw ValidationError("--latency-ms must be between 0 and 60000 (got \(latencyMs))") }
-        guard credits >= 0 && credits <= 1_000_000 else { throw ValidationError("--credits must be between 0 and 1000000 (got \(credits))") }
+        try requireInRange(latencyMs, 0...60_000, "--latency-ms")
+        try requireInRange(credits, 0...1_000_000, "--credits")
         guard Self.address(listen) != nil else { throw ValidationError("--listen must be host:port with a port of 0-65535 (got \(listen))") }
     }
 

@@ -38,7 +38,7 @@ struct PipelineBench: ParsableCommand {
     var concurrency: Int = 32
 
     @Option(help: "sandbox (in the database), or gateway: over HTTP through the gateway courier to a gateway double started for the run.")
-    var courier: String = "sandbox"
+    var courier: CourierChoice = .sandbox
 
     @Option(help: "With --courier gateway: milliseconds the double takes to answer each request.")
     var latencyMs: Int = 0
@@ -50,8 +50,7 @@ struct PipelineBench: ParsableCommand {
         guard contacts > 0, accounts > 0, processes > 0, concurrency > 0 else {
             throw ValidationError("--contacts, --accounts, --processes and --concurrency must be positive")
         }
-        guard ["sandbox", "gateway"].contains(courier) else { throw ValidationError("--courier is sandbox or gateway (got \(courier))") }
-        guard (0...60_000).contains(latencyMs) else { throw ValidationError("--latency-ms must be between 0 and 60000") }
+        try requireInRange(latencyMs, 0...60_000, "--latency-ms")
     }
 
     func run() throws {
@@ -99,7 +98,7 @@ struct PipelineBench: ParsableCommand {
         var environment: [String: String] = [:]
         var double: ChildProcess?
         defer { double.map { $0.signal(SIGTERM); _ = $0.wait() } }
-        if courier == "gateway" {
+        if courier == .gateway {
             let key = UUID().uuidString
             let url: String
             (double, url) = try startDouble(key: key, log: bench.workerLog + ".double")
@@ -107,7 +106,7 @@ struct PipelineBench: ParsableCommand {
             extra += ["--courier", "gateway", "--gateway-rps", "10000"]
             environment = ["INMAILQ_GATEWAY_URL": url, "INMAILQ_GATEWAY_API_KEY": key]
         }
-        progress("sending with \(processes) worker processes x \(concurrency) through the \(courier) courier")
+        progress("sending with \(processes) worker processes x \(concurrency) through the \(courier.rawValue) courier")
         let start = ContinuousClock.now
         let workers = try (0..<processes).map { _ in
             try bench.startWorker(concurrency: concurrency, kinds: Outreach.sendKind, extra: extra, environment: environment)
@@ -120,7 +119,7 @@ struct PipelineBench: ParsableCommand {
             """
             select (select count(*) from messages where state = 'sent') as sent,
                    (select count(*) from reservations where state = 'spent') as spent,
-                   \(SQL(unsafeText: courier == "sandbox"
+                   \(SQL(unsafeText: courier == .sandbox
                        ? "(select count(*) from sandbox_messages where receipt is not null)"
                        : "(select count(*) from messages where state = 'sent' and chat_id is not null)")) as delivered
             """)
@@ -130,8 +129,8 @@ struct PipelineBench: ParsableCommand {
         }
         let results: [(String, String)] = [
             ("bench", "pipeline"), ("cores", "\(ProcessInfo.processInfo.activeProcessorCount)"), ("contacts", "\(contacts)"),
-            ("accounts", "\(accounts)"), ("processes", "\(processes)"), ("concurrency", "\(concurrency)"), ("courier", courier),
-            ("latency_ms", courier == "gateway" ? "\(latencyMs)" : "0"),
+            ("accounts", "\(accounts)"), ("processes", "\(processes)"), ("concurrency", "\(concurrency)"), ("courier", courier.rawValue),
+            ("latency_ms", courier == .gateway ? "\(latencyMs)" : "0"),
             ("handler_threads", "\(processes * concurrency)"),
             ("jobs_per_s", format(Double(contacts) / seconds)),
             ("busy_jobs_per_s", format(Double(contacts) / (try QueueInspection.busySeconds(on: connection)))),

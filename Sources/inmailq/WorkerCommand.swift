@@ -52,7 +52,7 @@ struct WorkerCommand: AsyncParsableCommand {
         (the LinkedIn messaging gateway at INMAILQ_GATEWAY_URL, with the API key from \
         INMAILQ_GATEWAY_API_KEY or --gateway-api-key-file).
         """)
-    var courier: String = "sandbox"
+    var courier: CourierChoice = .sandbox
 
     @Option(help: ArgumentHelp("A file holding the gateway's API key (instead of INMAILQ_GATEWAY_API_KEY).", valueName: "path"))
     var gatewayApiKeyFile: String?
@@ -70,23 +70,15 @@ struct WorkerCommand: AsyncParsableCommand {
     var exitWhenDone = false
 
     func validate() throws {
-        guard concurrency >= 1 && concurrency <= 4096 else { throw ValidationError("--concurrency must be between 1 and 4096 (got \(concurrency))") }
-        func inRange(_ value: Double, _ range: ClosedRange<Double>, _ name: String) throws {
-            guard value.isFinite, range.contains(value) else {
-                throw ValidationError("\(name) must be between \(range.lowerBound) and \(range.upperBound), got \(value)")
-            }
-        }
-        try inRange(lease, 0.5...3600, "--lease (seconds)")
-        try inRange(pollInterval, 0.01...3600, "--poll-interval (seconds)")
-        try inRange(shutdownDeadline, 0...3600, "--shutdown-deadline (seconds)")
-        try inRange(retryBase, 0...86_400, "--retry-base (seconds)")
-        try inRange(retentionDays, 0.001...3650, "--retention-days")
-        try inRange(gatewayRps, 0.1...10_000, "--gateway-rps")
-        try inRange(gatewayTimeout, 0.1...600, "--gateway-timeout (seconds)")
-        try inRange(gatewayBalanceInterval, 1...86_400, "--gateway-balance-interval (seconds)")
-        guard ["sandbox", "gateway"].contains(courier) else {
-            throw ValidationError("unknown --courier \(courier) (this build has: sandbox, gateway)")
-        }
+        try requireInRange(concurrency, 1...4096, "--concurrency")
+        try requireInRange(lease, 0.5...3600, "--lease (seconds)")
+        try requireInRange(pollInterval, 0.01...3600, "--poll-interval (seconds)")
+        try requireInRange(shutdownDeadline, 0...3600, "--shutdown-deadline (seconds)")
+        try requireInRange(retryBase, 0...86_400, "--retry-base (seconds)")
+        try requireInRange(retentionDays, 0.001...3650, "--retention-days")
+        try requireInRange(gatewayRps, 0.1...10_000, "--gateway-rps")
+        try requireInRange(gatewayTimeout, 0.1...600, "--gateway-timeout (seconds)")
+        try requireInRange(gatewayBalanceInterval, 1...86_400, "--gateway-balance-interval (seconds)")
     }
 
     /// The gateway courier, its key and URL checked with the gateway before any claim.
@@ -116,7 +108,7 @@ struct WorkerCommand: AsyncParsableCommand {
         var settings = WorkerConfiguration(database: database)
         settings.concurrency = concurrency
         let pool = ConnectionPool(database, capacity: settings.sessions)
-        let delivery: any Courier = courier == "gateway" ? try gatewayCourier(pool: pool, logger: logger) : SandboxCourier(pool: pool)
+        let delivery: any Courier = courier == .gateway ? try gatewayCourier(pool: pool, logger: logger) : SandboxCourier(pool: pool)
         defer { (delivery as? GatewayCourier)?.client.shutdown() }
         InMailHandlers.register(into: &handlers, courier: delivery)
         settings.kinds = kinds.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }

@@ -658,6 +658,31 @@ begin
     return zeroed;
 end $$;
 
+-- Takes up to p_count spendable credits of the account (the caller holds its lock) from the
+-- grants that expire first, each with a ledger entry p_entry and p_note; credits held by
+-- reservations are not touched. Returns how many it took.
+create or replace function take_credits(p_account bigint, p_count integer, p_entry text, p_note text) returns integer
+language plpgsql as $$
+declare
+    g record;
+    take integer;
+    taken integer := 0;
+begin
+    for g in
+        select id, remaining from credit_grants
+        where account_id = p_account and remaining > 0 and expires_at > clock_now()
+        order by expires_at, id
+        for update
+    loop
+        exit when taken >= p_count;
+        take := least(p_count - taken, g.remaining);
+        update credit_grants set remaining = remaining - take where id = g.id;
+        insert into credit_ledger (account_id, entry, amount, grant_id, note) values (p_account, p_entry, -take, g.id, p_note);
+        taken := taken + take;
+    end loop;
+    return taken;
+end $$;
+
 -- Plan changes keep the ledger whole: credits above the new cap expire at once.
 create or replace function change_plan(p_account bigint, p_plan text) returns text
 language plpgsql as $$
@@ -665,7 +690,6 @@ declare
     account sender_accounts := lock_account(p_account);
     plan plans;
     excess integer;
-    g record;
 begin
     select * into plan from plans where code = p_plan;
     if not found then
@@ -673,15 +697,7 @@ begin
     end if;
     update sender_accounts set plan_code = p_plan where id = p_account;
     excess := credit_balance(p_account) + credit_held(p_account) - plan.credit_cap;
-    for g in select id, remaining from credit_grants
-             where account_id = p_account and remaining > 0 and expires_at > clock_now()
-             order by expires_at, id loop
-        exit when excess <= 0;
-        update credit_grants set remaining = remaining - least(g.remaining, excess) where id = g.id;
-        insert into credit_ledger (account_id, entry, amount, grant_id, note)
-        values (p_account, 'expire', -least(g.remaining, excess), g.id, format('above the cap of %s', plan.name));
-        excess := excess - least(g.remaining, excess);
-    end loop;
+    perform take_credits(p_account, excess, 'expire', format('above the cap of %s', plan.name));
     return p_plan;
 end $$;
 
@@ -843,9 +859,6 @@ declare
     account sender_accounts := lock_account(p_account);
     plan plans;
     expected integer;
-    surplus integer;
-    g record;
-    take integer;
 begin
     if p_linkedin is null or p_linkedin < 0 then
         raise exception 'LinkedIn''s credit count must be a number of 0 or more (got %)', p_linkedin using errcode = '22023';
@@ -861,18 +874,6 @@ begin
                                  left(p_note, 500));
         return p_linkedin - expected;
     end if;
-    surplus := least(expected - p_linkedin, credit_balance(p_account));  -- held credits stay with their sends
-    for g in
-        select id, remaining from credit_grants
-        where account_id = p_account and remaining > 0 and expires_at > clock_now()
-        order by expires_at, id
-        for update
-    loop
-        exit when surplus = 0;
-        take := least(surplus, g.remaining);
-        update credit_grants set remaining = remaining - take where id = g.id;
-        insert into credit_ledger (account_id, entry, amount, grant_id, note) values (p_account, 'reconcile', -take, g.id, left(p_note, 500));
-        surplus := surplus - take;
-    end loop;
+    perform take_credits(p_account, expected - p_linkedin, 'reconcile', left(p_note, 500));  -- held credits stay with their sends
     return p_linkedin - expected;
 end $$;

@@ -76,12 +76,9 @@ struct GatewayEndToEndTests {
         var killedWhileBusy = false
         for halfDay in 0..<9 {
             if halfDay == 1 {
-                let owner = SQL(unsafeText: "'%:\(workers[0].child.pid)'")
-                killedWhileBusy = try eventually(timeout: .seconds(20), every: 0.002) {
-                    try count("select count(*) from jobs where state = 'running' and lease_owner like \(owner)", connection) > 0
-                }
-                workers[0].child.signal(SIGKILL)
-                #expect(workers[0].child.wait() != 0)
+                let killed = try killWhileHoldingJobs(workers[0], connection)
+                killedWhileBusy = killed.busy
+                #expect(killed.status != 0)
                 workers.removeFirst()
             }
             #expect(try waitUntilQuiet(connection, workers: workers), "half day \(halfDay) never settled")

@@ -74,3 +74,14 @@ func waitUntilQuiet(_ connection: Connection, workers: [InmailqProcess], timeout
         return quietChecks >= 3 || workers.contains { $0.child.exitStatusIfEnded() != nil }
     }
 }
+
+/// Waits (up to 20 s) until `worker` holds a running job, then SIGKILLs it: the worker dies
+/// without a word, mid-job. Returns whether it held jobs when killed, and its exit status.
+func killWhileHoldingJobs(_ worker: InmailqProcess, _ connection: Connection) throws -> (busy: Bool, status: Int32) {
+    let owner = SQL(unsafeText: "'%:\(worker.child.pid)'")
+    let busy = try eventually(timeout: .seconds(20), every: 0.002) {
+        try count("select count(*) from jobs where state = 'running' and lease_owner like \(owner)", connection) > 0
+    }
+    worker.child.signal(SIGKILL)
+    return (busy, worker.child.wait())
+}
