@@ -6,6 +6,7 @@ import PackageDescription
 //   inmailq (CLI) -> EmbeddedPostgres (a private server via initdb/pg_ctl) -> Postgres
 //   InMail -> Gateway (an HTTP client of the LinkedIn gateway's API, knows nothing of queues or SQL)
 //   inmailq (CLI) -> GatewayDouble (a local server speaking the gateway's documented API, for tests and demos)
+//   inmailq (CLI) -> Server (the HTTP face: the gateway's webhooks into the inbox, probes) -> InMail
 let strictSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
@@ -76,6 +77,17 @@ let package = Package(
             dependencies: ["Postgres", "Queue", "Gateway", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings
         ),
+        .target(
+            name: "Server",
+            dependencies: [
+                "Postgres", "InMail",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "inmailq",
             dependencies: [
@@ -85,6 +97,7 @@ let package = Package(
                 "InMail",
                 "Gateway",
                 "GatewayDouble",
+                "Server",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -94,7 +107,7 @@ let package = Package(
         .testTarget(
             name: "InmailqTests",
             dependencies: [
-                "Postgres", "EmbeddedPostgres", "Queue", "InMail", "Gateway", "GatewayDouble",
+                "Postgres", "EmbeddedPostgres", "Queue", "InMail", "Gateway", "GatewayDouble", "Server",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],

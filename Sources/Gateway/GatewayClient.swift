@@ -105,6 +105,15 @@ public struct GatewayMessage: Sendable, Equatable {
     public var isSender: Bool
 }
 
+/// A webhook registered with the gateway.
+public struct GatewayWebhook: Sendable, Equatable {
+    public var id: String
+    /// `messaging`, `account_status`, ...
+    public var source: String
+    public var url: String
+    public var name: String
+}
+
 /// A sent message's ids.
 public struct GatewaySent: Sendable, Equatable {
     public var chatID: String
@@ -211,6 +220,29 @@ public final class GatewayClient: Sendable {
             salesNavigator: balance.sales_navigator.map { Int($0) })
     }
 
+    /// The webhooks registered with the gateway.
+    public func webhooks() throws(GatewayError) -> [GatewayWebhook] {
+        let list: UnipileV1.WebhookList = try decode(send(.GET, UnipileV1.webhooksPath))
+        return list.items.map { GatewayWebhook(id: $0.id, source: $0.source ?? "", url: $0.request_url ?? "", name: $0.name ?? "") }
+    }
+
+    /// Registers a webhook: the gateway POSTs the events of `source` (`messaging`,
+    /// `account_status`) to `url` with `headers` on every delivery. Returns its id.
+    public func registerWebhook(url: String, source: String, name: String, headers: [(name: String, value: String)])
+        throws(GatewayError) -> String
+    {
+        let request = UnipileV1.WebhookRequest(
+            request_url: url, source: source, name: name, headers: headers.map { .init(key: $0.name, value: $0.value) })
+        let body: Data
+        do {
+            body = try JSONEncoder().encode(request)
+        } catch {
+            throw .noAnswer("not sent, the request could not be built: \(error)")
+        }
+        let created: UnipileV1.WebhookCreated = try decode(send(.POST, UnipileV1.webhooksPath, json: body))
+        return created.webhook_id
+    }
+
     // MARK: - HTTP
 
     private struct Answer {
@@ -233,8 +265,8 @@ public final class GatewayClient: Sendable {
         }
     }
 
-    private func send(_ method: HTTPMethod, _ path: String, query: [String: String] = [:], form: [(String, String)]? = nil)
-        throws(GatewayError) -> Answer
+    private func send(_ method: HTTPMethod, _ path: String, query: [String: String] = [:], form: [(String, String)]? = nil,
+                      json: Data? = nil) throws(GatewayError) -> Answer
     {
         do {
             try pacer?.acquire()
@@ -254,6 +286,9 @@ public final class GatewayClient: Sendable {
                 let multipart = MultipartForm(form)
                 headers.add(name: "content-type", value: multipart.contentType)
                 body = .data(multipart.body)
+            } else if let json {
+                headers.add(name: "content-type", value: "application/json")
+                body = .data(json)
             }
             request = try HTTPClient.Request(url: url, method: method, headers: headers, body: body)
         } catch {

@@ -28,6 +28,42 @@ public enum UnipileV1 {
     /// `GET ?account_id=`: the account's InMail credits per product.
     public static let inmailBalancePath = "/api/v1/linkedin/inmail_balance"
 
+    /// `POST` (JSON `request_url`, `source`, `name`, `headers: [{key, value}]`): register a
+    /// webhook; `GET`: the registered ones. The webhooks' own payloads (`message_received` with
+    /// `message_id`, `chat_id`, `account_id`, `account_info.user_id`, `sender.attendee_provider_id`,
+    /// `message`; `{"AccountStatus": {account_id, message}}`) are read where they are stored and
+    /// applied, in `sql/inbox/`.
+    public static let webhooksPath = "/api/v1/webhooks"
+
+    /// The body of `POST /api/v1/webhooks`.
+    struct WebhookRequest: Encodable {
+        struct Header: Encodable {
+            var key: String
+            var value: String
+        }
+        var request_url: String
+        var source: String
+        var name: String
+        var format = "json"
+        var headers: [Header]
+    }
+
+    /// `{"object": "WebhookCreated", "webhook_id": ...}` (201).
+    struct WebhookCreated: Decodable {
+        var webhook_id: String
+    }
+
+    /// `{"object": "WebhookList", "items": [{"id", "source", "request_url", "name", ...}], "cursor"}`.
+    struct WebhookList: Decodable {
+        struct Item: Decodable {
+            var id: String
+            var source: String?
+            var request_url: String?
+            var name: String?
+        }
+        var items: [Item]
+    }
+
     /// Form fields of the start-chat and send-message calls.
     public enum Field {
         public static let accountID = "account_id"

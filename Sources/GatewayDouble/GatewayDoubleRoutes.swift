@@ -127,9 +127,47 @@ extension GatewayDoubleServer {
         case (.get, 5) where parts[2] == "chat_attendees" && parts[4] == "messages":
             guard let accountID = query["account_id"] else { return missing("account_id") }
             return listMessages(missing: false) { _, chat in chat.attendeeID == parts[3] && chat.accountID == accountID }
+        case (.post, 3) where path == "api/v1/webhooks":
+            return registerWebhook(body)
+        case (.get, 3) where path == "api/v1/webhooks":
+            let items = webhooks.targets.withLock { $0 }.map { target -> [String: Any] in
+                ["object": "Webhook", "id": target.id, "source": target.source, "request_url": target.url, "name": target.name,
+                 "format": "json", "enabled": true, "account_ids": [String](),
+                 "headers": target.headers.map { ["key": $0.name, "value": $0.value] }]
+            }
+            return .json(200, ["object": "WebhookList", "items": items, "cursor": NSNull()])
         default:
             return .problem(404, "resource_not_found", "Resource not found.", "No route \(method.rawValue) /\(path).")
         }
+    }
+
+    /// `POST /api/v1/webhooks`: JSON `request_url`, `source`, optional `name` and `headers`
+    /// (`[{"key": ..., "value": ...}]`, sent with every delivery).
+    private func registerWebhook(_ body: Data) -> Answer {
+        guard let object = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] else {
+            return .problem(400, "malformed_request", "Malformed request", "The body must be a JSON object.")
+        }
+        guard let url = object["request_url"] as? String, URL(string: url)?.scheme?.hasPrefix("http") == true else {
+            return missing("request_url")
+        }
+        guard let source = object["source"] as? String else { return missing("source") }
+        guard ["messaging", "account_status", "users", "email", "email_tracking", "calendar_event"].contains(source) else {
+            return .problem(400, "invalid_parameters", "Invalid parameters", "source must be one of messaging, users, account_status, "
+                            + "email, email_tracking, calendar_event.")
+        }
+        var headers: [(name: String, value: String)] = []
+        for entry in object["headers"] as? [[String: Any]] ?? [] {
+            guard let key = entry["key"] as? String, let value = entry["value"] as? String, !key.isEmpty else {
+                return .problem(400, "invalid_parameters", "Invalid parameters", "each header needs a key and a value.")
+            }
+            headers.append((key, value))
+        }
+        let id = state.withContents { contents in
+            defer { contents.nextID += 1 }
+            return "whk_\(contents.nextID)"
+        }
+        webhooks.register(WebhookTarget(id: id, source: source, url: url, name: object["name"] as? String ?? "", headers: headers))
+        return .json(201, ["object": "WebhookCreated", "webhook_id": id])
     }
 
     private func missing(_ field: String) -> Answer {

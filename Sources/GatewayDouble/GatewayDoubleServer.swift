@@ -25,28 +25,33 @@ import Synchronization
 ///     POST /_double/chats/{id}/reply    {"text": "..."}: the member answers (a new InMail to them is allowed again)
 ///     GET /_double/webhooks             the webhooks sent, with their attempts
 ///
-/// Given a `WebhookTarget`, it sends the gateway's webhooks: `message_received` for every
-/// message of a chat (the account's own too) and `AccountStatus` changes.
+/// To the webhooks registered with it (`POST /api/v1/webhooks`, or given at start), it sends
+/// the gateway's webhooks: `message_received` for every message of a chat (the account's own
+/// too) to those of source `messaging`, `AccountStatus` changes to those of `account_status`.
 public final class GatewayDoubleServer: Sendable {
     let apiKey: String
     let state: GatewayDoubleState
-    let webhooks: WebhookSender?
+    let webhooks = WebhookSender()
 
-    /// An account the double has not been told about gets `defaultAccount`'s credits.
+    /// An account the double has not been told about gets `defaultAccount`'s credits; `webhooks`
+    /// are registered from the start.
     public init(apiKey: String, defaultAccount: DoubleAccount = DoubleAccount(premium: 1_000, salesNavigator: 1_000, recruiter: 1_000),
-                seed: UInt64 = 1, webhooks: WebhookTarget? = nil) {
+                seed: UInt64 = 1, webhooks: [WebhookTarget] = []) {
         self.apiKey = apiKey
         state = GatewayDoubleState(defaultAccount: defaultAccount, seed: seed)
-        self.webhooks = webhooks.map(WebhookSender.init)
+        for target in webhooks { self.webhooks.register(target) }
     }
 
     /// Stops sending webhooks.
     public func shutdown() {
-        webhooks?.shutdown()
+        webhooks.shutdown()
     }
 
     /// The webhooks sent so far.
-    public var webhookDeliveries: [WebhookDelivery] { webhooks?.deliveries.withLock { $0 } ?? [] }
+    public var webhookDeliveries: [WebhookDelivery] { webhooks.deliveries.withLock { $0 } }
+
+    /// The webhooks registered.
+    public var registeredWebhooks: [WebhookTarget] { webhooks.targets.withLock { $0 } }
 
     /// The provider id of a connected account's own LinkedIn member (the sender of its messages).
     public static func ownProviderID(ofAccount accountID: String) -> String { providerID(for: "account:\(accountID)") }
@@ -78,7 +83,7 @@ public final class GatewayDoubleServer: Sendable {
         }
         if before != account.status {
             let message = ["ok": "OK", "disconnected": "CREDENTIALS"][account.status] ?? "ERROR"
-            webhooks?.accountStatus(accountID: id, message: message)
+            webhooks.accountStatus(accountID: id, message: message)
         }
     }
     public func account(_ id: String) -> DoubleAccount? { state.withContents { $0.accounts[id] } }
@@ -98,15 +103,17 @@ public final class GatewayDoubleServer: Sendable {
             return (contents.sent[contents.sent.count - 1], identifier)
         }
         if let (message, identifier) = reply {
-            webhooks?.messageReceived(accountID: message.accountID, chatID: chatID, messageID: message.id, text: text,
-                                      senderProviderID: message.attendeeID, senderName: identifier)
+            webhooks.messageReceived(accountID: message.accountID, ownProviderID: Self.ownProviderID(ofAccount: message.accountID),
+                                     chatID: chatID, messageID: message.id, text: text, senderProviderID: message.attendeeID,
+                                     senderName: identifier)
         }
     }
 
     /// The account's own message went out: the gateway's webhook carries it too.
     func announceSent(_ message: DoubleMessage) {
-        webhooks?.messageReceived(accountID: message.accountID, chatID: message.chatID, messageID: message.id, text: message.text,
-                                  senderProviderID: Self.ownProviderID(ofAccount: message.accountID), senderName: message.accountID)
+        let own = Self.ownProviderID(ofAccount: message.accountID)
+        webhooks.messageReceived(accountID: message.accountID, ownProviderID: own, chatID: message.chatID, messageID: message.id,
+                                 text: message.text, senderProviderID: own, senderName: message.accountID)
     }
 
     /// The provider id the double gives a public identifier or lead id.

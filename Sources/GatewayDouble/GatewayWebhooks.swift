@@ -4,20 +4,31 @@ import NIOCore
 import NIOHTTP1
 import Synchronization
 
-/// Where the double sends its webhooks, as a gateway does once a webhook is registered: the
-/// receiving URL and the header (a secret) set at registration, sent with every delivery.
-public struct WebhookTarget: Sendable {
+/// A webhook registered with the double (`POST /api/v1/webhooks`, or `--webhook-url`): where
+/// it sends the events of one source, with the headers set at registration (a secret among
+/// them), on every delivery.
+public struct WebhookTarget: Sendable, Equatable {
+    public var id: String
+    /// `messaging` (new messages) or `account_status`.
+    public var source: String
     public var url: String
-    public var headerName: String
-    public var headerValue: String
+    public var name: String
+    public var headers: [(name: String, value: String)]
     /// The first retry's delay; each next one doubles (the gateway makes five retries when the
     /// answer is not a 200 within 30 seconds).
     public var retryBase: Duration = .seconds(1)
 
-    public init(url: String, headerName: String, headerValue: String) {
+    public init(id: String, source: String, url: String, name: String, headers: [(name: String, value: String)]) {
+        self.id = id
+        self.source = source
         self.url = url
-        self.headerName = headerName
-        self.headerValue = headerValue
+        self.name = name
+        self.headers = headers
+    }
+
+    public static func == (a: WebhookTarget, b: WebhookTarget) -> Bool {
+        a.id == b.id && a.source == b.source && a.url == b.url && a.name == b.name
+            && a.headers.map { "\($0.name): \($0.value)" } == b.headers.map { "\($0.name): \($0.value)" }
     }
 }
 
@@ -32,63 +43,71 @@ public struct WebhookDelivery: Codable, Sendable, Equatable {
 }
 
 /// Sends the double's webhooks (new messages, the account's own included, and account status
-/// changes) as JSON POSTs in the gateway's payload shapes, retrying five times with a doubling
-/// delay while the receiver does not answer 200.
+/// changes) as JSON POSTs in the gateway's payload shapes to every webhook registered for their
+/// source, retrying five times with a doubling delay while the receiver does not answer 200.
 final class WebhookSender: Sendable {
-    let target: WebhookTarget
     private let http = HTTPClient(eventLoopGroupProvider: .singleton)
+    let targets = Mutex<[WebhookTarget]>([])
     let deliveries = Mutex<[WebhookDelivery]>([])
-
-    init(target: WebhookTarget) {
-        self.target = target
-    }
 
     func shutdown() {
         try? http.syncShutdown()
     }
 
-    /// A new message in a chat: `sender` is the account's own provider id for its own messages.
-    func messageReceived(accountID: String, chatID: String, messageID: String, text: String, senderProviderID: String,
-                         senderName: String) {
-        send(event: "message_received", [
-            "event": "message_received", "account_id": accountID, "account_type": "LINKEDIN", "webhook_name": "inmailq",
+    /// Registers a webhook; returns its id.
+    func register(_ target: WebhookTarget) {
+        targets.withLock { $0.append(target) }
+    }
+
+    /// A new message in a chat: `sender` is the account's own provider id for its own messages;
+    /// `ownProviderID` is the account's own (`account_info.user_id`).
+    func messageReceived(accountID: String, ownProviderID: String, chatID: String, messageID: String, text: String,
+                         senderProviderID: String, senderName: String) {
+        send(event: "message_received", source: "messaging") { target in [
+            "event": "message_received", "account_id": accountID, "account_type": "LINKEDIN", "webhook_name": target.name,
+            "account_info": ["type": "LINKEDIN", "feature": "classic", "user_id": ownProviderID],
             "chat_id": chatID, "message_id": messageID, "message": text,
             "timestamp": ISO8601DateFormatter().string(from: Date()),
             "sender": ["attendee_provider_id": senderProviderID, "attendee_name": senderName],
-        ])
+        ] }
     }
 
     /// An account's connection changed: `OK`, `CREDENTIALS` (disconnected) or `ERROR` (restricted).
     func accountStatus(accountID: String, message: String) {
-        send(event: "account_status", ["AccountStatus": ["account_id": accountID, "account_type": "LINKEDIN", "message": message]])
+        send(event: "account_status", source: "account_status") { _ in
+            ["AccountStatus": ["account_id": accountID, "account_type": "LINKEDIN", "message": message]]
+        }
     }
 
-    private func send(event: String, _ payload: [String: Any]) {
-        guard let body = try? JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys]) else { return }
-        let index = deliveries.withLock { deliveries in
-            deliveries.append(WebhookDelivery(event: event, body: String(decoding: body, as: UTF8.self), attempts: 0, delivered: false))
-            return deliveries.count - 1
-        }
-        Task { [self] in
-            var delay = target.retryBase
-            for attempt in 1...6 {
-                let delivered = await post(body)
-                deliveries.withLock {
-                    $0[index].attempts = attempt
-                    $0[index].delivered = delivered
+    private func send(event: String, source: String, _ payload: (WebhookTarget) -> [String: Any]) {
+        for target in targets.withLock({ $0 }) where target.source == source {
+            guard let body = try? JSONSerialization.data(withJSONObject: payload(target), options: [.sortedKeys]) else { continue }
+            let index = deliveries.withLock { deliveries in
+                deliveries.append(WebhookDelivery(event: event, body: String(decoding: body, as: UTF8.self), attempts: 0, delivered: false))
+                return deliveries.count - 1
+            }
+            Task { [self] in
+                var delay = target.retryBase
+                for attempt in 1...6 {
+                    let delivered = await post(body, to: target)
+                    deliveries.withLock {
+                        $0[index].attempts = attempt
+                        $0[index].delivered = delivered
+                    }
+                    if delivered { return }
+                    try? await Task.sleep(for: delay)
+                    delay *= 2
                 }
-                if delivered { return }
-                try? await Task.sleep(for: delay)
-                delay *= 2
             }
         }
     }
 
-    private func post(_ body: Data) async -> Bool {
+    private func post(_ body: Data, to target: WebhookTarget) async -> Bool {
         var request = HTTPClientRequest(url: target.url)
         request.method = .POST
-        request.headers.add(name: "content-type", value: "application/json")
-        request.headers.add(name: target.headerName, value: target.headerValue)
+        for header in target.headers {
+            request.headers.add(name: header.name, value: header.value)
+        }
         request.body = .bytes(ByteBuffer(bytes: body))
         do {
             let response = try await http.execute(request, timeout: .seconds(30))

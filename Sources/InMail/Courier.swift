@@ -62,6 +62,9 @@ public enum CourierError: Error, Sendable, Equatable, CustomStringConvertible {
     /// LinkedIn refuses another InMail to this member until the first is answered (S4): skip
     /// them; nothing spent.
     case cannotResendYet(reason: String)
+    /// A response stopped the contact's sequence after the job began (R4, R5): nothing was
+    /// sent; the job ends.
+    case sequenceStopped(reason: String)
 
     public var description: String {
         switch self {
@@ -72,6 +75,7 @@ public enum CourierError: Error, Sendable, Equatable, CustomStringConvertible {
         case .accountProblem(let reason): "account problem: \(reason)"
         case .insufficientCredits(let credits): "no InMail credits left on LinkedIn\(credits.map { " (it counts \($0))" } ?? "")"
         case .cannotResendYet(let reason): "cannot send another InMail to this member yet (S4): \(reason)"
+        case .sequenceStopped(let reason): "the sequence stopped: \(reason)"
         }
     }
 }

@@ -82,21 +82,37 @@ public final class GatewayCourier: Courier {
             ])
             return Receipt(id: sent.id, repeated: true, chatID: sent.chatID ?? context.chatID)
         }
+        if !startsChat, let chatID = context.chatID {
+            try requireChatProcessed(chatID, delivery: delivery)
+        }
         // In the statement right before the request: a run whose job was rescued meanwhile (its
         // lease taken) marks and sends nothing; the run holding the job asks the gateway first.
-        let mayPost = try database("record that the message is being posted") { connection in
-            try connection.queryOne(
+        // The contact is checked again here: a response recorded since the job began (R4, R5,
+        // or the member's reply to another campaign) stops the message.
+        let posting = try database("record that the message is being posted") { connection in
+            let row = try connection.queryOne(
                 """
-                with posted as (
+                with target as (
+                    select m.id, c.status as contact_status,
+                           c.status = (case when m.step = 0 then 'waiting' else 'accepted' end)::contact_status as goes_on
+                    from messages m join contacts c on c.id = m.contact_id
+                    where m.id = \(context.message)
+                ), posted as (
                     update messages set posted_at = now()
-                    where id = \(context.message) and (\(delivery.lease?.id)::bigint is null
-                                                       or queue_holds_lease(\(delivery.lease?.id), \(delivery.lease?.token)))
+                    where id = (select id from target where goes_on)
+                      and (\(delivery.lease?.id)::bigint is null or queue_holds_lease(\(delivery.lease?.id), \(delivery.lease?.token)))
                     returning id
                 )
-                select count(*) = 1 as posted from posted
-                """, prepared: true).decode(Bool.self, "posted")
+                select (select count(*) from posted) = 1 as posted, (select goes_on from target) as goes_on,
+                       (select contact_status::text from target) as contact_status
+                """, prepared: true)
+            return (posted: try row.decode(Bool.self, "posted"), goesOn: try row.decode(Bool?.self, "goes_on") ?? false,
+                    contactStatus: try row.decode(String?.self, "contact_status") ?? "gone")
         }
-        guard mayPost else { throw .retryLater(reason: "this run no longer holds job \(delivery.lease?.id ?? 0): nothing sent") }
+        guard posting.goesOn else {
+            throw .sequenceStopped(reason: "contact is \(posting.contactStatus) since the job began: nothing sent")
+        }
+        guard posting.posted else { throw .retryLater(reason: "this run no longer holds job \(delivery.lease?.id ?? 0): nothing sent") }
         do throws(GatewayError) {
             let sent: GatewaySent
             if startsChat {
@@ -134,6 +150,49 @@ public final class GatewayCourier: Courier {
                 """, prepared: true)
         }
         return member.providerID
+    }
+
+    /// Right before a follow-up: the member's messages the gateway lists in the chat that
+    /// inmailq has not processed yet (a webhook late, lost, or waiting for its job) may stop the
+    /// sequence (R4). Any not in the inbox are stored there, as their webhook would have been
+    /// (a later webhook is then a replay), and the follow-up waits until they are processed.
+    /// What remains is a member writing after this listing and before the follow-up reaches
+    /// the gateway: one request's time.
+    private func requireChatProcessed(_ chatID: String, delivery: Delivery) throws(CourierError) {
+        let fromMember: [GatewayMessage]
+        do {
+            fromMember = try client.messages(inChat: chatID).filter { !$0.isSender }
+        } catch {
+            throw .retryLater(reason: "could not list chat \(chatID) before the follow-up: \(error)")
+        }
+        guard !fromMember.isEmpty else { return }
+        let unprocessed = try database("compare chat \(chatID) with the inbox") { connection in
+            let keys = fromMember.map { "message:\($0.id)" }
+            let processed = Set(try connection.query(
+                "select event_key from gateway_inbox where event_key = any(\(keys)::text[]) and state <> 'received'",
+                prepared: true).rows.map { try $0.decode(String.self, "event_key") })
+            let waiting = fromMember.filter { !processed.contains("message:\($0.id)") }
+            if !waiting.isEmpty {
+                let payloads = try waiting.map { message in
+                    try JSONText(encoding: ListedMessageEvent(message_id: message.id, chat_id: chatID, message: message.text))
+                }
+                try connection.transaction { try Inbox.receive(payloads, on: $0) }
+            }
+            return waiting.count
+        }
+        if unprocessed > 0 {
+            throw .retryLater(reason: "the member wrote in chat \(chatID) (\(unprocessed) message(s) not processed yet): the follow-up waits")
+        }
+    }
+
+    /// A member's message found by listing a chat, stored as the gateway's webhook would carry it.
+    private struct ListedMessageEvent: Encodable {
+        var event = "message_received"
+        let message_id: String
+        let chat_id: String
+        let message: String
+        var is_sender = false
+        var found_by = "listing the chat before a follow-up"
     }
 
     /// The message as the gateway lists it, if a request that may have sent it did.

@@ -6,10 +6,12 @@ import Queue
 public enum InMailHandlers {
     /// Every job kind `register` can add (the sandbox's only with the sandbox courier).
     public static let kinds = [
-        Renewals.kind, CreditDrill.kind, Outreach.sendKind, Outreach.followUpKind, Searches.kind, SandboxCourier.respondKind,
+        Renewals.kind, CreditDrill.kind, Outreach.sendKind, Outreach.followUpKind, Searches.kind, Inbox.processKind,
+        SandboxCourier.respondKind,
     ]
 
-    /// Registers renewals, drills, and the send, follow-up and search jobs working through `courier`;
+    /// Registers renewals, drills, the send, follow-up and search jobs working through `courier`,
+    /// and the job applying the gateway's webhooks;
     /// with the sandbox courier, also the job that brings its simulated responses back; with the
     /// gateway courier, the duty that keeps credits in step with LinkedIn's count; and the
     /// maintenance duties that release reservations whose job ended without settling them and
@@ -22,6 +24,7 @@ public enum InMailHandlers {
         handlers.register(Outreach.sendKind, admittedBy: sendGuard, send)
         handlers.register(Outreach.followUpKind, admittedBy: sendGuard, send)
         handlers.register(Searches.kind, Searches.handler(courier: courier))
+        handlers.register(Inbox.processKind, Inbox.handler)
         handlers.addMaintenance(OrphanedReservationRelease())
         handlers.addMaintenance(CreditExpiry())
         if courier is SandboxCourier {

@@ -263,6 +263,9 @@ public enum Outreach {
             try giveUp(error.description)
             try connection.execute("select set_account_status(\(request.accountID), 'paused', \(reason))")  // an operator resumes it
             return .deferred(until: try times.decode(Date.self, "inactive_until"))
+        case .sequenceStopped(let reason):
+            try giveUp(error.description)  // the response that stopped it has set the contact
+            return .cancelled(reason: reason)
         case .cannotResendYet:
             try giveUp(error.description)
             try stopContact(.skipped, "LinkedIn: an earlier InMail from this sender awaits the member's answer (S4)")

@@ -20,10 +20,12 @@ struct GatewayDoubleCommand: AsyncParsableCommand {
             "rates": {"server_error": 0.05}, "latency_ms": 200}), POST /_double/chats/{id}/reply (the \
             member answers), GET /_double/webhooks.
 
-            With --webhook-url it POSTs the gateway's webhooks there as JSON: message_received for \
+            It POSTs the gateway's webhooks as JSON to those registered with POST /api/v1/webhooks \
+            (`inmailq gateway register-webhook`), or given with --webhook-url: message_received for \
             every message of a chat (the account's own too: its sender is the account's own member) \
-            and AccountStatus when an account is disconnected, restricted or back; each carries \
-            --webhook-header and is retried five times, with a doubling delay, until answered 200.
+            and AccountStatus when an account is disconnected, restricted or back; each carries the \
+            headers set at registration (--webhook-header) and is retried five times, with a \
+            doubling delay, until answered 200.
 
             Runs until SIGTERM or SIGINT.
             """
@@ -78,10 +80,13 @@ struct GatewayDoubleCommand: AsyncParsableCommand {
             throw ValidationError("the double needs an API key: \(GatewaySettings.apiKeyVariable) or --api-key-file")
         }
         let (host, port) = Self.address(listen)!
+        let parts = webhookHeader.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
         let webhooks = webhookUrl.map { url in
-            let parts = webhookHeader.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            return WebhookTarget(url: url, headerName: parts[0], headerValue: parts[1])
-        }
+            ["messaging", "account_status"].map { source in
+                WebhookTarget(id: "whk_\(source)", source: source, url: url, name: "inmailq",
+                              headers: [("Content-Type", "application/json"), (parts[0], parts[1])])
+            }
+        } ?? []
         let server = GatewayDoubleServer(
             apiKey: key, defaultAccount: DoubleAccount(premium: credits, salesNavigator: credits, recruiter: credits), seed: seed,
             webhooks: webhooks)

@@ -12,7 +12,7 @@ enum GatewaySettings {
     static func configuration(apiKeyFile: String?) throws -> GatewayConfiguration {
         let environment = ProcessInfo.processInfo.environment
         guard let url = environment[urlVariable], !url.isEmpty else {
-            throw ValidationError("--courier gateway needs the gateway's base URL in \(urlVariable) (e.g. https://api8.unipile.com:13851)")
+            throw ValidationError("the gateway's base URL is needed in \(urlVariable) (e.g. https://api8.unipile.com:13851)")
         }
         let key: String
         if let apiKeyFile {
@@ -23,12 +23,37 @@ enum GatewaySettings {
         } else if let value = environment[apiKeyVariable], !value.isEmpty {
             key = value.trimmingCharacters(in: .whitespacesAndNewlines)
         } else {
-            throw ValidationError("--courier gateway needs the gateway's API key in \(apiKeyVariable) or --gateway-api-key-file")
+            throw ValidationError("the gateway's API key is needed in \(apiKeyVariable) or a key file (--gateway-api-key-file)")
         }
         do {
             return try GatewayConfiguration(baseURL: url, apiKey: key)
         } catch {
             throw ValidationError(error.description)
         }
+    }
+}
+
+/// The secret the gateway sends with every webhook (the header set when the webhook was
+/// registered): from `INMAILQ_WEBHOOK_SECRET` or a file, never an argument `ps` shows.
+enum WebhookSecret {
+    static let variable = "INMAILQ_WEBHOOK_SECRET"
+    /// The header it travels in unless told otherwise.
+    static let defaultHeader = "Unipile-Auth"
+
+    static func read(file: String?) throws -> String {
+        let secret: String
+        if let file {
+            guard let contents = FileManager.default.contents(atPath: file), let text = String(data: contents, encoding: .utf8) else {
+                throw ValidationError("cannot read the webhook secret file \(file)")
+            }
+            secret = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        } else {
+            secret = ProcessInfo.processInfo.environment[variable]?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        }
+        guard secret.count >= 16 else {
+            throw ValidationError(
+                "a webhook secret of at least 16 characters is needed in \(variable) or --webhook-secret-file (got \(secret.count))")
+        }
+        return secret
     }
 }

@@ -18,6 +18,8 @@ struct Inmailq: AsyncParsableCommand {
             DatabaseCommand.self,
             MigrateCommand.self,
             WorkerCommand.self,
+            ServeCommand.self,
+            GatewayCommand.self,
             GatewayDoubleCommand.self,
             EnqueueCommand.self,
             JobsCommand.self,

@@ -266,9 +266,9 @@ struct GatewayCourierTests {
         let port = double.url.split(separator: ":").last!
         let secret = "sk-wrong-\(UInt32.random(in: 0...UInt32.max))"
         let cases: [([String: String], String)] = [
-            (["INMAILQ_GATEWAY_API_KEY": secret], "needs the gateway's base URL in INMAILQ_GATEWAY_URL"),
+            (["INMAILQ_GATEWAY_API_KEY": secret], "the gateway's base URL is needed in INMAILQ_GATEWAY_URL"),
             (["INMAILQ_GATEWAY_URL": "ftp://example.com", "INMAILQ_GATEWAY_API_KEY": secret], "is not an http:// or https:// URL"),
-            (["INMAILQ_GATEWAY_URL": "http://127.0.0.1:\(port)"], "needs the gateway's API key"),
+            (["INMAILQ_GATEWAY_URL": "http://127.0.0.1:\(port)"], "the gateway's API key is needed"),
             (["INMAILQ_GATEWAY_URL": "http://127.0.0.1:\(port)", "INMAILQ_GATEWAY_API_KEY": secret], "refused or did not answer: Missing credentials"),
         ]
         for (environment, expected) in cases {

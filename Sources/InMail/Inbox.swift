@@ -1,0 +1,69 @@
+import Foundation
+import Postgres
+import Queue
+
+/// The gateway's webhooks, kept in the `gateway_inbox` table as they arrived, and the job
+/// (`inbox.process`) that turns each into domain changes: responses (R1-R5), the member's other
+/// sequences stopped, accounts paused or resumed. See `sql/inbox/`.
+public enum Inbox {
+    /// The job that applies one stored webhook (`inbox_process`).
+    public static let processKind = "inbox.process"
+
+    struct Args: Codable {
+        let inbox_id: Int64
+    }
+
+    /// What storing one webhook did.
+    public struct Received: Sendable, Equatable {
+        /// The inbox row (nil only when a concurrent request stored the same event a moment before).
+        public let inboxID: Int64?
+        /// False for a replay: the event was already stored; nothing was done.
+        public let stored: Bool
+    }
+
+    /// A webhook body that is not a JSON object.
+    public struct MalformedEvent: Error, CustomStringConvertible, Sendable {
+        public let description: String
+    }
+
+    /// The body as JSON text for `receive`, or why it is not a JSON object (one line).
+    public static func payload(_ body: some Collection<UInt8>) throws(MalformedEvent) -> JSONText {
+        let data = Data(body)
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: data)
+        } catch {
+            let reason = (error as NSError).userInfo["NSDebugDescription"] as? String ?? "not valid JSON"
+            let line = reason.replacingOccurrences(of: "\n", with: " ").trimmingCharacters(in: CharacterSet(charactersIn: ". "))
+            throw MalformedEvent(description: "malformed JSON: \(line)")
+        }
+        guard object is [String: Any] else { throw MalformedEvent(description: "malformed event: the body must be a JSON object") }
+        guard let text = String(data: data, encoding: .utf8) else { throw MalformedEvent(description: "malformed JSON: not UTF-8") }
+        return JSONText(text)
+    }
+
+    /// Stores webhook payloads, in order, and enqueues the job of each new one, in `connection`'s
+    /// current transaction (the caller acknowledges them after its commit).
+    public static func receive(_ payloads: [JSONText], on connection: Connection) throws -> [Received] {
+        try connection.query("select inbox_id, stored from inbox_receive(\(payloads)::jsonb[])", prepared: true).rows.map {
+            Received(inboxID: try $0.decode(Int64?.self, "inbox_id"), stored: try $0.decode(Bool.self, "stored"))
+        }
+    }
+
+    /// Applies one stored webhook; a second run changes nothing. Returns what it did, in words.
+    @discardableResult
+    public static func process(_ inboxID: Int64, on connection: Connection) throws -> String {
+        try connection.queryOne("select inbox_process(\(inboxID)) as outcome").decode(String.self, "outcome")
+    }
+
+    /// The `inbox.process` handler.
+    public static let handler: JobHandler = { job, context in
+        let args = try job.args.decode(Args.self)
+        let outcome = try context.connection().transaction { connection in
+            try JobQueue.requireLease(job.lease, on: connection)
+            return try process(args.inbox_id, on: connection)
+        }
+        context.logger.info("inbox event processed", metadata: ["inbox_id": "\(args.inbox_id)", "outcome": "\(outcome)"])
+        return .completed
+    }
+}

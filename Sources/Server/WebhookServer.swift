@@ -1,0 +1,164 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import InMail
+import Logging
+import NIOCore
+import Postgres
+
+/// What `inmailq serve` is told.
+public struct ServerSettings: Sendable {
+    public var host: String
+    public var port: Int
+    /// The header the gateway sends with every webhook (set when the webhook was registered).
+    public var secretHeader: String
+    /// Its value; compared in constant time.
+    public var secret: String
+    /// Larger webhook bodies are refused with 413 before they are read whole.
+    public var maxBodyBytes: Int
+    /// Fault injection for tests: the process kills itself right after the first commit,
+    /// before answering (as a crash between storing and acknowledging would).
+    public var dieAfterFirstCommit = false
+
+    public init(host: String, port: Int, secretHeader: String, secret: String, maxBodyBytes: Int) {
+        self.host = host
+        self.port = port
+        self.secretHeader = secretHeader
+        self.secret = secret
+        self.maxBodyBytes = maxBodyBytes
+    }
+}
+
+/// inmailq's HTTP face: the gateway's webhooks into the inbox, and probes for load balancers.
+///
+///     POST /webhooks/gateway   a webhook: 200 once stored (or already stored: a replay),
+///                              401 wrong or missing secret, 400 malformed, 413 too large,
+///                              503 database unavailable (the gateway retries later)
+///     GET  /healthz            200 while the process runs
+///     GET  /readyz             200 when the database answers and its schema is current, else 503
+///
+/// Every answer carries `X-Request-ID` (the caller's, or a new one) and is logged as one access
+/// line; header values (the secret among them) are never logged. Any number of these servers
+/// may run behind a load balancer: they share only the database.
+public final class WebhookServer: Sendable {
+    public static let webhookPath = "/webhooks/gateway"
+
+    let settings: ServerSettings
+    let writer: InboxWriter
+    let readiness: @Sendable () async -> String?
+    let logger: Logger
+
+    /// A server storing webhooks through `writer`; `readiness` answers nil when ready, or why not.
+    public init(settings: ServerSettings, writer: InboxWriter, readiness: @escaping @Sendable () async -> String?, logger: Logger) {
+        self.settings = settings
+        self.writer = writer
+        self.readiness = readiness
+        self.logger = logger
+    }
+
+    /// Serves until the task is cancelled (or the service group shuts down); `onListening` gets
+    /// the bound port.
+    public func run(onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
+        let router = Router(context: BasicRequestContext.self)
+        router.middlewares.add(AccessLog(logger: logger))
+        router.post(RouterPath(Self.webhookPath)) { request, _ in try await self.webhook(request) }
+        router.get("/healthz") { _, _ in Self.json(.ok, ["status": "up"]) }
+        router.get("/readyz") { _, _ in
+            if let reason = await self.readiness() {
+                return Self.json(.serviceUnavailable, ["status": "not ready", "reason": reason])
+            }
+            return Self.json(.ok, ["status": "ready"])
+        }
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "inmailq"),
+            onServerRunning: { channel in onListening(channel.localAddress?.port ?? self.settings.port) },
+            logger: logger)
+        try await app.runService()
+    }
+
+    private func webhook(_ request: Request) async throws -> Response {
+        guard let given = request.headers[HTTPField.Name(settings.secretHeader)!],
+              Self.constantTimeEqual(Array(given.utf8), Array(settings.secret.utf8))
+        else {
+            return Self.json(.unauthorized, ["error": "missing or wrong \(settings.secretHeader) header: nothing stored"])
+        }
+        var request = request
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: settings.maxBodyBytes)
+        } catch is NIOTooManyBytesError {
+            return Self.json(.contentTooLarge, ["error": "the body is larger than \(settings.maxBodyBytes) bytes: nothing stored"])
+        }
+        let payload: JSONText
+        do {
+            payload = try Inbox.payload(body.readableBytesView)
+        } catch {
+            return Self.json(.badRequest, ["error": "\(error): nothing stored"])
+        }
+        do {
+            let received = try await writer.store(payload)
+            if settings.dieAfterFirstCommit && received.stored { kill(getpid(), SIGKILL) }
+            return Self.json(.ok, ["status": received.stored ? "stored" : "duplicate", "inbox_id": received.inboxID.map { "\($0)" } ?? ""])
+        } catch InboxWriter.Failure.refused(let reason) {
+            return Self.json(.badRequest, ["error": "the database refused the event (\(reason)): nothing stored"])
+        } catch {
+            logger.warning("webhook not stored", metadata: ["error": "\(error)"])
+            return Self.json(.serviceUnavailable, ["error": "the database is unavailable: retry later"])
+        }
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ fields: [String: String]) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])) ?? Data()
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// Equal bytes, in a time that depends only on `expected`'s length.
+    static func constantTimeEqual(_ given: [UInt8], _ expected: [UInt8]) -> Bool {
+        var difference: UInt8 = given.count == expected.count ? 0 : 1
+        for index in 0..<expected.count {
+            difference |= expected[index] ^ (index < given.count ? given[index] : 0)
+        }
+        return difference == 0
+    }
+}
+
+/// One structured line per request: method, path, status, duration, sizes and request id. The
+/// request id is the caller's `X-Request-ID` when it sends a plausible one, else a new one; it
+/// is echoed in the answer.
+struct AccessLog: RouterMiddleware {
+    typealias Context = BasicRequestContext
+    let logger: Logger
+    static let requestIDHeader = HTTPField.Name("X-Request-ID")!
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let started = ContinuousClock.now
+        let given = request.headers[Self.requestIDHeader]
+        let requestID = given.flatMap { $0.count <= 100 && $0.allSatisfy { $0.isLetter || $0.isNumber || "-_.:".contains($0) } ? $0 : nil }
+            ?? String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch let error as any HTTPResponseError {
+            response = Response(status: error.status)
+        } catch {
+            logger.error("request failed", metadata: ["request_id": "\(requestID)", "error": "\(error)"])
+            response = Response(status: .internalServerError)
+        }
+        response.headers[Self.requestIDHeader] = requestID
+        let elapsed = ContinuousClock.now - started
+        logger.info("request", metadata: [
+            "request_id": "\(requestID)", "method": "\(request.method.rawValue)", "path": "\(request.uri.path)",
+            "status": "\(response.status.code)", "duration_ms": "\(String(format: "%.2f", elapsed.milliseconds))",
+            "bytes_in": "\(request.headers[.contentLength] ?? "-")",
+        ])
+        return response
+    }
+}
+
+extension Duration {
+    var milliseconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) * 1_000 + Double(attoseconds) / 1e15
+    }
+}
