@@ -2,8 +2,9 @@
 # `make demo`: the main job on the embedded database. An agency with three clients runs InMail
 # campaigns from six sender accounts through three simulated weeks: worker processes deliver over
 # HTTP through the gateway courier to the gateway double (a local server speaking the LinkedIn
-# gateway's API, with a few faults), members answer, follow-ups go into their chats, credits are
-# spent, refunded and renewed by cron, and the report says what happened.
+# gateway's API, with a few faults), members answer in their chats and the gateway's webhooks bring
+# the answers in through `inmailq serve`, follow-ups go into the chats, credits are spent, refunded
+# and renewed by cron, and the report says what happened.
 # Re-runnable: it uses a fresh database (inmailq_demo) of the local cluster each time.
 set -euo pipefail
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/inmailq-demo.XXXXXX")   # this run's own files (CSV, worker logs)
@@ -31,7 +32,8 @@ export INMAILQ_GATEWAY_API_KEY
 "$bin" gateway-double --listen 127.0.0.1:0 --credits 0 >"$scratch/double.log" 2>&1 &
 double_pid=$!
 pids=()
-trap 'kill "${pids[@]}" "$double_pid" 2>/dev/null || true' EXIT
+serve_pid=
+trap 'kill "${pids[@]}" "$double_pid" $serve_pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
   INMAILQ_GATEWAY_URL=$(sed -n 's/^gateway double listening on //p' "$scratch/double.log")
   [ -n "$INMAILQ_GATEWAY_URL" ] && break
@@ -41,6 +43,31 @@ export INMAILQ_GATEWAY_URL
 gw=$INMAILQ_GATEWAY_URL
 say "listening on $gw; workers find it in INMAILQ_GATEWAY_URL and INMAILQ_GATEWAY_API_KEY (a random key)"
 double() { curl -fsS -X "$1" "$gw/_double/$2" ${3:+-d "$3"}; }
+
+step "inmailq serve: the gateway's webhooks (members' answers, account status) into the database"
+INMAILQ_WEBHOOK_SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+export INMAILQ_WEBHOOK_SECRET
+"$bin" serve --database-url "$url" --listen 127.0.0.1:0 --log-level warning >"$scratch/serve.log" 2>&1 &
+serve_pid=$!
+for _ in $(seq 1 100); do
+  serve_url=$(sed -n 's/^inmailq serve listening on //p' "$scratch/serve.log")
+  [ -n "$serve_url" ] && break
+  sleep 0.1
+done
+say "listening on $serve_url: $(curl -fsS "$serve_url/readyz")"
+"$bin" gateway register-webhook --url "$serve_url/webhooks/gateway" | sed 's/^/   /'
+say "the gateway sends every new message of the accounts' chats there (their own too, never taken for answers)"
+say "with the secret header set at registration (INMAILQ_WEBHOOK_SECRET); serve answers 200 after its commit."
+# LinkedIn's canned answers as this agency's members write them (the three auto-replies of R2 are known).
+admin set_reply_phrase -v phrase="Thanks for reaching out - I'm open to hearing more." -v kind=accepted_default >/dev/null
+admin set_reply_phrase -v phrase="No thanks, I'm not looking right now." -v kind=declined >/dev/null
+say "canned answers taught (sql/admin/set_reply_phrase.sql): $(q -c "select string_agg(format('\"%s\" = %s', phrase, kind), ', ' order by kind) from reply_phrases")"
+delivered() {  # until the gateway has delivered every webhook it sent
+  for _ in $(seq 1 300); do
+    [ "$(double GET webhooks | grep -o '"delivered":false' | wc -l)" = 0 ] && return
+    sleep 0.1
+  done
+}
 
 step "An agency, three client workspaces, six LinkedIn sender accounts"
 today=$(q -c "select (clock_now() at time zone 'UTC')::date")
@@ -170,7 +197,7 @@ q -c "select substr(member_key, strpos(member_key, ':') + 1), open_profile::text
 double PUT faults '{"rates": {"too_many_requests": 0.02, "server_error": 0.02, "drop_after_send": 0.02}}' >/dev/null
 say "The double answers 2% of requests 429 (the account waits), 2% 500 (retried), and drops 2% of"
 say "answers after sending (the retry finds the message at the gateway instead of sending it again)."
-say "Members answer about 3 InMails in 10 the next day (recorded as sql/admin/record_response.sql does)."
+say "Members answer about 1 InMail in 2 the next day, in the chat; the answers arrive as webhooks."
 say "The elected worker compares each account's credits with LinkedIn's count every second here"
 say "(--gateway-balance-interval; 10 minutes by default) and books any difference as a 'reconcile' entry."
 log="$scratch/workers.log"
@@ -213,12 +240,19 @@ for day in $(seq 1 "$days"); do
     say "-> Hal's card was updated: account ${account[cedar_biz]} is active again and its waiting contacts go out (A7)"
   fi
   "$bin" clock advance 1d --database-url "$url" >/dev/null
-  # The members who answer yesterday's InMails (webhooks bring these in once inmailq serve exists).
-  q -c "select count(*) from messages m,
-          lateral record_response(m.id, (array['accepted_default', 'accepted_default', 'interested', 'declined', 'reply',
-                                   'not_interested'])[1 + m.id % 6], case when m.id % 6 = 4 then 'Happy to talk next week.' end)
+  # The members who answer yesterday's InMails write in their chats at the gateway; its webhooks
+  # bring the answers to inmailq serve, and the workers' inbox.process jobs apply them.
+  q -c "select m.chat_id, (array['Thanks for reaching out - I''m open to hearing more.', 'Thanks for reaching out - I''m open to hearing more.',
+                                 'Interested', 'No thanks, I''m not looking right now.', 'Happy to talk next week.',
+                                 'Not interested'])[1 + m.id % 6]
+        from messages m
         where m.state = 'sent' and m.step = 0 and m.channel = 'inmail' and m.responded_at is null
-          and m.sent_at > clock_now() - interval '2 days' and m.id % 10 < 5" >/dev/null
+          and m.sent_at > clock_now() - interval '2 days' and m.id % 10 < 5" |
+    while IFS='|' read -r chat text; do
+      double POST "chats/$chat/reply" "{\"text\": \"$text\"}" >/dev/null
+    done
+  delivered
+  quiet
   linkedin_counts  # answered InMails earn their credit back on LinkedIn too (R1)
   if [ "$day" = $((billing_day - 1)) ]; then
     topup=$(q -c "select 14 - credit_balance(${account[blue_career]}) - credit_held(${account[blue_career]})")
@@ -240,8 +274,14 @@ quiet
 # Retries still waiting for their backoff (a lost answer on the last day) settle before the workers stop.
 "$bin" clock advance 2h --database-url "$url" >/dev/null
 quiet
-kill -TERM "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
-say "workers stopped (SIGTERM: running jobs finish, then exit 0); their JSON logs (warnings up): $log"
+delivered
+quiet
+kill -TERM "${pids[@]}" "$serve_pid"; wait "${pids[@]}" "$serve_pid" 2>/dev/null || true
+say "workers and serve stopped (SIGTERM: running work finishes, then exit 0); the workers' JSON logs (warnings up): $log"
+q -c "select format('   webhooks received: %s (%s the accounts'' own messages, %s answers applied, %s kept for operators)',
+        count(*), count(*) filter (where outcome like '%own message%'),
+        count(*) filter (where state = 'processed' and outcome not like '%own message%'),
+        count(*) filter (where state in ('unmatched', 'unknown_event'))) from gateway_inbox"
 
 step "The report (inmailq report; sql/admin/report.sql prints the same views)"
 "$bin" report --database-url "$url"

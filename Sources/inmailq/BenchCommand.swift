@@ -8,8 +8,8 @@ import Queue
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure the queue, the send path and the CSV import on a throwaway database; print one key=value line.",
-        subcommands: [QueueBench.self, PipelineBench.self, ImportBench.self]
+        abstract: "Measure the queue, the send path, the CSV import and the webhooks on a throwaway database; print one key=value line.",
+        subcommands: [QueueBench.self, PipelineBench.self, ImportBench.self, WebhookBench.self]
     )
 }
 

@@ -51,7 +51,7 @@ begin
         select k.event_key, k.event, k.account, k.chat, k.payload from keyed k order by k.position
         on conflict (event_key) do nothing
         returning gateway_inbox.id, gateway_inbox.event_key
-    ), jobs as (
+    ), new_jobs as (
         select queue_enqueue(
                    array_agg('inbox.process'::text order by i.id), array_agg(jsonb_build_object('inbox_id', i.id) order by i.id),
                    array_agg(null::timestamptz), array_agg(null::smallint), array_agg(null::integer),
@@ -63,7 +63,7 @@ begin
     from keyed k
     left join inserted n on n.event_key = k.event_key
     left join gateway_inbox old on n.id is null and old.event_key = k.event_key
-    cross join lateral (select count(*) from jobs) as enqueued  -- runs the enqueue
+    cross join lateral (select count(*) from new_jobs) as enqueued  -- runs the enqueue
     order by k.position;
 end $$;
 
