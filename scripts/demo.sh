@@ -306,7 +306,7 @@ say "messages the gateway accepted: $(grep -o '"is_sender":true' "$scratch/recei
 say "answers lost after sending, then found at the gateway and not sent again: $(grep -o '"answered":false' "$scratch/received.json" | wc -l)"
 requests=$(double GET requests)
 q -c "select format('   gateway answers: %s', string_agg(format('%s x%s', key, value), ', ' order by key))
-      from json_each_text(\$j\$$requests\$j\$) where key like 'POST%'"
+      from json_each_text(\$j\$$requests\$j\$) where key like 'POST /api/%'"
 
 step "Fay's credits, entry by entry kind (sql/admin/account_statement.sql lists every entry)"
 q -c "select format('   %-8s %3s entries, %4s credits', entry, count(*), sum(amount)) from credit_ledger

@@ -6,11 +6,11 @@ import Queue
 /// (`inbox.process`) that turns each into domain changes: responses (R1-R5), the member's other
 /// sequences stopped, accounts paused or resumed. See `sql/inbox/`.
 public enum Inbox {
-    /// The job that applies one stored webhook (`inbox_process`).
+    /// The job that applies stored webhooks (`inbox_process`), one batch as stored together.
     public static let processKind = "inbox.process"
 
     struct Args: Codable {
-        let inbox_id: Int64
+        let inbox_ids: [Int64]
     }
 
     /// What storing one webhook did.
@@ -56,14 +56,33 @@ public enum Inbox {
         try connection.queryOne("select inbox_process(\(inboxID)) as outcome").decode(String.self, "outcome")
     }
 
-    /// The `inbox.process` handler.
+    /// The `inbox.process` handler: each event in its own transaction, so one that fails does
+    /// not hold the others back; the job then fails and its retry applies what is left (the
+    /// others answer "already processed"). An event still failing after the last attempt stays
+    /// 'received', listed by `sql/admin/inbox.sql`.
     public static let handler: JobHandler = { job, context in
         let args = try job.args.decode(Args.self)
-        let outcome = try context.connection().transaction { connection in
-            try JobQueue.requireLease(job.lease, on: connection)
-            return try process(args.inbox_id, on: connection)
+        var failures: [String] = []
+        for inboxID in args.inbox_ids {
+            do {
+                let outcome = try context.connection().transaction { connection in
+                    try JobQueue.requireLease(job.lease, on: connection)
+                    return try process(inboxID, on: connection)
+                }
+                context.logger.debug("inbox event processed", metadata: ["inbox_id": "\(inboxID)", "outcome": "\(outcome)"])
+            } catch let error as PostgresError where error.kind == .server {
+                context.logger.warning("inbox event not processed", metadata: ["inbox_id": "\(inboxID)", "error": "\(error)"])
+                failures.append("inbox event \(inboxID): \(error.message)")
+            }
         }
-        context.logger.info("inbox event processed", metadata: ["inbox_id": "\(args.inbox_id)", "outcome": "\(outcome)"])
+        if !failures.isEmpty {
+            throw InboxProcessingError(description: failures.joined(separator: "; "))
+        }
         return .completed
     }
+}
+
+/// Events of an `inbox.process` job the database refused to apply.
+struct InboxProcessingError: Error, CustomStringConvertible {
+    let description: String
 }

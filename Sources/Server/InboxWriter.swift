@@ -7,7 +7,8 @@ import Postgres
 /// waits; a few writer threads, each with its own database session, take what has arrived
 /// meanwhile and store it in one transaction (`Inbox.receive`), then answer every request of
 /// the batch once it is committed. Committing many webhooks at once is what lets one process
-/// accept thousands a second without giving up "acknowledged only after commit".
+/// accept thousands a second without giving up "acknowledged only after commit"; the workers
+/// are woken after the commit, outside it, so concurrent commits can share a WAL flush.
 public final class InboxWriter: Sendable {
     /// Why a webhook could not be stored.
     public enum Failure: Error, Sendable, CustomStringConvertible {
@@ -82,8 +83,13 @@ public final class InboxWriter: Sendable {
     /// is tried alone, so one bad event does not keep the others out.
     private func write(_ batch: [Item], on connection: Connection) {
         do {
-            let received = try connection.transaction { try Inbox.receive(batch.map(\.payload), on: $0) }
+            let received = try connection.transaction { connection in
+                try connection.execute("select set_config('queue.notify', 'later', true)", prepared: true)
+                return try Inbox.receive(batch.map(\.payload), on: connection)
+            }
             for (item, result) in zip(batch, received) { item.answer.resume(returning: result) }
+            // Workers wake now rather than at their next poll; losing this only costs that poll.
+            _ = try? connection.execute("select queue_notify('inbox')", prepared: true)
         } catch let error as PostgresError where error.kind == .server && error.sqlState?.hasPrefix("22") == true {
             if batch.count == 1 {
                 batch[0].answer.resume(throwing: Failure.refused(error.message))

@@ -38,7 +38,7 @@ struct WebhookBench: AsyncParsableCommand {
     var connections: Int = 64
 
     @Option(help: "Database writer sessions of each serve process.")
-    var dbWriters: Int = 4
+    var dbWriters: Int = 1
 
     @Option(help: "Worker processes applying the webhooks afterwards.")
     var processes: Int = 2
@@ -119,8 +119,8 @@ struct WebhookBench: AsyncParsableCommand {
         let check = try connection.queryOne(
             """
             select (select count(*) from gateway_inbox where state = 'received') as unapplied,
-                   (select count(*) from (select args->>'inbox_id' from all_jobs where kind = 'inbox.process'
-                                          group by 1 having count(*) > 1) twice) as applied_twice,
+                   (select count(*) from (select id.value from all_jobs, jsonb_array_elements_text(args->'inbox_ids') as id
+                                          where kind = 'inbox.process' group by 1 having count(*) > 1) twice) as applied_twice,
                    (select count(*) from all_jobs where kind = 'inbox.process' and state <> 'completed') as unfinished
             """)
         let results: [(String, String)] = [

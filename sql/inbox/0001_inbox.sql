@@ -1,8 +1,8 @@
 -- inbox 0001: the gateway's webhooks, kept as they arrived, and what processing them did.
 --
 -- `inmailq serve` writes each webhook here in the request's transaction and answers 200 only
--- after the commit; an `inbox.process` job (one per new row) then turns it into domain changes
--- (inbox_process). The unique event key makes a replayed webhook (gateways retry until they
+-- after the commit; an `inbox.process` job (one per batch of new rows) then turns each into
+-- domain changes (inbox_process). The unique event key makes a replayed webhook (gateways retry until they
 -- get a 200) a no-op.
 
 create type inbox_state as enum (

@@ -9,8 +9,8 @@ language sql immutable as $$
     select rtrim(lower(regexp_replace(btrim(coalesce(p_text, '')), '\s+', ' ', 'g')), ' .!?…')
 $$;
 
--- Stores webhooks (their JSON bodies, in order) and enqueues one `inbox.process` job for each
--- new one, in the caller's transaction: the caller acknowledges them only after its commit.
+-- Stores webhooks (their JSON bodies, in order) and enqueues one `inbox.process` job for the
+-- new ones, in the caller's transaction: the caller acknowledges them only after its commit.
 -- Returns, per position, the inbox row and whether it is new (false: a replay, nothing done).
 create or replace function inbox_receive(p_payloads jsonb[])
 returns table (inbox_id bigint, stored boolean)
@@ -52,17 +52,15 @@ begin
         on conflict (event_key) do nothing
         returning gateway_inbox.id, gateway_inbox.event_key
     ), new_jobs as (
-        select queue_enqueue(
-                   array_agg('inbox.process'::text order by i.id), array_agg(jsonb_build_object('inbox_id', i.id) order by i.id),
-                   array_agg(null::timestamptz), array_agg(null::smallint), array_agg(null::integer),
-                   array_agg(null::text), array_agg(null::text)) as job_id
+        -- One job for the new events of the call: a batch of webhooks costs one enqueue.
+        select queue_enqueue(array['inbox.process'], array[jsonb_build_object('inbox_ids', jsonb_agg(i.id order by i.id))],
+                             '{}', '{}', '{}', '{}', '{}') as job_id
         from inserted i
         having count(*) > 0
     )
-    select coalesce(n.id, old.id), n.id is not null
+    select coalesce(n.id, (select old.id from gateway_inbox old where old.event_key = k.event_key)), n.id is not null
     from keyed k
     left join inserted n on n.event_key = k.event_key
-    left join gateway_inbox old on n.id is null and old.event_key = k.event_key
     cross join lateral (select count(*) from new_jobs) as enqueued  -- runs the enqueue
     order by k.position;
 end $$;
@@ -178,12 +176,8 @@ begin
     )
     select array_agg(id order by id) into waiting from again;
     if waiting is not null then
-        perform queue_enqueue(
-            array_fill('inbox.process'::text, array[cardinality(waiting)]),
-            array(select jsonb_build_object('inbox_id', w) from unnest(waiting) as w),
-            array_fill(null::timestamptz, array[cardinality(waiting)]), array_fill(null::smallint, array[cardinality(waiting)]),
-            array_fill(null::integer, array[cardinality(waiting)]), array_fill(null::text, array[cardinality(waiting)]),
-            array_fill(null::text, array[cardinality(waiting)]));
+        perform queue_enqueue(array['inbox.process'], array[jsonb_build_object('inbox_ids', to_jsonb(waiting))],
+                              '{}', '{}', '{}', '{}', '{}');
     end if;
     return null;
 end $$;

@@ -21,11 +21,15 @@ begin
     return clock_now();
 end $$;
 
--- One notification per inserting statement, only when something became available.
+-- One notification per inserting statement, only when something became available. A caller
+-- committing many small transactions at once (inmailq serve) sets `queue.notify` to 'later'
+-- in its transaction and calls queue_notify after the commit instead: PostgreSQL serializes
+-- the commits of notifying transactions, WAL flush included, so they could not share a flush.
 create or replace function jobs_notify_available() returns trigger
 language plpgsql as $$
 begin
-    if exists (select 1 from inserted where state = 'available') then
+    if current_setting('queue.notify', true) is distinct from 'later'
+       and exists (select 1 from inserted where state = 'available') then
         perform queue_notify('');
     end if;
     return null;
@@ -54,7 +58,11 @@ create or replace function queue_enqueue(
     p_kinds text[], p_args jsonb[], p_run_at timestamptz[], p_priorities smallint[], p_max_attempts integer[],
     p_unique_keys text[], p_partition_keys text[]
 ) returns table (job_id bigint)
-language sql as $$
+language plpgsql as $$
+begin
+    -- plpgsql rather than sql: its plan is kept for the session, where a sql function's body
+    -- would be planned again on every call (what small batches, such as webhooks, pay for).
+    return query
     -- Ids are drawn first so each input row can be matched to its insert (or to nothing, when
     -- its unique key was taken); a skipped id is a harmless gap.
     with input as (
@@ -76,8 +84,8 @@ language sql as $$
     )
     select inserted.id
     from input left join inserted on inserted.id = input.new_id
-    order by input.position
-$$;
+    order by input.position;
+end $$;
 
 -- Moves a partition's available jobs of one kind whose args contain p_args_filter to
 -- scheduled at p_until: they wait there instead of being claimed again and again. Rows
