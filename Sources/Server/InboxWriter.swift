@@ -51,8 +51,10 @@ public final class InboxWriter: Sendable {
     /// Stores `payload`; returns once the transaction holding it is committed.
     public func store(_ payload: JSONText) async throws -> Inbox.Received {
         try await withCheckedThrowingContinuation { answer in
-            if !queue.put(Item(payload: payload, answer: answer)) {
-                answer.resume(throwing: Failure.unavailable("the server is shutting down"))
+            switch queue.put(Item(payload: payload, answer: answer)) {
+            case .accepted: break
+            case .full: answer.resume(throwing: Failure.unavailable("\(HandOff<Item>.capacity) webhooks already wait for the database"))
+            case .closed: answer.resume(throwing: Failure.unavailable("the server is shutting down"))
             }
         }
     }
@@ -103,21 +105,27 @@ public final class InboxWriter: Sendable {
     }
 }
 
-/// A queue between async request handlers and blocking writer threads: `put` never blocks;
-/// `take` waits until something arrives, then returns all that is there (up to `max`), or nil
-/// once closed and drained.
+/// A queue between async request handlers and blocking writer threads: `put` never blocks
+/// (and refuses past `capacity`, so a database that stalls costs 503s, not memory); `take`
+/// waits until something arrives, then returns all that is there (up to `max`), or nil once
+/// closed and drained.
 final class HandOff<Element>: @unchecked Sendable {
+    static var capacity: Int { 20_000 }
+
+    enum Put { case accepted, full, closed }
+
     private let condition = NSCondition()
     private var items: [Element] = []
     private var closed = false
 
-    func put(_ item: Element) -> Bool {
+    func put(_ item: Element) -> Put {
         condition.lock()
         defer { condition.unlock() }
-        guard !closed else { return false }
+        guard !closed else { return .closed }
+        guard items.count < Self.capacity else { return .full }
         items.append(item)
         condition.signal()
-        return true
+        return .accepted
     }
 
     func take(max: Int) -> [Element]? {
