@@ -42,7 +42,7 @@ public enum Inbox {
         return JSONText(text)
     }
 
-    /// Stores webhook payloads, in order, and enqueues the job of each new one, in `connection`'s
+    /// Stores webhook payloads, in order, and enqueues one job for the new ones, in `connection`'s
     /// current transaction (the caller acknowledges them after its commit).
     public static func receive(_ payloads: [JSONText], on connection: Connection) throws -> [Received] {
         try connection.query("select inbox_id, stored from inbox_receive(\(payloads)::jsonb[])", prepared: true).rows.map {
