@@ -50,9 +50,6 @@ public final class GatewayDoubleServer: Sendable {
     /// The webhooks sent so far.
     public var webhookDeliveries: [WebhookDelivery] { webhooks.deliveries.withLock { $0 } }
 
-    /// The webhooks registered.
-    public var registeredWebhooks: [WebhookTarget] { webhooks.targets.withLock { $0 } }
-
     /// The provider id of a connected account's own LinkedIn member (the sender of its messages).
     public static func ownProviderID(ofAccount accountID: String) -> String { providerID(for: "account:\(accountID)") }
 

@@ -7,7 +7,7 @@ import Synchronization
 /// A webhook registered with the double (`POST /api/v1/webhooks`, or `--webhook-url`): where
 /// it sends the events of one source, with the headers set at registration (a secret among
 /// them), on every delivery.
-public struct WebhookTarget: Sendable, Equatable {
+public struct WebhookTarget: Sendable {
     public var id: String
     /// `messaging` (new messages) or `account_status`.
     public var source: String
@@ -24,11 +24,6 @@ public struct WebhookTarget: Sendable, Equatable {
         self.url = url
         self.name = name
         self.headers = headers
-    }
-
-    public static func == (a: WebhookTarget, b: WebhookTarget) -> Bool {
-        a.id == b.id && a.source == b.source && a.url == b.url && a.name == b.name
-            && a.headers.map { "\($0.name): \($0.value)" } == b.headers.map { "\($0.name): \($0.value)" }
     }
 }
 
@@ -54,7 +49,7 @@ final class WebhookSender: Sendable {
         try? http.syncShutdown()
     }
 
-    /// Registers a webhook; returns its id.
+    /// Registers a webhook: events of its source go to it from now on.
     func register(_ target: WebhookTarget) {
         targets.withLock { $0.append(target) }
     }

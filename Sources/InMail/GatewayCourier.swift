@@ -76,14 +76,25 @@ public final class GatewayCourier: Courier {
         if providerID == nil && (startsChat || context.posted) {
             providerID = try resolve(delivery.memberKey, account: account)
         }
-        if context.posted, let sent = try alreadySent(delivery, account: account, chatID: context.chatID, providerID: providerID) {
+        // A follow-up's chat is listed once, for both checks below.
+        var followUpChat: (id: String, messages: [GatewayMessage])?
+        if !startsChat, let chatID = context.chatID {
+            do {
+                followUpChat = (chatID, try client.messages(inChat: chatID))
+            } catch {
+                // Not knowing is no licence to send (again).
+                throw .retryLater(reason: "could not list chat \(chatID) before the follow-up \(delivery.key): \(error)")
+            }
+        }
+        if context.posted,
+           let sent = try alreadySent(delivery, account: account, chatID: context.chatID, providerID: providerID, listed: followUpChat?.messages) {
             logger.info("delivery found at the gateway, not sent again", metadata: [
                 "delivery_key": "\(delivery.key)", "message_id": "\(sent.id)",
             ])
             return Receipt(id: sent.id, repeated: true, chatID: sent.chatID ?? context.chatID)
         }
-        if !startsChat, let chatID = context.chatID {
-            try requireChatProcessed(chatID, delivery: delivery)
+        if let followUpChat {
+            try requireChatProcessed(followUpChat.id, listed: followUpChat.messages)
         }
         // In the statement right before the request: a run whose job was rescued meanwhile (its
         // lease taken) marks and sends nothing; the run holding the job asks the gateway first.
@@ -158,13 +169,8 @@ public final class GatewayCourier: Courier {
     /// (a later webhook is then a replay), and the follow-up waits until they are processed.
     /// What remains is a member writing after this listing and before the follow-up reaches
     /// the gateway: one request's time.
-    private func requireChatProcessed(_ chatID: String, delivery: Delivery) throws(CourierError) {
-        let fromMember: [GatewayMessage]
-        do {
-            fromMember = try client.messages(inChat: chatID).filter { !$0.isSender }
-        } catch {
-            throw .retryLater(reason: "could not list chat \(chatID) before the follow-up: \(error)")
-        }
+    private func requireChatProcessed(_ chatID: String, listed: [GatewayMessage]) throws(CourierError) {
+        let fromMember = listed.filter { !$0.isSender }
         guard !fromMember.isEmpty else { return }
         let unprocessed = try database("compare chat \(chatID) with the inbox") { connection in
             let keys = fromMember.map { "message:\($0.id)" }
@@ -195,13 +201,16 @@ public final class GatewayCourier: Courier {
         var found_by = "listing the chat before a follow-up"
     }
 
-    /// The message as the gateway lists it, if a request that may have sent it did.
-    private func alreadySent(_ delivery: Delivery, account: String, chatID: String?, providerID: String?)
-        throws(CourierError) -> GatewayMessage?
+    /// The message as the gateway lists it, if a request that may have sent it did; `listed`
+    /// is its chat's messages when already read.
+    private func alreadySent(_ delivery: Delivery, account: String, chatID: String?, providerID: String?,
+                             listed known: [GatewayMessage]?) throws(CourierError) -> GatewayMessage?
     {
         let listed: [GatewayMessage]
         do {
-            if let chatID {
+            if let known {
+                listed = known
+            } else if let chatID {
                 listed = try client.messages(inChat: chatID)
             } else if let providerID {
                 listed = try client.messages(withAttendee: providerID, accountID: account)

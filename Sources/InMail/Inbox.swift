@@ -43,9 +43,10 @@ public enum Inbox {
     }
 
     /// Stores webhook payloads, in order, and enqueues one job for the new ones, in `connection`'s
-    /// current transaction (the caller acknowledges them after its commit).
-    public static func receive(_ payloads: [JSONText], on connection: Connection) throws -> [Received] {
-        try connection.query("select inbox_id, stored from inbox_receive(\(payloads)::jsonb[])", prepared: true).rows.map {
+    /// current transaction (the caller acknowledges them after its commit). With `wakeWorkers`
+    /// false the caller wakes them after its commit (`queue_notify`) instead of the commit doing it.
+    public static func receive(_ payloads: [JSONText], wakeWorkers: Bool = true, on connection: Connection) throws -> [Received] {
+        try connection.query("select inbox_id, stored from inbox_receive(\(payloads)::jsonb[], \(wakeWorkers))", prepared: true).rows.map {
             Received(inboxID: try $0.decode(Int64?.self, "inbox_id"), stored: try $0.decode(Bool.self, "stored"))
         }
     }

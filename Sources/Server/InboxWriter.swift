@@ -85,10 +85,7 @@ public final class InboxWriter: Sendable {
     /// is tried alone, so one bad event does not keep the others out.
     private func write(_ batch: [Item], on connection: Connection) {
         do {
-            let received = try connection.transaction { connection in
-                try connection.execute("select set_config('queue.notify', 'later', true)", prepared: true)
-                return try Inbox.receive(batch.map(\.payload), on: connection)
-            }
+            let received = try connection.transaction { try Inbox.receive(batch.map(\.payload), wakeWorkers: false, on: $0) }
             for (item, result) in zip(batch, received) { item.answer.resume(returning: result) }
             // Workers wake now rather than at their next poll; losing this only costs that poll.
             _ = try? connection.execute("select queue_notify('inbox')", prepared: true)

@@ -187,6 +187,25 @@ struct BenchDatabase {
     }
 }
 
+/// Starts this program with `arguments` (output to `log`) and waits until it prints a line
+/// starting with `announcement`, followed by its URL; returns it and that URL.
+func startListening(_ arguments: [String], environment extra: [String: String], log: String, announcement: String) throws
+    -> (ChildProcess, String)
+{
+    var environment = ProcessInfo.processInfo.environment
+    environment.merge(extra) { $1 }
+    let child = try ChildProcess.spawn([BenchDatabase.executable] + arguments, environment: environment, outputPath: log)
+    for _ in 0..<600 {
+        if let line = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n").first(where: { $0.hasPrefix(announcement) }) {
+            return (child, String(line.dropFirst(announcement.count)))
+        }
+        Thread.sleep(forTimeInterval: 0.05)
+    }
+    child.signal(SIGKILL)
+    _ = child.wait()
+    throw CommandFailure("`inmailq \(arguments[0])` did not start; its output is in \(log)")
+}
+
 func progress(_ message: String) {
     FileHandle.standardError.write(Data("bench: \(message)\n".utf8))
 }

@@ -56,30 +56,14 @@ struct GatewayDoubleCommand: AsyncParsableCommand {
         guard webhookHeader.contains(":") else { throw ValidationError("--webhook-header must be 'Name: value' (got \(webhookHeader))") }
         try requireInRange(latencyMs, 0...60_000, "--latency-ms")
         try requireInRange(credits, 0...1_000_000, "--credits")
-        guard Self.address(listen) != nil else { throw ValidationError("--listen must be host:port with a port of 0-65535 (got \(listen))") }
-    }
-
-    static func address(_ text: String) -> (host: String, port: Int)? {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65_535).contains(port) else {
-            return nil
-        }
-        let host = String(text[..<colon])
-        return host.isEmpty ? nil : (host, port)
+        _ = try listenAddress(listen)
     }
 
     func run() async throws {
-        let key: String
-        if let apiKeyFile {
-            guard let text = try? String(contentsOfFile: apiKeyFile, encoding: .utf8) else {
-                throw ValidationError("cannot read the API key file \(apiKeyFile)")
-            }
-            key = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        } else if let value = ProcessInfo.processInfo.environment[GatewaySettings.apiKeyVariable], !value.isEmpty {
-            key = value
-        } else {
+        guard let key = try Secret.read(file: apiKeyFile, variable: GatewaySettings.apiKeyVariable, what: "API key") else {
             throw ValidationError("the double needs an API key: \(GatewaySettings.apiKeyVariable) or --api-key-file")
         }
-        let (host, port) = Self.address(listen)!
+        let (host, port) = try listenAddress(listen)
         let parts = webhookHeader.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
         let webhooks = webhookUrl.map { url in
             ["messaging", "account_status"].map { source in

@@ -14,15 +14,7 @@ enum GatewaySettings {
         guard let url = environment[urlVariable], !url.isEmpty else {
             throw ValidationError("the gateway's base URL is needed in \(urlVariable) (e.g. https://api8.unipile.com:13851)")
         }
-        let key: String
-        if let apiKeyFile {
-            guard let contents = FileManager.default.contents(atPath: apiKeyFile), let text = String(data: contents, encoding: .utf8) else {
-                throw ValidationError("cannot read the gateway API key file \(apiKeyFile)")
-            }
-            key = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        } else if let value = environment[apiKeyVariable], !value.isEmpty {
-            key = value.trimmingCharacters(in: .whitespacesAndNewlines)
-        } else {
+        guard let key = try Secret.read(file: apiKeyFile, variable: apiKeyVariable, what: "gateway API key") else {
             throw ValidationError("the gateway's API key is needed in \(apiKeyVariable) or a key file (--gateway-api-key-file)")
         }
         do {
@@ -41,19 +33,31 @@ enum WebhookSecret {
     static let defaultHeader = "Unipile-Auth"
 
     static func read(file: String?) throws -> String {
-        let secret: String
-        if let file {
-            guard let contents = FileManager.default.contents(atPath: file), let text = String(data: contents, encoding: .utf8) else {
-                throw ValidationError("cannot read the webhook secret file \(file)")
-            }
-            secret = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        } else {
-            secret = ProcessInfo.processInfo.environment[variable]?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
-        }
+        let secret = try Secret.read(file: file, variable: variable, what: "webhook secret") ?? ""
         guard secret.count >= 16 else {
             throw ValidationError(
                 "a webhook secret of at least 16 characters is needed in \(variable) or --webhook-secret-file (got \(secret.count))")
         }
         return secret
+    }
+}
+
+/// A secret (a key, a shared secret) from a file or, without one, from an environment variable,
+/// so it is never an argument `ps` shows.
+enum Secret {
+    /// The file's text or the variable's value, trimmed; nil when neither gives one. `what`
+    /// names the secret when its file cannot be read.
+    static func read(file: String?, variable: String, what: String) throws -> String? {
+        let text: String?
+        if let file {
+            guard let contents = FileManager.default.contents(atPath: file), let read = String(data: contents, encoding: .utf8) else {
+                throw ValidationError("cannot read the \(what) file \(file)")
+            }
+            text = read
+        } else {
+            text = ProcessInfo.processInfo.environment[variable]
+        }
+        let secret = text?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        return secret.isEmpty ? nil : secret
     }
 }

@@ -8,6 +8,16 @@ func requireInRange<T: Comparable>(_ value: T, _ range: ClosedRange<T>, _ name: 
     }
 }
 
+/// The host and port of a `--listen host:port` option, or a validation error naming it.
+func listenAddress(_ text: String) throws -> (host: String, port: Int) {
+    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65_535).contains(port),
+          colon > text.startIndex
+    else {
+        throw ValidationError("--listen must be host:port with a port of 0-65535 (got \(text))")
+    }
+    return (String(text[..<colon]), port)
+}
+
 /// Where a worker delivers messages (`--courier`).
 enum CourierChoice: String, CaseIterable, ExpressibleByArgument {
     /// The simulated LinkedIn in the database.

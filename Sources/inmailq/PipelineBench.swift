@@ -140,20 +140,8 @@ struct PipelineBench: ParsableCommand {
 
     /// `inmailq gateway-double` on a free port, with room for every send; returns it and its URL.
     private func startDouble(key: String, log: String) throws -> (ChildProcess, String) {
-        var environment = ProcessInfo.processInfo.environment
-        environment["INMAILQ_GATEWAY_API_KEY"] = key
-        let child = try ChildProcess.spawn(
-            [BenchDatabase.executable, "gateway-double", "--listen", "127.0.0.1:0", "--credits", "1000000", "--latency-ms", "\(latencyMs)"],
-            environment: environment, outputPath: log)
-        let prefix = "gateway double listening on "
-        for _ in 0..<300 {
-            if let line = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }) {
-                return (child, String(line.dropFirst(prefix.count)))
-            }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        child.signal(SIGKILL)
-        _ = child.wait()
-        throw CommandFailure("the gateway double did not start; its output is in \(log)")
+        try startListening(
+            ["gateway-double", "--listen", "127.0.0.1:0", "--credits", "1000000", "--latency-ms", "\(latencyMs)"],
+            environment: ["INMAILQ_GATEWAY_API_KEY": key], log: log, announcement: "gateway double listening on ")
     }
 }

@@ -47,9 +47,7 @@ struct ServeCommand: AsyncParsableCommand {
     var dbWriters: Int = 1
 
     func validate() throws {
-        guard GatewayDoubleCommand.address(listen) != nil else {
-            throw ValidationError("--listen must be host:port with a port of 0-65535 (got \(listen))")
-        }
+        _ = try listenAddress(listen)
         try requireInRange(maxBodyBytes, 1_024...(64 << 20), "--max-body-bytes")
         try requireInRange(dbWriters, 1...64, "--db-writers")
         guard !webhookHeader.isEmpty, webhookHeader.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
@@ -63,7 +61,7 @@ struct ServeCommand: AsyncParsableCommand {
         _ = try options.connect(applicationName: "inmailq-serve", sandbox: true)  // the schema must be current
         let database = try options.connectionConfiguration(applicationName: "inmailq-serve")
         let migrator = try SQLFiles.shippedMigrator(sandbox: options.usesLocalCluster)
-        let (host, port) = GatewayDoubleCommand.address(listen)!
+        let (host, port) = try listenAddress(listen)
         let writer = InboxWriter(configuration: database, writers: dbWriters, logger: logger)
         defer { writer.close() }
         var settings = ServerSettings(host: host, port: port, secretHeader: webhookHeader, secret: secret, maxBodyBytes: maxBodyBytes)

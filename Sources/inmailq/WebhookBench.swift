@@ -207,23 +207,11 @@ struct WebhookBench: AsyncParsableCommand {
 
     /// `inmailq serve` on a free port of the benchmark database; returns it and its URL.
     private func startServe(bench: BenchDatabase, secret: String, index: Int) throws -> (ChildProcess, String) {
-        var environment = ProcessInfo.processInfo.environment
-        environment["INMAILQ_WEBHOOK_SECRET"] = secret
-        let log = bench.workerLog + ".serve-\(index)"
-        let child = try ChildProcess.spawn(
-            [BenchDatabase.executable, "serve", "--database-url", bench.configuration.conninfo, "--listen", "127.0.0.1:0",
-             "--db-writers", "\(dbWriters)", "--log-level", "warning"],
-            environment: environment, outputPath: log)
-        let prefix = "inmailq serve listening on "
-        for _ in 0..<600 {
-            if let line = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }) {
-                return (child, String(line.dropFirst(prefix.count)))
-            }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        child.signal(SIGKILL)
-        _ = child.wait()
-        throw CommandFailure("inmailq serve did not start; its output is in \(log)")
+        try startListening(
+            ["serve", "--database-url", bench.configuration.conninfo, "--listen", "127.0.0.1:0", "--db-writers", "\(dbWriters)",
+             "--log-level", "warning"],
+            environment: ["INMAILQ_WEBHOOK_SECRET": secret], log: bench.workerLog + ".serve-\(index)",
+            announcement: "inmailq serve listening on ")
     }
 }
 

@@ -12,10 +12,17 @@ $$;
 -- Stores webhooks (their JSON bodies, in order) and enqueues one `inbox.process` job for the
 -- new ones, in the caller's transaction: the caller acknowledges them only after its commit.
 -- Returns, per position, the inbox row and whether it is new (false: a replay, nothing done).
-create or replace function inbox_receive(p_payloads jsonb[])
+-- With p_wake_workers false the workers are not notified at commit: the caller calls
+-- queue_notify after its commit instead (see jobs_notify_available), so that many callers'
+-- commits can share a WAL flush.
+drop function if exists inbox_receive(jsonb[]);
+create or replace function inbox_receive(p_payloads jsonb[], p_wake_workers boolean default true)
 returns table (inbox_id bigint, stored boolean)
 language plpgsql as $$
 begin
+    if not p_wake_workers then
+        perform set_config('queue.notify', 'later', true);
+    end if;
     return query
     with input as (
         select t.payload, t.position,

@@ -17,16 +17,13 @@ struct ServeTests {
         let setup: GatewayCourierTests.Setup
         let serve: ServeProcess
 
-        init(setup: GatewayCourierTests.Setup, serve: ServeProcess) {
-            self.setup = setup
-            self.serve = serve
-        }
-
-        init(register: Bool = true, serveArguments: [String] = []) throws {
-            setup = try GatewayCourierTests.Setup()
-            serve = try ServeProcess(databaseURL: setup.fixture.db.url, arguments: serveArguments)
+        /// `serve` (on the set-up's database unless given) with the double's webhooks registered to it unless told not to.
+        init(setup: GatewayCourierTests.Setup? = nil, serve: ServeProcess? = nil, register: Bool = true,
+             serveArguments: [String] = []) throws {
+            self.setup = try setup ?? GatewayCourierTests.Setup()
+            self.serve = try serve ?? ServeProcess(databaseURL: self.setup.fixture.db.url, arguments: serveArguments)
             if register {
-                let registered = try self.register(serve.webhookURL)
+                let registered = try self.register(self.serve.webhookURL)
                 guard registered.status == 0 else { throw DoubleProcessError(message: "register-webhook: \(registered.output)") }
             }
         }
@@ -192,7 +189,7 @@ struct ServeTests {
     func killedBetweenCommitAndAnswer() throws {
         let setup = try GatewayCourierTests.Setup()
         let dying = try ServeProcess(databaseURL: setup.fixture.db.url, environment: ["INMAILQ_FAULT_DIE_AFTER_COMMIT": "1"])
-        let inbound = try Inbound.registered(setup: setup, serve: dying)
+        let inbound = try Inbound(setup: setup, serve: dying)
         try setup.double.setAccount("gw-1", DoubleAccount(status: "disconnected"))
         #expect(dying.process.wait(timeout: .seconds(30)) != nil)  // it died after its commit
         #expect(try inbound.inbox() == 1)
@@ -256,16 +253,6 @@ struct ServeTests {
         #expect(try setup.sent("Follow-up 1").isEmpty)
         let reason = try other.queryOne("select errors::text as e from all_jobs where kind = 'inmail.follow_up'").decode(String.self, "e")
         #expect(reason.contains("contact is replied since the job began"), "\(reason)")
-    }
-}
-
-extension ServeTests.Inbound {
-    /// An inbound set-up around an existing one and serve process.
-    static func registered(setup: GatewayCourierTests.Setup, serve: ServeProcess) throws -> ServeTests.Inbound {
-        let inbound = ServeTests.Inbound(setup: setup, serve: serve)
-        let registered = try inbound.register(serve.webhookURL)
-        guard registered.status == 0 else { throw DoubleProcessError(message: "register-webhook: \(registered.output)") }
-        return inbound
     }
 }
 

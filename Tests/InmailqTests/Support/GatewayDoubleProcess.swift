@@ -9,34 +9,17 @@ import NIOHTTP1
 final class GatewayDoubleProcess {
     let process: InmailqProcess
     let url: String
-    private let http = HTTPClient(eventLoopGroupProvider: .singleton)
+    private let http: HTTPClient
 
     init(apiKey: String, credits: Int = 1_000, seed: UInt64 = 1, arguments: [String] = []) throws {
-        let process = try InmailqProcess.start(
+        (process, url) = try InmailqProcess.startListening(
             ["gateway-double", "--listen", "127.0.0.1:0", "--credits", String(credits), "--seed", String(seed)] + arguments,
-            environment: ["INMAILQ_GATEWAY_API_KEY": apiKey])
-        self.process = process
-        var found: String?
-        _ = eventually(timeout: .seconds(30), every: 0.02) {
-            found = process.output.split(separator: "\n").first { $0.hasPrefix("gateway double listening on ") }
-                .map { String($0.dropFirst("gateway double listening on ".count)) }
-            return found != nil || process.child.exitStatusIfEnded() != nil
-        }
-        guard let found else {
-            try? http.syncShutdown()
-            process.child.signal(SIGKILL)
-            _ = process.child.wait()
-            throw DoubleProcessError(message: "the gateway double did not start: \(process.output)")
-        }
-        url = found
+            environment: ["INMAILQ_GATEWAY_API_KEY": apiKey], announcement: "gateway double listening on ")
+        http = HTTPClient(eventLoopGroupProvider: .singleton)  // after the start: a failed start leaves no client to shut down
     }
 
     deinit {
-        process.child.signal(SIGTERM)
-        if process.wait(timeout: .seconds(10)) == nil {
-            process.child.signal(SIGKILL)
-            _ = process.child.wait()
-        }
+        process.stop()
         try? http.syncShutdown()
     }
 

@@ -39,6 +39,34 @@ struct InmailqProcess {
 
     var output: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
 
+    /// Starts a server command and waits until it prints `announcement` followed by its URL;
+    /// returns it and that URL, or stops it and says what it printed.
+    static func startListening(_ arguments: [String], environment: [String: String], announcement: String) throws
+        -> (process: InmailqProcess, url: String)
+    {
+        let process = try start(arguments, environment: environment)
+        var found: String?
+        _ = eventually(timeout: .seconds(30), every: 0.02) {
+            found = process.output.split(separator: "\n").first { $0.hasPrefix(announcement) }.map { String($0.dropFirst(announcement.count)) }
+            return found != nil || process.child.exitStatusIfEnded() != nil
+        }
+        guard let found else {
+            process.stop()
+            throw DoubleProcessError(message: "`inmailq \(arguments[0])` did not start: \(process.output)")
+        }
+        return (process, found)
+    }
+
+    /// SIGTERM, then SIGKILL after 10 s; nothing when it has already ended.
+    func stop() {
+        guard child.exitStatusIfEnded() == nil else { return }
+        child.signal(SIGTERM)
+        if wait(timeout: .seconds(10)) == nil {
+            child.signal(SIGKILL)
+            _ = child.wait()
+        }
+    }
+
     /// Waits up to `timeout` for the process to end; nil if it is still running.
     func wait(timeout: Duration) -> Int32? {
         let deadline = ContinuousClock.now + timeout

@@ -10,38 +10,17 @@ final class ServeProcess {
 
     let process: InmailqProcess
     let url: String
-    private let http = HTTPClient(eventLoopGroupProvider: .singleton)
+    private let http: HTTPClient
 
     init(databaseURL: String, port: Int = 0, environment: [String: String] = [:], arguments: [String] = []) throws {
-        var environment = environment
-        environment["INMAILQ_WEBHOOK_SECRET"] = Self.secret
-        let process = try InmailqProcess.start(
+        (process, url) = try InmailqProcess.startListening(
             ["serve", "--database-url", databaseURL, "--listen", "127.0.0.1:\(port)", "--log-level", "warning"] + arguments,
-            environment: environment)
-        self.process = process
-        let prefix = "inmailq serve listening on "
-        var found: String?
-        _ = eventually(timeout: .seconds(30), every: 0.02) {
-            found = process.output.split(separator: "\n").first { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) }
-            return found != nil || process.child.exitStatusIfEnded() != nil
-        }
-        guard let found else {
-            try? http.syncShutdown()
-            process.child.signal(SIGKILL)
-            _ = process.child.wait()
-            throw DoubleProcessError(message: "inmailq serve did not start: \(process.output)")
-        }
-        url = found
+            environment: environment.merging(["INMAILQ_WEBHOOK_SECRET": Self.secret]) { $1 }, announcement: "inmailq serve listening on ")
+        http = HTTPClient(eventLoopGroupProvider: .singleton)  // after the start: a failed start leaves no client to shut down
     }
 
     deinit {
-        if process.child.exitStatusIfEnded() == nil {
-            process.child.signal(SIGTERM)
-            if process.wait(timeout: .seconds(10)) == nil {
-                process.child.signal(SIGKILL)
-                _ = process.child.wait()
-            }
-        }
+        process.stop()
         try? http.syncShutdown()
     }
 
