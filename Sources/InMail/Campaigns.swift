@@ -87,8 +87,8 @@ public enum Campaigns {
 }
 
 /// What adding contacts did: counts by outcome, and each rejected input with its reason.
-public struct ContactAddReport: Sendable, Equatable, CustomStringConvertible {
-    public struct Rejection: Sendable, Equatable {
+public struct ContactAddReport: Sendable, Equatable, CustomStringConvertible, Encodable {
+    public struct Rejection: Sendable, Equatable, Encodable {
         public let line: Int
         public let input: String
         public let reason: String
@@ -100,6 +100,11 @@ public struct ContactAddReport: Sendable, Equatable, CustomStringConvertible {
     public var doNotContact = 0
     public var inAnotherCampaign = 0
     public var rejected: [Rejection] = []
+
+    enum CodingKeys: String, CodingKey {
+        case added, duplicatesInInput = "duplicates_in_input", alreadyInCampaign = "already_in_campaign"
+        case doNotContact = "do_not_contact", inAnotherCampaign = "in_another_campaign", rejected
+    }
 
     public var description: String {
         var lines = [

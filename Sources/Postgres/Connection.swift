@@ -22,8 +22,15 @@ public final class Connection {
     var transactionBodyRunning = false
 
     /// Connects, or throws a `.connection` error naming the host and port (never the password).
+    /// A string that is neither a URL nor a conninfo is refused (libpq would take it for a
+    /// database name and quietly try the default server).
     public init(_ configuration: ConnectionConfiguration) throws(PostgresError) {
         self.configuration = configuration
+        guard configuration.hasReadableConninfo else {
+            throw PostgresError(
+                kind: .usage,
+                message: "the connection string is neither a postgresql:// URL nor a key=value conninfo (e.g. host=/run/postgresql dbname=inmailq)")
+        }
         handle = Self.open(configuration)
         silenceNotices()
         try checkConnected()

@@ -35,6 +35,13 @@ public struct ConnectionConfiguration: Sendable, Equatable {
         return nil
     }
 
+    /// True for the empty string (the `PG*` variables), a `postgres://` or `postgresql://` URL,
+    /// and a conninfo of `key=value` pairs: the shapes libpq reads as connection settings.
+    public var hasReadableConninfo: Bool {
+        let lowered = conninfo.lowercased()
+        return conninfo.isEmpty || lowered.hasPrefix("postgresql://") || lowered.hasPrefix("postgres://") || conninfo.contains("=")
+    }
+
     /// The keyword/value pairs handed to libpq. The client's defaults come first so that
     /// anything the URL or conninfo says (expanded from `dbname`, last) overrides them.
     var libpqParameters: [(String, String)] {

@@ -186,10 +186,20 @@ public enum JobQueue {
         try connection.execute("select queue_require_lease(\(lease.id), \(lease.token))", prepared: true)
     }
 
-    /// Cancels a job that has not finished and is not running. Returns the job's state
-    /// afterwards (`cancelled`, or the state that prevented it), or nil for an unknown id.
+    /// What `cancel` did.
+    public enum CancelOutcome: Sendable, Equatable {
+        /// The job was waiting and is cancelled now.
+        case cancelled
+        /// The job had been cancelled before; nothing changed.
+        case alreadyCancelled
+        /// The job is running or finished in this state and cannot be cancelled; nothing changed.
+        case notCancellable(JobState)
+    }
+
+    /// Cancels a job that has not finished and is not running. Returns what happened, or nil
+    /// for an unknown id.
     @discardableResult
-    public static func cancel(id: Int64, reason: String, on connection: Connection) throws -> JobState? {
+    public static func cancel(id: Int64, reason: String, on connection: Connection) throws -> CancelOutcome? {
         let result = try connection.query(
             """
             with cancelled as (
@@ -201,10 +211,13 @@ public enum JobQueue {
             ), archived as (
                 \(archive(from: "cancelled"))
             )
-            select 'cancelled'::job_state as state from archived
+            select 'cancelled'::job_state as state, true as now from archived
             union all
-            select state from all_jobs where id = \(id) and not exists (select 1 from cancelled)
+            select state, false from all_jobs where id = \(id) and not exists (select 1 from cancelled)
             """)
-        return try result.first?.decode(JobState.self, "state")
+        guard let row = result.first else { return nil }
+        let state = try row.decode(JobState.self, "state")
+        if try row.decode(Bool.self, "now") { return .cancelled }
+        return state == .cancelled ? .alreadyCancelled : .notCancellable(state)
     }
 }

@@ -27,13 +27,21 @@ struct ClockCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Move business time forward, e.g. `90m`, `12h`, `3d`.")
         @OptionGroup var options: GlobalOptions
 
-        @Argument(help: "How far: a number with s, m, h or d (or give --to).")
-        var by: String?
+        /// Every word the parser does not know lands here, so `-1d` is read as a (refused)
+        /// duration instead of as an unknown flag.
+        @Argument(parsing: .allUnrecognized, help: ArgumentHelp("How far: a number with s, m, h or d (or give --to).", valueName: "by"))
+        var words: [String] = []
+
+        var by: String? { words.first }
 
         @Option(help: ArgumentHelp("Move to this business time instead, e.g. 2027-03-01T09:00:00Z.", valueName: "time"))
         var to: String?
 
         func validate() throws {
+            guard words.count <= 1 else { throw ValidationError("give one duration, not \(words.count) (\(words.prefix(3).joined(separator: " ")))") }
+            if let by, by.hasPrefix("-") {
+                throw ValidationError("the clock only moves forward; \"\(by.prefix(40))\" would move it back")
+            }
             guard (by == nil) != (to == nil) else { throw ValidationError("give either a duration (e.g. 36h) or --to TIME") }
             if let by, Self.parse(by) == nil {
                 throw ValidationError("cannot read \"\(by)\" as a duration: use a number (up to a century) with s, m, h or d, e.g. 36h")

@@ -19,15 +19,17 @@ struct ContactsCommand: ParsableCommand {
                 Sales Navigator lead links. Invalid links are reported with their line number; \
                 duplicates, members already in the campaign or on the workspace's do-not-contact \
                 list, and members in another active campaign of the workspace are counted, not added.
+
+                \(ContactResultOutput.exitCodes)
                 """)
         @OptionGroup var options: GlobalOptions
         @Option(help: "The campaign.") var campaign: Int64
         @OptionGroup var input: ProfileLinksInput
+        @OptionGroup var output: ContactResultOutput
 
         func run() throws {
             let report = try Contacts.add(campaign: campaign, links: input.links(), on: options.connect())
-            print(report)
-            if report.added == 0 && !report.rejected.isEmpty { throw ExitCode(2) }
+            try output.emit(report, text: report.description, rejected: report.rejected.count)
         }
     }
 
@@ -45,6 +47,8 @@ struct ContactsCommand: ParsableCommand {
                 UTF-8 byte-order mark is removed). Each row is checked on its own: a bad row is \
                 reported with its line number and reason and never stops the good ones. Importing \
                 the same file again adds nothing new.
+
+                \(ContactResultOutput.exitCodes)
                 """)
         @OptionGroup var options: GlobalOptions
         @Option(help: "The campaign.") var campaign: Int64
@@ -53,6 +57,7 @@ struct ContactsCommand: ParsableCommand {
         @Option(help: ArgumentHelp("Write the rejected rows here (CSV, with a reason column).", valueName: "file")) var rejected: String?
         @Option(help: ArgumentHelp("The field delimiter (default: the one of , ; or tab the header uses).", valueName: "char"))
         var delimiter: String?
+        @OptionGroup var output: ContactResultOutput
 
         func validate() throws {
             if let delimiter, delimiter.count != 1 && delimiter != "\\t" {
@@ -88,9 +93,9 @@ struct ContactsCommand: ParsableCommand {
             } catch let failure as ContactImport.Failure {
                 throw CommandFailure("\(csv): \(failure)")
             }
-            print(report)
-            if let rejected, !report.rejected.isEmpty { print("rejected rows written to \(rejected)") }
-            if report.added == 0 && !report.rejected.isEmpty { throw ExitCode(2) }
+            var text = report.description
+            if let rejected, !report.rejected.isEmpty { text += "\nrejected rows written to \(rejected)" }
+            try output.emit(report, text: text, rejected: report.rejected.count)
         }
     }
 
@@ -100,12 +105,14 @@ struct ContactsCommand: ParsableCommand {
         @OptionGroup var options: GlobalOptions
         @Option(help: "The campaign.") var campaign: Int64
         @Option(help: "Only this status (waiting, sent, accepted, declined, replied, finished, skipped, failed).") var status: String?
-        @Flag(help: "One JSON object a line.") var json = false
+        @Flag(help: "Print one JSON document: an array of the contacts.") var json = false
+        @Flag(help: "Print one JSON object a line (JSON Lines), for streaming into other tools.") var jsonl = false
 
         func validate() throws {
             if let status, ContactStatus(rawValue: status) == nil {
                 throw ValidationError("unknown status \"\(status)\"; use one of \(ContactStatus.allCases.map(\.rawValue).joined(separator: ", "))")
             }
+            if json && jsonl { throw ValidationError("give --json or --jsonl, not both") }
         }
 
         func run() throws {
@@ -122,20 +129,45 @@ struct ContactsCommand: ParsableCommand {
                 where campaign_id = \(campaign) and (\(status)::contact_status is null or status = \(status)::contact_status)
                 order by contact_id
                 """).rows
+            if json || jsonl {
+                let objects = try rows.map { try $0.decode(String.self, "object") }
+                print(jsonl ? objects.joined(separator: "\n") : "[" + objects.joined(separator: ",\n") + "]", terminator: jsonl && objects.isEmpty ? "" : "\n")
+                return
+            }
+            print(["contact", "member", "name", "sender", "status", "reason", "last event"].joined(separator: "\t"))
             for row in rows {
-                if json {
-                    print(try row.decode(String.self, "object"))
-                    continue
-                }
-                let sender = try row.decode(Int64?.self, "sender_account_id").map(String.init) ?? "-"
                 let fields = [
                     String(try row.decode(Int64.self, "contact_id")), try row.decode(String.self, "member_key"),
-                    try row.decode(String?.self, "name") ?? "", "sender \(sender)", try row.decode(String.self, "status"),
-                    try row.decode(String?.self, "reason") ?? "", try row.decode(String?.self, "last_event") ?? "",
+                    try row.decode(String?.self, "name") ?? "", try row.decode(Int64?.self, "sender_account_id").map(String.init) ?? "-",
+                    try row.decode(String.self, "status"), try row.decode(String?.self, "reason") ?? "",
+                    try row.decode(String?.self, "last_event") ?? "",
                 ]
                 print(fields.joined(separator: "\t"))
             }
         }
+    }
+}
+
+/// How `contacts add`, `import` and `do-not-contact` print their result and what they exit with.
+struct ContactResultOutput: ParsableArguments {
+    static let exitCodes = """
+        Exit status: 0 when every input was taken (added, or counted as a duplicate, already \
+        there or excluded); 2 when some rows or links were rejected (the others are stored, the \
+        rejected ones are listed with their reasons); 1 on an error, when nothing was stored.
+        """
+
+    @Flag(help: "Print the result as one JSON object (counts and rejected inputs with line and reason).") var json = false
+
+    /// Prints `value` as JSON with `--json`, else `text`; then exits with 2 when inputs were rejected.
+    func emit(_ value: some Encodable, text: String, rejected: Int) throws {
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            print(String(decoding: try encoder.encode(value), as: UTF8.self))
+        } else {
+            print(text)
+        }
+        if rejected > 0 { throw ExitCode(2) }
     }
 }
 
@@ -203,17 +235,32 @@ extension ContactsCommand {
         static let configuration = CommandConfiguration(
             commandName: "do-not-contact",
             abstract: "Put members on a workspace's do-not-contact list; their sequences in the workspace stop.",
-            discussion: "Links as for `contacts add` (arguments or --profiles FILE|-). Listed members are never added to a campaign of the workspace again.")
+            discussion: """
+                Links as for `contacts add` (arguments or --profiles FILE|-). Listed members are never \
+                added to a campaign of the workspace again.
+
+                \(ContactResultOutput.exitCodes)
+                """)
         @OptionGroup var options: GlobalOptions
         @Option(help: "The client workspace.") var workspace: Int64
         @Option(help: "Why (kept with the entry).") var reason: String?
         @OptionGroup var input: ProfileLinksInput
+        @OptionGroup var output: ContactResultOutput
+
+        struct Result: Encodable {
+            let listed: Int
+            let sequencesStopped: Int
+            let rejected: [ContactAddReport.Rejection]
+            enum CodingKeys: String, CodingKey { case listed, sequencesStopped = "sequences_stopped", rejected }
+        }
 
         func run() throws {
             let result = try Contacts.doNotContact(workspace: workspace, links: input.links(), reason: reason, on: options.connect())
-            print("listed \(result.listed) (the others were listed already)\nsequences stopped \(result.stopped)\nrejected \(result.rejected.count)")
-            for rejection in result.rejected { print("  line \(rejection.line): \(rejection.input): \(rejection.reason)") }
-            if result.listed == 0 && !result.rejected.isEmpty { throw ExitCode(2) }
+            let text = (["listed \(result.listed) (the others were listed already)", "sequences stopped \(result.stopped)",
+                         "rejected \(result.rejected.count)"] + result.rejected.map { "  line \($0.line): \($0.input): \($0.reason)" })
+                .joined(separator: "\n")
+            try output.emit(Result(listed: result.listed, sequencesStopped: result.stopped, rejected: result.rejected),
+                            text: text, rejected: result.rejected.count)
         }
     }
 }

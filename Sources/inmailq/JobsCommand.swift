@@ -65,7 +65,13 @@ struct JobsCommand: ParsableCommand {
     }
 
     struct Cancel: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Cancel a job that is waiting (not one that is running or finished).")
+        static let configuration = CommandConfiguration(
+            abstract: "Cancel a job that is waiting (not one that is running or finished).",
+            discussion: """
+                Exit status: 0 when the job is cancelled (now, or already before: cancelling twice is \
+                harmless); 1 when there is no such job or it is running, completed or discarded \
+                (nothing changes).
+                """)
         @OptionGroup var options: GlobalOptions
 
         @Argument(help: "The job id.")
@@ -79,7 +85,9 @@ struct JobsCommand: ParsableCommand {
             switch try JobQueue.cancel(id: id, reason: reason, on: connection) {
             case nil: throw CommandFailure("no job with id \(id)")
             case .cancelled?: print("job \(id) cancelled")
-            case let state?: throw CommandFailure("job \(id) is \(state.rawValue); only a scheduled, available or retryable job can be cancelled")
+            case .alreadyCancelled?: print("job \(id) was already cancelled; nothing changed")
+            case let .notCancellable(state)?:
+                throw CommandFailure("job \(id) is \(state.rawValue); only a scheduled, available or retryable job can be cancelled")
             }
         }
     }

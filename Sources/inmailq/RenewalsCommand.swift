@@ -26,8 +26,12 @@ struct RenewalsCommand: ParsableCommand {
         var date: String?
 
         func validate() throws {
-            if let date, date.wholeMatch(of: /\d{4}-\d{2}-\d{2}/) == nil {
-                throw ValidationError("--date must look like 2026-11-30, got \"\(date)\"")
+            guard let date else { return }
+            guard let match = date.wholeMatch(of: /(\d{4})-(\d{2})-(\d{2})/),
+                  let year = Int(match.1), let month = Int(match.2), let day = Int(match.3),
+                  DateComponents(calendar: Calendar(identifier: .gregorian), year: year, month: month, day: day).isValidDate
+            else {
+                throw ValidationError("--date \(date.prefix(40)) is not a date: use YYYY-MM-DD, e.g. 2026-11-30")
             }
         }
 

@@ -56,9 +56,9 @@ struct ReportCommand: ParsableCommand {
             lines.append("    \(reason): \(count)")
         }
         for sender in (r["senders"] as? [[String: Any]]) ?? [] {
-            lines.append("  sender \(sender["account_id"]!): \(sender["inmails_sent"]!) InMails (\(sender["free_inmails"]!) free), "
-                + "\(sender["accepted"]!) accepted, \(sender["declined"]!) declined, \(sender["responders"]!) responders, "
-                + "\(sender["follow_ups_sent"]!) follow-ups, \(sender["credits_spent"]!) credits spent, \(sender["credits_back"]!) back")
+            lines.append("  sender \(sender["account_id"]!): \(counted(sender["inmails_sent"], "InMail")) (\(sender["free_inmails"]!) free), "
+                + "\(sender["accepted"]!) accepted, \(sender["declined"]!) declined, \(counted(sender["responders"], "responder")), "
+                + "\(counted(sender["follow_ups_sent"], "follow-up")), \(counted(sender["credits_spent"], "credit")) spent, \(sender["credits_back"]!) back")
         }
         return lines.joined(separator: "\n")
     }
@@ -70,6 +70,12 @@ struct ReportCommand: ParsableCommand {
             "  credits: \(r["credits_spent"]!) spent, \(r["credits_back"]!) credited back, \(r["credits_expired"]!) expired; "
                 + "balance \(r["credit_balance"]!) of \(r["credit_cap"]!); \(r["contacts_waiting"]!) contacts waiting",
         ].joined(separator: "\n")
+    }
+
+    /// "1 InMail", "2 InMails": a count with its noun.
+    private static func counted(_ value: Any?, _ noun: String) -> String {
+        let text = value.map { "\($0)" } ?? "0"
+        return "\(text) \(noun)\(text == "1" ? "" : "s")"
     }
 
     private static func messageLine(_ r: [String: Any]) -> String {

@@ -43,7 +43,7 @@ struct ResponsesCommand: ParsableCommand {
             }
             let recorded = try Responses.record(message: id, kind: ResponseKind(rawValue: kind)!, text: text, on: connection)
             if recorded.outcome == "duplicate" {
-                print("message \(id): a \(kind) response was already recorded; nothing changed (contact is \(recorded.contactStatus))")
+                print("message \(id): its response (\(kind)) was already recorded; nothing changed (contact is \(recorded.contactStatus))")
             } else {
                 print("message \(id): \(kind) recorded; contact is \(recorded.contactStatus)"
                     + (recorded.creditedBack ? "; 1 credit back (R1)" : ""))

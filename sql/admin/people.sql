@@ -11,12 +11,7 @@ do $$ begin raise exception 'missing -v campaign=...: see the usage line at the 
 \else
 \set status ''
 \endif
-select set_config('inmailq.campaign', :'campaign', false) \gset ignored_
-do $$ begin
-    if not exists (select 1 from campaigns where id::text = current_setting('inmailq.campaign')) then
-        raise exception 'no campaign with id %', current_setting('inmailq.campaign') using errcode = 'P0002';
-    end if;
-end $$;
+select require_campaign(:'campaign') as campaign_checked \gset
 \set QUIET off
 select contact_id, member_key, first_name, last_name, company, sender_account_id as sender, status, reason,
        last_event, last_event_at

@@ -8,6 +8,7 @@
 \else
 \set campaign ''
 \endif
+select require_campaign(nullif(:'campaign', '')::bigint) as campaign_checked \gset
 \set QUIET off
 \pset expanded on
 select campaign_id, workspace, campaign, status, inmails_sent, free_inmails, credit_inmails, connection_messages,

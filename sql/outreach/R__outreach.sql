@@ -25,9 +25,20 @@ create or replace trigger campaign_steps_editable
 
 create or replace function campaign_senders_same_workspace() returns trigger
 language plpgsql as $$
+declare
+    campaign_workspace bigint;
+    account_workspace bigint;
 begin
-    if (select workspace_id from campaigns where id = new.campaign_id)
-       is distinct from (select workspace_id from sender_accounts where id = new.account_id) then
+    -- Unknown ids are named here, before the foreign keys would refuse them in their own words.
+    select workspace_id into campaign_workspace from campaigns where id = new.campaign_id;
+    if not found then
+        raise exception 'no campaign with id %', new.campaign_id using errcode = 'P0002';
+    end if;
+    select workspace_id into account_workspace from sender_accounts where id = new.account_id;
+    if not found then
+        raise exception 'no sender account with id %', new.account_id using errcode = 'P0002';
+    end if;
+    if campaign_workspace <> account_workspace then
         raise exception 'sender account % is not in the workspace of campaign %', new.account_id, new.campaign_id
             using errcode = '23514';
     end if;
@@ -37,6 +48,17 @@ end $$;
 create or replace trigger campaign_senders_same_workspace
     before insert or update on campaign_senders
     for each row execute function campaign_senders_same_workspace();
+
+-- The admin scripts' check of a -v campaign=... they were given: raises for an unknown id;
+-- null passes (the scripts' "every campaign").
+create or replace function require_campaign(p_campaign bigint) returns bigint
+language plpgsql stable as $$
+begin
+    if p_campaign is not null and not exists (select 1 from campaigns where id = p_campaign) then
+        raise exception 'no campaign with id %', p_campaign using errcode = 'P0002';
+    end if;
+    return p_campaign;
+end $$;
 
 -- C1: a campaign, its steps copied from a seed campaign of the same agency when one is given.
 create or replace function create_campaign(p_workspace bigint, p_name text, p_seed bigint default null) returns bigint
@@ -593,7 +615,8 @@ select c.id as contact_id, c.campaign_id, c.workspace_id, c.member_key, c.profil
            when 'waiting' then case
                when cp.status <> 'active' then 'campaign is ' || cp.status
                when c.sender_account_id is null then 'no sender account in the pool can take it'
-               when a.status <> 'active' then 'sender account is ' || replace(a.status::text, '_', ' ') || ' (A7: work waits)'
+               when a.status = 'payment_failed' then 'the sender account''s payment failed (A7: work waits until the card is updated)'
+               when a.status <> 'active' then 'sender account is ' || a.status || ' (A7: work waits)'
                when send_job.id is null and exists (select 1 from messages m where m.contact_id = c.id and m.state = 'sending')
                    then 'delivery unconfirmed: its job ended while sending (see stuck_sends, sql/admin/resolve_stuck_send.sql)'
                when send_job.id is null then 'not queued'

@@ -87,6 +87,8 @@ struct OutreachAdminScriptTests {
         #expect(people.output.contains("awaiting a response"))
         let noCampaign = try scripts.psql(f.db, "people", ["campaign": "424242"])
         #expect(noCampaign.status != 0 && noCampaign.output.contains("no campaign with id 424242"))
+        let noReport = try scripts.psql(f.db, "report", ["campaign": "424242"])
+        #expect(noReport.status != 0 && noReport.output.contains("no campaign with id 424242"), "\(noReport.output)")
     }
 }
 

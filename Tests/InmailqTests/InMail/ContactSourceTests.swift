@@ -20,7 +20,7 @@ struct ContactSourceTests {
         try f.connection.execute("insert into do_not_contact (workspace_id, member_key) values (\(f.workspace), 'in:dnc-dave')")
         let run = try InmailqProcess.run(
             ["contacts", "add", "--database-url", f.db.url, "--campaign", String(campaign), "--profiles", Self.fixtures + "/profiles.txt"])
-        #expect(run.status == 0, "\(run.output)")
+        #expect(run.status == 2, "\(run.output)")  // some links were rejected, the others stored
         // lisa-ray three times, jörg-müller twice (percent-encoded and not), one Sales Navigator lead twice.
         let keys = try f.connection.query("select member_key from contacts where campaign_id = \(campaign) order by member_key").rows
             .map { try $0.decode(String.self, "member_key") }
@@ -34,6 +34,16 @@ struct ContactSourceTests {
         let again = try InmailqProcess.run(
             ["contacts", "add", "--database-url", f.db.url, "--campaign", String(campaign), "--profiles", Self.fixtures + "/profiles.txt"])
         #expect(again.output.contains("added 0\nduplicates in the input 4\nalready in the campaign 6\n"))
+        #expect(again.status == 2)  // the same rejected links: the same exit status as the first time
+        let json = try InmailqProcess.run(
+            ["contacts", "add", "--database-url", f.db.url, "--campaign", String(campaign), "--profiles", Self.fixtures + "/profiles.txt", "--json"])
+        #expect(json.status == 2)
+        let object = try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: Any]
+        #expect(object?["already_in_campaign"] as? Int == 6)
+        #expect(object?["do_not_contact"] as? Int == 1)
+        let rejections = object?["rejected"] as? [[String: Any]]
+        #expect(rejections?.count == 4)
+        #expect(rejections?.first?["line"] as? Int == 11 && (rejections?.first?["reason"] as? String)?.contains("not a profile link") == true)
     }
 
     @Test func C2_aNastyCSVImportsItsGoodRowsAndReportsEachBadOneWithItsLineAndReason() throws {
@@ -44,7 +54,7 @@ struct ContactSourceTests {
         let run = try InmailqProcess.run(
             ["contacts", "import", "--database-url", f.db.url, "--campaign", String(campaign),
              "--csv", Self.fixtures + "/nasty.csv", "--rejected", rejectedFile])
-        #expect(run.status == 0, "\(run.output)")
+        #expect(run.status == 2, "\(run.output)")  // rows were rejected; the good ones are stored
         #expect(run.output.contains("added 4\nduplicates in the input 1\nalready in the campaign 0\non the do-not-contact list 0\nin another active campaign of the workspace 0\nrejected 4\n"))
         // Lines count the file's lines: Grace's note spans three, the BOM and CRLFs change nothing.
         #expect(run.output.contains("  line 7: not a url,Bad,Row,Nowhere,,,,: \"not a url\": not a linkedin.com link"))
@@ -69,6 +79,7 @@ struct ContactSourceTests {
         // Importing the same file again adds nothing.
         let again = try InmailqProcess.run(["contacts", "import", "--database-url", f.db.url, "--campaign", String(campaign), "--csv", Self.fixtures + "/nasty.csv"])
         #expect(again.output.contains("added 0\nduplicates in the input 1\nalready in the campaign 4\n"))
+        #expect(again.status == 2)  // the same rejected rows, the same exit status
         #expect(try f.count("select count(*) from contacts where campaign_id = \(campaign)") == 4)
     }
 
@@ -208,14 +219,19 @@ struct ContactSourceTests {
         try f.drain()
         let text = try InmailqProcess.run(["contacts", "list", "--database-url", f.db.url, "--campaign", String(campaign)])
         #expect(text.status == 0)
-        #expect(text.output.contains("\(ids[0])\tin:seen\t\tsender \(sender)\tsent\tawaiting a response\tInMail sent (1 credit)"))
-        #expect(text.output.contains("\(ids[1])\tin:quiet\t\tsender -\tskipped\topted out of InMail (S2)\t"))
-        let json = try InmailqProcess.run(["contacts", "list", "--database-url", f.db.url, "--campaign", String(campaign), "--status", "skipped", "--json"])
-        let lines = json.output.split(separator: "\n")
+        #expect(text.output.hasPrefix("contact\tmember\tname\tsender\tstatus\treason\tlast event\n"), "\(text.output)")
+        #expect(text.output.contains("\(ids[0])\tin:seen\t\t\(sender)\tsent\tawaiting a response\tInMail sent (1 credit)"))
+        #expect(text.output.contains("\(ids[1])\tin:quiet\t\t-\tskipped\topted out of InMail (S2)\t"))
+        let jsonl = try InmailqProcess.run(["contacts", "list", "--database-url", f.db.url, "--campaign", String(campaign), "--status", "skipped", "--jsonl"])
+        let lines = jsonl.output.split(separator: "\n")
         #expect(lines.count == 1)
         let object = try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any]
         #expect(object?["status"] as? String == "skipped")
         #expect(object?["reason"] as? String == "opted out of InMail (S2)")
+        // --json is one document: an array of every contact.
+        let json = try InmailqProcess.run(["contacts", "list", "--database-url", f.db.url, "--campaign", String(campaign), "--json"])
+        let array = try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [[String: Any]]
+        #expect(array?.compactMap { $0["contact_id"] as? Int } == ids.map(Int.init))
         let unknown = try InmailqProcess.run(["contacts", "list", "--database-url", f.db.url, "--campaign", "424242"])
         #expect(unknown.status != 0 && unknown.output.contains("no campaign with id 424242"))
     }

@@ -274,6 +274,16 @@ struct ConnectionSecretTests {
         }
     }
 
+    @Test func aStringThatIsNeitherURLNorConninfoIsRefusedInsteadOfTryingTheDefaultServer() throws {
+        // libpq would read "garbage" as a database name on the default socket (issue 13).
+        let refused = #expect(throws: PostgresError.self) { _ = try Connection(ConnectionConfiguration("S3cretpass")) }
+        #expect(refused?.kind == .usage)
+        #expect(refused.map { $0.message.contains("neither a postgresql:// URL nor a key=value conninfo") && !$0.description.contains("S3cret") } == true)
+        let run = try InmailqProcess.run(["jobs", "list", "--database-url", "garbage"])
+        #expect(run.status == 1 && run.output.contains("neither a postgresql:// URL nor a key=value conninfo"), "\(run.output)")
+        #expect(!run.output.contains("/var/run/postgresql"), "\(run.output)")
+    }
+
     @Test func theCommandLineNeverPrintsThePasswordOfABadDatabaseURL() throws {
         for text in Self.badStrings.prefix(3) {
             let run = try InmailqProcess.run(["jobs", "--database-url", text])

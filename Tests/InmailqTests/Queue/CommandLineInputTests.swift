@@ -15,6 +15,8 @@ struct CommandLineInputTests {
             (["enqueue", "diag.noop", "--count", "1000000000"], "--count must be between 1 and 100000"),
             (["clock", "advance", "infd"], "cannot read \"infd\" as a duration"),
             (["clock", "advance", "1e300d"], "cannot read \"1e300d\" as a duration"),
+            (["clock", "advance", "-1d"], "the clock only moves forward; \"-1d\" would move it back"),
+            (["renewals", "schedule", "--date", "2026-13-45"], "--date 2026-13-45 is not a date"),
             (["enqueue", "no.such.kind"], "no worker of this build runs jobs of kind \"no.such.kind\""),
             (["contacts", "list", "--campaign", "1", "--status", "bogus"], "unknown status \"bogus\""),
         ]

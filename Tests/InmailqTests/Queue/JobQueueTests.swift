@@ -119,9 +119,10 @@ struct JobQueueTests {
         let connection = try TestDatabase().connect()
         let ids = try JobQueue.enqueue([NewJob(kind: "diag.noop"), NewJob(kind: "diag.noop", priority: 5)], on: connection)
         #expect(try JobQueue.cancel(id: ids[1]!, reason: "operator", on: connection) == .cancelled)
+        #expect(try JobQueue.cancel(id: ids[1]!, reason: "operator", on: connection) == .alreadyCancelled)
         let running = try JobQueue.claim(kinds: ["diag.noop"], limit: 10, owner: owner, lease: .seconds(30), on: connection)
         #expect(running.map(\.id) == [ids[0]!])  // the cancelled one is never claimed
-        #expect(try JobQueue.cancel(id: ids[0]!, reason: "operator", on: connection) == .running)
+        #expect(try JobQueue.cancel(id: ids[0]!, reason: "operator", on: connection) == .notCancellable(.running))
         #expect(try JobQueue.cancel(id: 987_654, reason: "operator", on: connection) == nil)
     }
 
