@@ -5,7 +5,7 @@ SWIFT   ?= swift
 BIN     := .build/debug/inmailq
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build test demo bench clean
+.PHONY: deps build install test demo chaos bench clean
 
 ## deps: install libpq's headers, the PostgreSQL server and curl (the demo's) when one is missing
 deps:
@@ -20,6 +20,12 @@ deps:
 build: deps
 	$(SWIFT) build --product inmailq
 
+## install: put the inmailq executable (release build) in $(PREFIX)/bin (default /usr/local)
+PREFIX ?= /usr/local
+install: deps
+	$(SWIFT) build -c release --product inmailq
+	install -D -m 755 .build/release/inmailq $(DESTDIR)$(PREFIX)/bin/inmailq
+
 ## test: the whole test suite against a private PostgreSQL cluster it starts itself
 test: deps
 	$(SWIFT) build --build-tests
@@ -28,6 +34,12 @@ test: deps
 ## demo: the main job on the embedded database (./.inmailq, or INMAILQ_HOME)
 demo: build
 	./scripts/demo.sh $(BIN)
+
+## chaos: the chaos run (not part of `test`; about 3 minutes): workers killed, PostgreSQL crashed,
+## a claim and the leader stopped, answers dropped, a worker's network cut; one line of figures
+chaos: build
+	@command -v jq >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq jq iproute2 >/dev/null; }
+	./scripts/chaos.sh $(BIN)
 
 ## bench: the queue and send-path benchmarks on throwaway databases of the local cluster
 bench: deps

@@ -29,6 +29,12 @@ public struct JobHandlers: Sendable {
         guards[kind] = `guard`
     }
 
+    /// Replaces every kind's guard with `wrap(guard)`, for a layer that must act inside each
+    /// guarded claim's transaction (the chaos run's fault that stops a worker there).
+    public mutating func wrapGuards(_ wrap: (any ClaimGuard) -> any ClaimGuard) {
+        guards = guards.mapValues(wrap)
+    }
+
     /// The kinds that have a handler, sorted.
     public var kinds: [String] { byKind.keys.sorted() }
 

@@ -102,7 +102,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let logger = options.makeLogger("worker")
         var handlers = JobHandlers()
         DiagnosticHandlers.register(into: &handlers)
-        _ = try options.connect(applicationName: "inmailq-worker", sandbox: true)  // the schema must be current
+        _ = try options.connect(applicationName: "inmailq-worker", sandbox: courier == .sandbox)  // the schema must be current
         var database = try options.connectionConfiguration(applicationName: "inmailq-worker")
         database.sessionSettings = WorkerConfiguration.sessionSettings
         var settings = WorkerConfiguration(database: database)
@@ -111,6 +111,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let delivery: any Courier = courier == .gateway ? try gatewayCourier(pool: pool, logger: logger) : SandboxCourier(pool: pool)
         defer { (delivery as? GatewayCourier)?.client.shutdown() }
         InMailHandlers.register(into: &handlers, courier: delivery)
+        WorkerFaults.apply(to: &handlers)
         settings.kinds = kinds.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
         settings.lease = .milliseconds(Int(lease * 1000))
         settings.pollInterval = .milliseconds(Int(pollInterval * 1000))
