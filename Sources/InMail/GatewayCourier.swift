@@ -302,8 +302,15 @@ public struct GatewayCreditSync: MaintenanceService {
             guard linkedIn != expected else { continue }
             let change = try connection.queryOne(
                 """
-                select reconcile_credits(\(account), \(linkedIn), \(expected),
-                                         \("LinkedIn counts \(linkedIn) InMail credits, the ledger \(expected)")) as change
+                -- A credit InMail being posted since the read above: LinkedIn may count it
+                -- already while the ledger still holds its credit, a difference that is none.
+                select case when exists (select 1 from messages m
+                                         where m.account_id = \(account) and m.state = 'sending' and m.uses_credit
+                                           and m.posted_at is not null)
+                            then null
+                            else reconcile_credits(\(account), \(linkedIn), \(expected),
+                                                   \("LinkedIn counts \(linkedIn) InMail credits, the ledger \(expected)"))
+                       end as change
                 """).decode(Int?.self, "change")
             if let change, change != 0 {
                 corrected += 1

@@ -200,8 +200,9 @@ public enum Outreach {
         } catch let error as TemplateError {
             return try stop(error.description, contactStatus: .failed, outcome: .cancelled(reason: error.description))  // S5
         }
-        // Committed without waiting for the WAL flush, like record_delivery (see there): losing
-        // this row in a server crash only means the retry renders it again, same key.
+        // Committed without waiting for the WAL flush: losing this row in a server crash only
+        // means the retry renders it again, same key; the durable commit that records its
+        // posting or delivery flushes it too.
         let message = try connection.queryOne(
             """
             insert into messages (contact_id, campaign_id, account_id, member_key, step, channel, uses_credit, delivery_key,

@@ -386,10 +386,9 @@ end $$;
 -- whose lease expired and whose job was rescued changes nothing; the job's new run finds the
 -- message 'sending' and delivers again under the same key, answered with the first receipt.
 --
--- It commits without waiting for the WAL flush (synchronous_commit off for its transaction):
--- only a crash of the server itself can lose it, and then the job's completion, committed
--- later and durably, is lost with it; the job runs again and delivers under the same key,
--- which the courier answers with its first receipt. Claims and reservations stay durable.
+-- It commits durably (it once skipped the WAL flush, counting on the job's later completion to
+-- be lost with it in a server crash; the chaos run showed a worker writing that completion
+-- after the server came back, leaving a delivered message 'sending' for good).
 drop function if exists record_delivery(bigint, text);  -- before the job's lease was checked
 create or replace function record_delivery(p_message bigint, p_receipt text, p_job bigint, p_lease_token bigint,
                                            p_chat text default null)
@@ -397,7 +396,6 @@ returns void
 language plpgsql as $$
 begin
     perform queue_require_lease(p_job, p_lease_token);
-    perform set_config('synchronous_commit', 'off', true);
     if p_chat is not null then
         update messages set chat_id = p_chat where id = p_message;
     end if;
