@@ -159,11 +159,11 @@ csv="$scratch/acme.csv"
   printf 'https://www.linkedin.com/in/acme-lead-500,Bad,Degree,Globex,,,,5,\r\n'
 } > "$csv"
 say "Acme Robotics: inmailq contacts import --csv (123 rows: a company page, a duplicate, a bad degree among them)"
-iq contacts import --campaign "${campaign[Acme Robotics]}" --csv "$csv" | sed 's/^/      /'
+{ iq contacts import --campaign "${campaign[Acme Robotics]}" --csv "$csv" || [ $? = 2 ]; } | sed 's/^/      /'   # 2: some rows rejected
 say "Blue Harbor: inmailq contacts add --profiles - (links as people paste them; names unknown, so templates use their fallbacks)"
 seq 1 120 | awk '{ split("https://www.linkedin.com/in/blue-lead-%d/|uk.linkedin.com/in/blue-lead-%d|https://m.linkedin.com/in/blue-lead-%d?trk=x|www.linkedin.com/in/blue-lead-%d#about", f, "|");
                    printf f[1 + $1 % 4] (($1 % 3 == 0) ? ", " : "\n"), $1 }' \
-  | iq contacts add --campaign "${campaign[Blue Harbor]}" --profiles - | sed 's/^/      /'
+  | { iq contacts add --campaign "${campaign[Blue Harbor]}" --profiles - || [ $? = 2 ]; } | sed 's/^/      /'
 say "Cedar Health: inmailq contacts search --url (a Sales Navigator search; a worker pages through the sandbox's results)"
 say "  $(iq contacts search --campaign "${campaign[Cedar Health]}" --max 120 \
         --url 'https://www.linkedin.com/sales/search/people?query=(keywords:hiring%20manager,geo:Tokyo)')"
@@ -215,29 +215,40 @@ quiet() {  # until nothing is available, running or due: the workers did all the
   done
 }
 
-step "$days simulated days (each line: what happened that day, then where things stand)"
-say "InMails = first messages by InMail; msgs = to 1st-degree connections; fups = follow-ups"
+step "$days simulated days, one summary a week (the totals are the report's numbers below)"
+# What happened between two business times: first messages and follow-ups sent, and InMails
+# answered (by the time of their first answer), with the credits they earned back (R1).
+week_line() {  # label from [to]
+  local to=${3:-infinity}
+  q -c "select format('   %s: %s InMails (%s free, S1), %s messages to 1st-degree connections (S3), %s follow-ups; %s InMails answered (%s credits back, R1)',
+          '$1', count(*) filter (where o.step = 0 and o.channel = 'inmail' and o.sent_at >= '$2' and o.sent_at < '$to'),
+          count(*) filter (where o.step = 0 and o.channel = 'inmail' and not o.uses_credit and o.sent_at >= '$2' and o.sent_at < '$to'),
+          count(*) filter (where o.step = 0 and o.channel = 'message' and o.sent_at >= '$2' and o.sent_at < '$to'),
+          count(*) filter (where o.step > 0 and o.sent_at >= '$2' and o.sent_at < '$to'),
+          count(*) filter (where o.step = 0 and o.responded and o.responded_at >= '$2' and o.responded_at < '$to'),
+          count(*) filter (where o.credited_back and o.responded_at >= '$2' and o.responded_at < '$to'))
+        from message_outcomes o where o.state = 'sent'"
+}
+standing() {
+  q -c "select format('      now: %s contacts waiting (%s of them for credits, S8), %s in sequence, %s done (answered, declined, finished, skipped or failed)',
+          count(*) filter (where status = 'waiting'),
+          count(*) filter (where status = 'waiting' and reason like 'waiting for credits%'),
+          count(*) filter (where status in ('sent', 'accepted')),
+          count(*) filter (where status in ('declined', 'replied', 'finished', 'skipped', 'failed'))) from contact_progress"
+}
+say "(InMails answered count each answered InMail once, as the report's \"responses\" do)"
 billing_day=10
+begin=$(q -c "select clock_now()")
+week_start=$begin
 for day in $(seq 1 "$days"); do
   quiet
-  q -c "select format('   day %s  %s InMails (%s free)  %s msgs  %s fups  %s responses (%s credits back) | waiting %s (%s for credits)  in sequence %s  done %s',
-          lpad('$day', 2), count(*) filter (where m.step = 0 and m.channel = 'inmail'),
-          count(*) filter (where m.step = 0 and m.channel = 'inmail' and not m.uses_credit),
-          count(*) filter (where m.step = 0 and m.channel = 'message'), count(*) filter (where m.step > 0),
-          (select count(*) from responses where received_at >= clock_now() - interval '1 day'),
-          (select count(*) from responses where received_at >= clock_now() - interval '1 day' and credited_back),
-          (select count(*) from contacts where status = 'waiting'),
-          (select count(*) from contact_progress where status = 'waiting' and reason like 'waiting for credits%'),
-          (select count(*) from contacts where status in ('sent', 'accepted')),
-          (select count(*) from contacts where status in ('declined', 'replied', 'finished', 'skipped', 'failed')))
-        from messages m where m.state = 'sent' and m.sent_at > clock_now() - interval '1 day'"
   if [ "$day" = 1 ]; then
-    q -c "select format('   -> %s contacts of Hal''s wait: %s', count(*), min(reason)) from contact_progress
+    q -c "select format('   day 1: %s contacts of Hal''s wait: %s', count(*), min(reason)) from contact_progress
           where sender_account_id = ${account[cedar_biz]} and status = 'waiting'"
   fi
   if [ "$day" = 2 ]; then
     admin card_updated -v account="${account[cedar_biz]}" >/dev/null
-    say "-> Hal's card was updated: account ${account[cedar_biz]} is active again and its waiting contacts go out (A7)"
+    say "day 2: Hal's card was updated: account ${account[cedar_biz]} is active again and its waiting contacts go out (A7)"
   fi
   "$bin" clock advance 1d --database-url "$url" >/dev/null
   # The members who answer yesterday's InMails write in their chats at the gateway; its webhooks
@@ -255,27 +266,48 @@ for day in $(seq 1 "$days"); do
   quiet
   linkedin_counts  # answered InMails earn their credit back on LinkedIn too (R1)
   if [ "$day" = $((billing_day - 1)) ]; then
-    topup=$(q -c "select 14 - credit_balance(${account[blue_career]}) - credit_held(${account[blue_career]})")
+    # Fay is away for two days: her account is paused (her contacts wait, nothing is lost), so
+    # the credits she buys now are still there when her cycle renews.
+    admin pause_account -v account="${account[blue_career]}" >/dev/null
+    fay=$(q -c "select credit_balance(${account[blue_career]}) + credit_held(${account[blue_career]})")
+    topup=$((14 - fay))
     if [ "$topup" -gt 0 ]; then
       admin purchase_credits -v account="${account[blue_career]}" -v credits="$topup" >/dev/null
-      say "-> Fay buys $topup credits just before her renewal: 14 of her cap of 15"
     fi
+    say "day $day: Fay is away: her account is paused (sql/admin/pause_account.sql); she had $fay credits and buys $((topup > 0 ? topup : 0)): $(q -c "select credit_balance(${account[blue_career]})") of her cap of 15 (A8)"
     linkedin_counts renewal
-    say "-> a new billing cycle starts; the daily cron runs: $(iq renewals schedule)"
+    say "day $billing_day: a new billing cycle starts; the daily cron runs: $(iq renewals schedule)"
     quiet
-    q -c "select format('      account %s: +%s credits (allotment %s, cap %s%s), %s expired (A4)',
-            r.account_id, r.granted, p.monthly_allotment, p.credit_cap,
-            case when r.granted < p.monthly_allotment then ', only what fits under the cap: A5' else '' end, r.expired)
+    q -c "select format('      account %s: %s%s', r.account_id,
+            case when r.granted < p.monthly_allotment
+                 then format('+%s credit%s only: allotment %s, but %s held of a cap of %s, so only what fits (A5)',
+                             r.granted, case when r.granted = 1 then '' else 's' end, p.monthly_allotment,
+                             p.credit_cap - r.granted, p.credit_cap)
+                 else format('+%s credits (allotment %s, cap %s)', r.granted, p.monthly_allotment, p.credit_cap) end,
+            case when r.expired > 0 then format(', %s expired (A4)', r.expired) else '' end)
           from renewal_cycles r join sender_accounts a on a.id = r.account_id join plans p on p.code = a.plan_code
           where r.cycle_start = (select max(cycle_start) from renewal_cycles) order by r.account_id"
   fi
+  if [ "$day" = $((billing_day + 1)) ]; then
+    admin resume_account -v account="${account[blue_career]}" >/dev/null
+    say "day $day: Fay is back: her account is resumed and her waiting contacts go out"
+  fi
+  if [ $((day % 7)) = 0 ] || [ "$day" = "$days" ]; then
+    if [ "$day" = "$days" ]; then
+      # Retries still waiting for their backoff (a lost answer on the last day) settle before
+      # the last summary, so it holds everything the report counts.
+      "$bin" clock advance 2h --database-url "$url" >/dev/null
+      quiet; delivered; quiet
+      week_line "week $(( (day + 6) / 7 )) (days $(( (day - 1) / 7 * 7 + 1 ))-$day)" "$week_start"
+    else
+      week_end=$(q -c "select clock_now()")
+      week_line "week $((day / 7)) (days $((day - 6))-$day)" "$week_start" "$week_end"
+      week_start=$week_end
+    fi
+    standing
+  fi
 done
-quiet
-# Retries still waiting for their backoff (a lost answer on the last day) settle before the workers stop.
-"$bin" clock advance 2h --database-url "$url" >/dev/null
-quiet
-delivered
-quiet
+week_line "all $days days" "$begin"
 kill -TERM "${pids[@]}" "$serve_pid"; wait "${pids[@]}" "$serve_pid" 2>/dev/null || true
 say "workers and serve stopped (SIGTERM: running work finishes, then exit 0); the workers' JSON logs (warnings up): $log"
 q -c "select format('   webhooks received: %s (%s the accounts'' own messages, %s answers applied, %s kept for operators)',
