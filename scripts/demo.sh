@@ -219,15 +219,16 @@ step "$days simulated days, one summary a week (the totals are the report's numb
 # What happened between two business times: first messages and follow-ups sent, and InMails
 # answered (by the time of their first answer), with the credits they earned back (R1).
 week_line() {  # label from [to]
-  local to=${3:-infinity}
   q -c "select format('   %s: %s InMails (%s free, S1), %s messages to 1st-degree connections (S3), %s follow-ups; %s InMails answered (%s credits back, R1)',
-          '$1', count(*) filter (where o.step = 0 and o.channel = 'inmail' and o.sent_at >= '$2' and o.sent_at < '$to'),
-          count(*) filter (where o.step = 0 and o.channel = 'inmail' and not o.uses_credit and o.sent_at >= '$2' and o.sent_at < '$to'),
-          count(*) filter (where o.step = 0 and o.channel = 'message' and o.sent_at >= '$2' and o.sent_at < '$to'),
-          count(*) filter (where o.step > 0 and o.sent_at >= '$2' and o.sent_at < '$to'),
-          count(*) filter (where o.step = 0 and o.responded and o.responded_at >= '$2' and o.responded_at < '$to'),
-          count(*) filter (where o.credited_back and o.responded_at >= '$2' and o.responded_at < '$to'))
-        from message_outcomes o where o.state = 'sent'"
+          '$1', count(*) filter (where step = 0 and channel = 'inmail' and sent_in),
+          count(*) filter (where step = 0 and channel = 'inmail' and not uses_credit and sent_in),
+          count(*) filter (where step = 0 and channel = 'message' and sent_in),
+          count(*) filter (where step > 0 and sent_in),
+          count(*) filter (where step = 0 and responded and answered_in),
+          count(*) filter (where credited_back and answered_in))
+        from (select o.*, o.sent_at >= '$2' and o.sent_at < '${3:-infinity}' as sent_in,
+                     o.responded_at >= '$2' and o.responded_at < '${3:-infinity}' as answered_in
+              from message_outcomes o where o.state = 'sent') o"
 }
 standing() {
   q -c "select format('      now: %s contacts waiting (%s of them for credits, S8), %s in sequence, %s done (answered, declined, finished, skipped or failed)',
@@ -274,7 +275,7 @@ for day in $(seq 1 "$days"); do
     if [ "$topup" -gt 0 ]; then
       admin purchase_credits -v account="${account[blue_career]}" -v credits="$topup" >/dev/null
     fi
-    say "day $day: Fay is away: her account is paused (sql/admin/pause_account.sql); she had $fay credits and buys $((topup > 0 ? topup : 0)): $(q -c "select credit_balance(${account[blue_career]})") of her cap of 15 (A8)"
+    say "day $day: Fay is away: her account is paused (sql/admin/pause_account.sql); she holds $fay (spendable and reserved) and buys $((topup > 0 ? topup : 0)): $(q -c "select credit_balance(${account[blue_career]})") spendable of her cap of 15 (A8)"
     linkedin_counts renewal
     say "day $billing_day: a new billing cycle starts; the daily cron runs: $(iq renewals schedule)"
     quiet

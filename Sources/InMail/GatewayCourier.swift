@@ -283,8 +283,7 @@ public struct GatewayCreditSync: MaintenanceService {
             select a.id, a.gateway_account_id, p.gateway_api, credit_balance(a.id) + credit_held(a.id) as expected
             from sender_accounts a join plans p on p.code = a.plan_code
             where a.gateway_account_id is not null and a.status = 'active' and p.can_send_inmail
-              and not exists (select 1 from messages m where m.account_id = a.id and m.state = 'sending'
-                              and m.uses_credit and m.posted_at is not null)
+              and not credit_inmail_being_posted(a.id)
             order by a.id
             """).rows
         var corrected = 0
@@ -302,12 +301,8 @@ public struct GatewayCreditSync: MaintenanceService {
             guard linkedIn != expected else { continue }
             let change = try connection.queryOne(
                 """
-                -- A credit InMail being posted since the read above: LinkedIn may count it
-                -- already while the ledger still holds its credit, a difference that is none.
-                select case when exists (select 1 from messages m
-                                         where m.account_id = \(account) and m.state = 'sending' and m.uses_credit
-                                           and m.posted_at is not null)
-                            then null
+                -- Asked again when booking: a post may have begun since the read above.
+                select case when credit_inmail_being_posted(\(account)) then null
                             else reconcile_credits(\(account), \(linkedIn), \(expected),
                                                    \("LinkedIn counts \(linkedIn) InMail credits, the ledger \(expected)"))
                        end as change

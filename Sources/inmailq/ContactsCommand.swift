@@ -117,9 +117,7 @@ struct ContactsCommand: ParsableCommand {
 
         func run() throws {
             let connection = try options.connect()
-            guard try connection.query("select 1 from campaigns where id = \(campaign)").rowCount > 0 else {
-                throw CommandFailure("no campaign with id \(campaign)")
-            }
+            try connection.execute("select require_campaign(\(campaign))")
             let rows = try connection.query(
                 """
                 select contact_id, member_key, coalesce(first_name || ' ' || last_name, first_name, last_name) as name,

@@ -49,8 +49,8 @@ create or replace trigger campaign_senders_same_workspace
     before insert or update on campaign_senders
     for each row execute function campaign_senders_same_workspace();
 
--- The admin scripts' check of a -v campaign=... they were given: raises for an unknown id;
--- null passes (the scripts' "every campaign").
+-- The check of a campaign id a person gave (admin scripts' -v campaign=..., `contacts list`):
+-- raises for an unknown id; null passes (the scripts' "every campaign").
 create or replace function require_campaign(p_campaign bigint) returns bigint
 language plpgsql stable as $$
 begin
@@ -59,6 +59,15 @@ begin
     end if;
     return p_campaign;
 end $$;
+
+-- True while a credit InMail of the account is being posted to the gateway (posted, not yet
+-- recorded): LinkedIn may have counted its credit already while the ledger still holds it, so
+-- the two counts are not compared then (GatewayCreditSync).
+create or replace function credit_inmail_being_posted(p_account bigint) returns boolean
+language sql stable as $$
+    select exists (select 1 from messages m
+                   where m.account_id = p_account and m.state = 'sending' and m.uses_credit and m.posted_at is not null)
+$$;
 
 -- C1: a campaign, its steps copied from a seed campaign of the same agency when one is given.
 create or replace function create_campaign(p_workspace bigint, p_name text, p_seed bigint default null) returns bigint
