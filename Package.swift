@@ -6,7 +6,9 @@ import PackageDescription
 //   inmailq (CLI) -> EmbeddedPostgres (a private server via initdb/pg_ctl) -> Postgres
 //   InMail -> Gateway (an HTTP client of the LinkedIn gateway's API, knows nothing of queues or SQL)
 //   inmailq (CLI) -> GatewayDouble (a local server speaking the gateway's documented API, for tests and demos)
-//   inmailq (CLI) -> Server (the HTTP face: the gateway's webhooks into the inbox, probes) -> InMail
+//   inmailq (CLI) -> Server (the HTTP face: the gateway's webhooks into the inbox, probes, /metrics) -> InMail
+//   Queue, Gateway, InMail and Server record metrics through swift-metrics; Server exposes them
+//   in Prometheus's text format (swift-prometheus), and only the CLI chooses that backend.
 let strictSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
@@ -26,6 +28,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.4.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.100.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         .systemLibrary(
@@ -49,6 +53,7 @@ let package = Package(
                 "Postgres",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: strictSettings
         ),
@@ -59,6 +64,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: strictSettings
         ),
@@ -74,7 +80,11 @@ let package = Package(
         ),
         .target(
             name: "InMail",
-            dependencies: ["Postgres", "Queue", "Gateway", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "Postgres", "Queue", "Gateway",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
             swiftSettings: strictSettings
         ),
         .target(
@@ -85,6 +95,9 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings
         ),

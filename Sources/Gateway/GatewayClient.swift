@@ -295,14 +295,17 @@ public final class GatewayClient: Sendable {
             throw .noAnswer("not sent, the request could not be built: \(error)")
         }
         let response: HTTPClient.Response
+        let started = ContinuousClock.now
         do {
             response = try http.execute(request: request, deadline: .now() + configuration.requestTimeout.timeAmount)
                 .wait()
         } catch {
+            GatewayMetrics.record(method: method, status: nil, took: ContinuousClock.now - started)
             logger.debug("gateway request got no answer", metadata: ["path": "\(path)", "error": "\(error)"])
             throw .noAnswer(Self.describe(error))
         }
         let status = Int(response.status.code)
+        GatewayMetrics.record(method: method, status: status, took: ContinuousClock.now - started)
         let body = response.body.map { Data($0.readableBytesView) } ?? Data()
         guard (200..<300).contains(status) else {
             let problem = try? JSONDecoder().decode(UnipileV1.Problem.self, from: body)

@@ -76,6 +76,7 @@ public enum Outreach {
         do {
             receipt = try courier.deliver(delivery)
         } catch {
+            InMailMetrics.deliveryRefused(error)
             context.logger.info("delivery refused", metadata: [
                 "delivery_key": "\(delivery.key)", "account_id": "\(delivery.accountID)", "reason": "\(error)",
             ])
@@ -86,6 +87,7 @@ public enum Outreach {
         }
         try context.connection().execute(
             "select record_delivery(\(message), \(receipt.id), \(job.lease.id), \(job.lease.token), \(receipt.chatID))", prepared: true)
+        InMailMetrics.delivered()
         context.logger.debug("delivered", metadata: [
             "delivery_key": "\(delivery.key)", "account_id": "\(delivery.accountID)", "receipt": "\(receipt.id)",
             "repeated": "\(receipt.repeated)",

@@ -131,6 +131,7 @@ public struct SendReservationGuard: ClaimGuard {
         var moved: Set<String> = []  // "account|kind|reason": waiting jobs already moved
         for (job, request) in requests {
             guard let refusal = refusals[request.deliveryKey] else { continue }
+            InMailMetrics.refused(refusal.reason)
             let until = refusal.retryAt ?? Date.distantFuture
             deferred[job.id] = until
             guard moved.insert("\(request.accountID)|\(job.kind)|\(refusal.reason.rawValue)").inserted else { continue }

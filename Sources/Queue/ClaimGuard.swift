@@ -18,10 +18,21 @@ extension JobQueue {
         kinds: [String], guards: [String: any ClaimGuard], limit: Int, owner: String, lease: Duration,
         on connection: Connection
     ) throws -> (admitted: [Job], claimed: Int) {
+        let started = ContinuousClock.now
+        let (admitted, deferredKinds) = try claimDeferring(kinds: kinds, guards: guards, limit: limit, owner: owner, lease: lease, on: connection)
+        QueueMetrics.recordClaim(admitted: admitted, deferredKinds: deferredKinds, took: ContinuousClock.now - started)
+        return (admitted, admitted.count + deferredKinds.count)
+    }
+
+    /// The claim of `claimAdmitted`: the admitted jobs, and the kind of each deferred one.
+    private static func claimDeferring(
+        kinds: [String], guards: [String: any ClaimGuard], limit: Int, owner: String, lease: Duration,
+        on connection: Connection
+    ) throws -> (admitted: [Job], deferredKinds: [String]) {
         let guarded = kinds.compactMap { kind in guards[kind].map { (kind, $0) } }
         guard !guarded.isEmpty else {
             let jobs = try claim(kinds: kinds, limit: limit, owner: owner, lease: lease, on: connection)
-            return (jobs, jobs.count)
+            return (jobs, [])
         }
         return try connection.transaction(retry: .retryable) { transaction in
             let claimed = try claim(kinds: kinds, limit: limit, owner: owner, lease: lease, on: transaction)
@@ -37,7 +48,7 @@ extension JobQueue {
                     claimed.compactMap { job in deferred[job.id].map { (job.lease, JobOutcome.deferred(until: $0)) } },
                     on: transaction)
             }
-            return (claimed.filter { deferred[$0.id] == nil }, claimed.count)
+            return (claimed.filter { deferred[$0.id] == nil }, claimed.filter { deferred[$0.id] != nil }.map(\.kind))
         }
     }
 }

@@ -60,6 +60,8 @@ public struct Job: Sendable {
     public let attempt: Int
     public let maxAttempts: Int
     public let partitionKey: String?
+    /// How long it had been due (business time) when this run claimed it.
+    public let waited: Duration
 
     init(row: Row) throws {
         id = try row.decode(Int64.self, "id")
@@ -69,6 +71,7 @@ public struct Job: Sendable {
         attempt = try row.decode(Int.self, "attempt")
         maxAttempts = try row.decode(Int.self, "max_attempts")
         partitionKey = try row.decode(String?.self, "partition_key")
+        waited = .milliseconds(Int((try row.decode(Double.self, "waited_s") * 1000).rounded()))
     }
 }
 

@@ -59,7 +59,8 @@ public enum JobQueue {
                 lease_expires_at = now() + \(lease.seconds) * interval '1 second', attempted_at = clock_timestamp()
             from claimable
             where jobs.id = claimable.id
-            returning jobs.id, jobs.lease_token, jobs.kind, jobs.args, jobs.attempt, jobs.max_attempts, jobs.partition_key
+            returning jobs.id, jobs.lease_token, jobs.kind, jobs.args, jobs.attempt, jobs.max_attempts, jobs.partition_key,
+                extract(epoch from clock_now() - jobs.run_at)::float8 as waited_s
             """, prepared: condition == nil)
         return try result.rows.map(Job.init(row:))
     }

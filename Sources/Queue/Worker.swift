@@ -23,6 +23,9 @@ public struct WorkerConfiguration: Sendable {
     /// How long the maintenance leader's term lasts without renewal: half a lease (at least a
     /// second), so a stopped leader's role is taken over well before its jobs' leases expire.
     public var leaderTerm: Duration { max(.seconds(1), lease / 2) }
+    /// How often the elected worker samples the database for metrics (queue depth, the layer
+    /// above's gauges).
+    public var metricsSampleInterval: Duration = .seconds(10)
     /// Finished jobs older than this are pruned.
     public var retention: Duration = .seconds(7 * 86_400)
     /// Most jobs claimed in one round trip.
@@ -222,7 +225,9 @@ public final class Worker: Sendable {
             }
             context.releaseConnection()
             state.record(job.lease, outcome)
-            log(job, outcome, took: ContinuousClock.now - started)
+            let took = ContinuousClock.now - started
+            QueueMetrics.recordRun(job, outcome, took: took)
+            log(job, outcome, took: took)
         }
     }
 
@@ -305,6 +310,7 @@ public final class Worker: Sendable {
                 JobPromoter(interval: configuration.maintenanceInterval),
                 JobRescuer(interval: max(.milliseconds(250), configuration.lease / 4), logger: logger),
                 HistoryPruner(interval: .seconds(60), retention: configuration.retention),
+                QueueSampler(interval: configuration.metricsSampleInterval),
             ] + handlers.maintenance,
             workerID: configuration.workerID, leaderTerm: configuration.leaderTerm, logger: logger)
         while state.currentPhase == .running {

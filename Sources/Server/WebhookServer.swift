@@ -3,8 +3,10 @@ import HTTPTypes
 import Hummingbird
 import InMail
 import Logging
+import Metrics
 import NIOCore
 import Postgres
+import ServiceLifecycle
 
 /// What `inmailq serve` is told.
 public struct ServerSettings: Sendable {
@@ -56,9 +58,9 @@ public final class WebhookServer: Sendable {
         self.logger = logger
     }
 
-    /// Serves until the task is cancelled (or the service group shuts down); `onListening` gets
-    /// the bound port.
-    public func run(onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
+    /// The server as a service to run in the process's service group (it serves until the group
+    /// shuts down); `onListening` gets the bound port.
+    public func service(onListening: @escaping @Sendable (Int) -> Void = { _ in }) -> any Service {
         let router = Router(context: BasicRequestContext.self)
         router.middlewares.add(AccessLog(logger: logger))
         router.post(RouterPath(Self.webhookPath)) { request, _ in try await self.webhook(request) }
@@ -69,42 +71,50 @@ public final class WebhookServer: Sendable {
             }
             return Self.json(.ok, ["status": "ready"])
         }
-        let app = Application(
+        return Application(
             router: router,
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "inmailq"),
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? self.settings.port) },
             logger: logger)
-        try await app.runService()
     }
 
+    /// Counts webhooks by what became of them: `inmailq_webhooks_total{outcome}`, outcome one of
+    /// stored, duplicate, unauthorized, too_large, malformed, refused, unavailable.
     private func webhook(_ request: Request) async throws -> Response {
+        let (outcome, response) = try await handleWebhook(request)
+        Counter(label: "inmailq_webhooks_total", dimensions: [("outcome", outcome)]).increment()
+        return response
+    }
+
+    private func handleWebhook(_ request: Request) async throws -> (String, Response) {
         guard let given = request.headers[HTTPField.Name(settings.secretHeader)!],
               Self.constantTimeEqual(Array(given.utf8), Array(settings.secret.utf8))
         else {
-            return Self.json(.unauthorized, ["error": "missing or wrong \(settings.secretHeader) header: nothing stored"])
+            return ("unauthorized", Self.json(.unauthorized, ["error": "missing or wrong \(settings.secretHeader) header: nothing stored"]))
         }
         var request = request
         let body: ByteBuffer
         do {
             body = try await request.collectBody(upTo: settings.maxBodyBytes)
         } catch is NIOTooManyBytesError {
-            return Self.json(.contentTooLarge, ["error": "the body is larger than \(settings.maxBodyBytes) bytes: nothing stored"])
+            return ("too_large", Self.json(.contentTooLarge, ["error": "the body is larger than \(settings.maxBodyBytes) bytes: nothing stored"]))
         }
         let payload: JSONText
         do {
             payload = try Inbox.payload(body.readableBytesView)
         } catch {
-            return Self.json(.badRequest, ["error": "\(error): nothing stored"])
+            return ("malformed", Self.json(.badRequest, ["error": "\(error): nothing stored"]))
         }
         do {
             let received = try await writer.store(payload)
             if settings.dieAfterFirstCommit && received.stored { kill(getpid(), SIGKILL) }
-            return Self.json(.ok, ["status": received.stored ? "stored" : "duplicate", "inbox_id": received.inboxID.map { "\($0)" } ?? ""])
+            let outcome = received.stored ? "stored" : "duplicate"
+            return (outcome, Self.json(.ok, ["status": outcome, "inbox_id": received.inboxID.map { "\($0)" } ?? ""]))
         } catch InboxWriter.Failure.refused(let reason) {
-            return Self.json(.badRequest, ["error": "the database refused the event (\(reason)): nothing stored"])
+            return ("refused", Self.json(.badRequest, ["error": "the database refused the event (\(reason)): nothing stored"]))
         } catch {
             logger.warning("webhook not stored", metadata: ["error": "\(error)"])
-            return Self.json(.serviceUnavailable, ["error": "the database is unavailable: retry later"])
+            return ("unavailable", Self.json(.serviceUnavailable, ["error": "the database is unavailable: retry later"]))
         }
     }
 

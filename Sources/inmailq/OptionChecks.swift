@@ -9,11 +9,11 @@ func requireInRange<T: Comparable>(_ value: T, _ range: ClosedRange<T>, _ name: 
 }
 
 /// The host and port of a `--listen host:port` option, or a validation error naming it.
-func listenAddress(_ text: String) throws -> (host: String, port: Int) {
+func listenAddress(_ text: String, option: String = "--listen") throws -> (host: String, port: Int) {
     guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65_535).contains(port),
           colon > text.startIndex
     else {
-        throw ValidationError("--listen must be host:port with a port of 0-65535 (got \(text))")
+        throw ValidationError("\(option) must be host:port with a port of 0-65535 (got \(text))")
     }
     return (String(text[..<colon]), port)
 }

@@ -4,6 +4,7 @@ import InMail
 import Logging
 import Postgres
 import Server
+import ServiceLifecycle
 
 /// `inmailq serve`: the HTTP face — the gateway's webhooks into the inbox, and health probes.
 struct ServeCommand: AsyncParsableCommand {
@@ -25,11 +26,13 @@ struct ServeCommand: AsyncParsableCommand {
             registered (`inmailq gateway register-webhook`): from INMAILQ_WEBHOOK_SECRET or \
             --webhook-secret-file, at least 16 characters. Run as many as you like behind a load \
             balancer: they share only the database. SIGTERM or SIGINT: stop accepting, finish \
-            the requests under way, exit 0.
+            the requests under way, exit 0. With --metrics-listen, Prometheus metrics (webhooks by \
+            outcome, inmailq_webhooks_total) on an address of their own.
             """
     )
 
     @OptionGroup var options: GlobalOptions
+    @OptionGroup var metrics: MetricsOptions
 
     @Option(help: ArgumentHelp("Address to listen on.", valueName: "host:port"))
     var listen: String = "127.0.0.1:8080"
@@ -57,6 +60,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = options.makeLogger("serve")
+        let metricsServer = try metrics.service(process: "serve", logger: logger)  // before anything records a metric
         let secret = try WebhookSecret.read(file: webhookSecretFile)
         _ = try options.connect(applicationName: "inmailq-serve", sandbox: true)  // the schema must be current
         let database = try options.connectionConfiguration(applicationName: "inmailq-serve")
@@ -69,10 +73,14 @@ struct ServeCommand: AsyncParsableCommand {
         settings.dieAfterFirstCommit = ProcessInfo.processInfo.environment["INMAILQ_FAULT_DIE_AFTER_COMMIT"] == "1"
         let server = WebhookServer(
             settings: settings, writer: writer, readiness: { await Self.readiness(database, migrator) }, logger: logger)
-        try await server.run { bound in
+        let webhooks = server.service { bound in
             logger.info("serving", metadata: ["address": "http://\(host):\(bound)", "webhook": "\(WebhookServer.webhookPath)"])
             FileHandle.standardOutput.write(Data("inmailq serve listening on http://\(host):\(bound)\n".utf8))
         }
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [.init(service: webhooks)] + (metricsServer.map { [.init(service: $0)] } ?? []),
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
     }
 
     /// Nil when the database answers and its schema is current; otherwise why not. Runs off the

@@ -25,6 +25,7 @@ struct WorkerCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var options: GlobalOptions
+    @OptionGroup var metrics: MetricsOptions
 
     @Option(help: "Jobs run at once; the worker opens at most this many database sessions plus 3 (claims, outcomes, maintenance).")
     var concurrency: Int = 10
@@ -100,6 +101,7 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = options.makeLogger("worker")
+        let metricsServer = try metrics.service(process: "worker", logger: logger)  // before anything records a metric
         var handlers = JobHandlers()
         DiagnosticHandlers.register(into: &handlers)
         _ = try options.connect(applicationName: "inmailq-worker", sandbox: courier == .sandbox)  // the schema must be current
@@ -107,10 +109,11 @@ struct WorkerCommand: AsyncParsableCommand {
         database.sessionSettings = WorkerConfiguration.sessionSettings
         var settings = WorkerConfiguration(database: database)
         settings.concurrency = concurrency
+        settings.metricsSampleInterval = .milliseconds(Int(metrics.metricsInterval * 1000))
         let pool = ConnectionPool(database, capacity: settings.sessions)
         let delivery: any Courier = courier == .gateway ? try gatewayCourier(pool: pool, logger: logger) : SandboxCourier(pool: pool)
         defer { (delivery as? GatewayCourier)?.client.shutdown() }
-        InMailHandlers.register(into: &handlers, courier: delivery)
+        InMailHandlers.register(into: &handlers, courier: delivery, metricsSampleInterval: settings.metricsSampleInterval)
         WorkerFaults.apply(to: &handlers)
         settings.kinds = kinds.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
         settings.lease = .milliseconds(Int(lease * 1000))
@@ -128,8 +131,11 @@ struct WorkerCommand: AsyncParsableCommand {
         // The first SIGTERM or SIGINT shuts the group down gracefully (the worker drains); a
         // second cancels it (the worker releases its running jobs at once). A worker that ends by
         // itself (--exit-when-done) shuts the rest of the group down gracefully.
+        // The metrics server, when on, stops with the group.
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [.init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup)], logger: logger))
+            services: [.init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup)]
+                + (metricsServer.map { [.init(service: $0)] } ?? []),
+            logger: logger))
         let running = Task { try await group.run() }
         let signals = ShutdownSignals(
             first: { Task { await group.triggerGracefulShutdown() } },

@@ -185,3 +185,15 @@ $$;
 -- Gives up leadership (a worker shutting down), so another worker takes over at once.
 create or replace function queue_resign(p_worker text) returns void
 language sql as $$ delete from queue_leader where worker_id = p_worker $$;
+
+-- The queue's depth for metrics: unfinished jobs per kind and state, and for each kind how
+-- long its oldest available job has been due (seconds; null when none is available). One scan
+-- of the unfinished jobs; the elected worker alone runs it, every few seconds.
+create or replace function queue_depth()
+returns table (kind text, state job_state, jobs bigint, oldest_available_s float8)
+language sql stable as $$
+    select kind, state, count(*),
+           extract(epoch from clock_now() - min(run_at) filter (where state = 'available'))::float8
+    from jobs
+    group by kind, state
+$$;

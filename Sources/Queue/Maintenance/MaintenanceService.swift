@@ -11,6 +11,13 @@ public protocol MaintenanceService: Sendable {
     /// Returns how many things it changed (logged when not zero). Throwing is logged and the
     /// service runs again at its next interval.
     func runOnce(on connection: Connection) throws -> Int
+    /// This worker is no longer the elected one (its term ran out, or it resigned): drop what
+    /// only the elected worker may publish, such as sampled gauges.
+    func leadershipEnded()
+}
+
+extension MaintenanceService {
+    public func leadershipEnded() {}
 }
 
 /// Runs a batched step until a batch comes back shorter than `batch`; returns the total.

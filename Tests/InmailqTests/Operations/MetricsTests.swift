@@ -1,0 +1,157 @@
+import AsyncHTTPClient
+import Foundation
+import InMail
+import NIOCore
+import Postgres
+import Queue
+import Testing
+
+/// /metrics of workers and `serve`, scraped over HTTP after known work.
+@Suite("Metrics")
+struct MetricsTests {
+    @Test(.timeLimit(.minutes(3)))
+    func workersCountJobsAndOnlyTheElectedOneSamplesTheDatabase() throws {
+        let db = try TestDatabase()
+        let connection = try db.connect()
+        try JobQueue.enqueue((0..<20).map { _ in NewJob(kind: "diag.noop") }, on: connection)
+        try JobQueue.enqueue([
+            NewJob(kind: "diag.fail", args: JSONText(#"{"times": 5}"#), maxAttempts: 1),  // discarded
+            NewJob(kind: "diag.fail", args: JSONText(#"{"times": 1}"#), maxAttempts: 3),  // fails once, then completes
+            NewJob(kind: "diag.fail", args: JSONText(#"{"times": 1}"#), maxAttempts: 3),
+            NewJob(kind: "diag.noop", runAt: Date().addingTimeInterval(86_400)),           // waits a day
+        ], on: connection)
+        let first = try MetricsProcess(["worker", "--database-url", db.url, "--retry-base", "0", "--kinds", "diag.noop,diag.fail"])
+        defer { first.process.stop() }
+        #expect(try waitUntilQuiet(connection, workers: [first.process]))
+        // The elected worker samples the queue's depth: one job waits, scheduled.
+        var metrics: [String: Double] = [:]
+        #expect(try eventually(timeout: .seconds(20)) {
+            metrics = try first.scrape()
+            return metrics[#"inmailq_queue_jobs{state="scheduled",kind="diag.noop"}"#] == 1
+        }, "\(metrics)")
+        #expect(metrics[#"inmailq_jobs_claimed_total{kind="diag.noop"}"#] == 20)
+        #expect(metrics[#"inmailq_jobs_completed_total{kind="diag.noop"}"#] == 20)
+        #expect(metrics[#"inmailq_job_duration_seconds_count{kind="diag.noop"}"#] == 20)
+        #expect(metrics[#"inmailq_job_wait_seconds_count{kind="diag.noop"}"#] == 20)
+        #expect(metrics[#"inmailq_jobs_completed_total{kind="diag.fail"}"#] == 2)
+        #expect(metrics[#"inmailq_jobs_failed_total{kind="diag.fail"}"#] == 2)
+        #expect(metrics[#"inmailq_jobs_discarded_total{kind="diag.fail"}"#] == 1)
+        #expect((metrics["inmailq_claim_duration_seconds_count"] ?? 0) >= 1)
+        #expect(metrics["inmailq_maintenance_leader"] == 1)
+        #expect(metrics.keys.contains { $0.hasPrefix(#"inmailq_queue_jobs{state="available""#) } == false)
+        #expect(try first.get("/healthz").status == 200)
+
+        // A second worker is not elected: it samples nothing, so N workers run one query.
+        let second = try MetricsProcess(["worker", "--database-url", db.url, "--kinds", "diag.noop"])
+        defer { second.process.stop() }
+        Thread.sleep(forTimeInterval: 1.5)  // several sample intervals
+        let other = try second.scrape()
+        #expect(other["inmailq_maintenance_leader"] == 0)
+        #expect(other.keys.contains { $0.hasPrefix("inmailq_queue_jobs") } == false, "\(other)")
+
+        // When the elected worker stops, the other takes over and publishes the depth.
+        first.process.stop()
+        #expect(try eventually(timeout: .seconds(20)) {
+            let now = try second.scrape()
+            return now["inmailq_maintenance_leader"] == 1 && now[#"inmailq_queue_jobs{state="scheduled",kind="diag.noop"}"#] == 1
+        })
+    }
+
+    /// S6 and the gateway: a limit of two InMails a day, four contacts. Two are delivered over
+    /// HTTP, the rest refused by the daily limit; the account's gauges say so.
+    @Test(.timeLimit(.minutes(3)))
+    func theSendPathCountsDeliveriesRefusalsAndGatewayRequests() throws {
+        let key = "metrics-\(UInt32.random(in: 0...UInt32.max))"
+        let double = try GatewayDoubleProcess(apiKey: key, credits: 1_000)
+        let db = try TestDatabase()
+        let connection = try db.connect()
+        let accounts = AccountFixture(connection: connection)
+        let workspace = try accounts.workspace()
+        let agency = try connection.queryOne("select agency_id from workspaces where id = \(workspace)").decode(Int64.self, "agency_id")
+        let account = try accounts.account(plan: "sales_navigator", workspace: workspace, dailyLimit: 2)
+        try accounts.renewCurrentCycle(account)
+        try connection.execute("select connect_gateway_account(\(account), \("li-\(account)"), interval '0')")
+        let campaign = try Campaigns.create(workspace: workspace, name: "Metrics", on: connection)
+        try Campaigns.setStep(campaign: campaign, position: 0, subject: "Hello", body: "A question", delayDays: nil, on: connection)
+        try Campaigns.addSender(campaign: campaign, account: account, on: connection)
+        _ = try Contacts.add(campaign: campaign, links: (0..<4).map { (line: $0 + 1, text: "https://www.linkedin.com/in/metrics-\($0)") }, on: connection)
+        try Campaigns.activate(campaign: campaign, on: connection)
+
+        let worker = try MetricsProcess(
+            ["worker", "--database-url", db.url, "--courier", "gateway", "--gateway-rps", "100"],
+            environment: ["INMAILQ_GATEWAY_URL": double.url, "INMAILQ_GATEWAY_API_KEY": key])
+        defer { worker.process.stop() }
+        #expect(try waitUntilQuiet(connection, workers: [worker.process]))
+        let labels = #"{account="\#(account)",agency="\#(agency)"}"#
+        let credits = Double(try accounts.balance(account))
+        var metrics: [String: Double] = [:]
+        #expect(try eventually(timeout: .seconds(20)) {
+            metrics = try worker.scrape()
+            return metrics["inmailq_account_inmails_today" + labels] == 2 && metrics["inmailq_account_credits" + labels] == credits
+        }, "\(metrics.filter { $0.key.hasPrefix("inmailq_account") })")
+        #expect(metrics[#"inmailq_deliveries_total{outcome="delivered"}"#] == 2)
+        #expect((metrics[#"inmailq_reservations_refused_total{reason="daily_limit_reached"}"#] ?? 0) >= 1)
+        #expect(metrics[#"inmailq_jobs_snoozed_total{kind="inmail.send"}"#] ?? 0 >= 1)
+        #expect(metrics["inmailq_account_inmail_limit" + labels] == 2)
+        #expect(metrics["inmailq_accounts_at_daily_limit"] == 1)
+        #expect(metrics[#"inmailq_accounts{status="active"}"#] == 1)
+        let posted = metrics.filter { $0.key.hasPrefix(#"inmailq_gateway_requests_total{method="POST",status="2"#) }.values.reduce(0, +)
+        #expect(posted == 2, "\(metrics.filter { $0.key.hasPrefix("inmailq_gateway") })")
+        #expect(try count("select count(*) from messages where state = 'sent'", connection) == 2)
+    }
+
+    @Test(.timeLimit(.minutes(2)))
+    func serveCountsWebhooksByOutcome() throws {
+        let db = try TestDatabase()
+        let serve = try ServeProcess(databaseURL: db.url, arguments: ["--metrics-listen", "127.0.0.1:0"])
+        let metricsURL = try #require(serve.process.output.split(separator: "\n")
+            .first { $0.hasPrefix(MetricsProcess.announcement("serve")) }.map { String($0.dropFirst(MetricsProcess.announcement("serve").count)) })
+        let body = #"{"event": "message_received", "account_id": "li-1", "message_id": "m-metrics-1", "chat_id": "c-1", "message": "hi", "sender": {"attendee_provider_id": "x"}, "is_sender": false}"#
+        #expect(try serve.post(body).status == 200)
+        #expect(try serve.post(body).status == 200)                    // a replay
+        #expect(try serve.post(body, secret: "wrong secret").status == 401)
+        let metrics = try MetricsProcess.scrape(metricsURL)
+        #expect(metrics[#"inmailq_webhooks_total{outcome="stored"}"#] == 1)
+        #expect(metrics[#"inmailq_webhooks_total{outcome="duplicate"}"#] == 1)
+        #expect(metrics[#"inmailq_webhooks_total{outcome="unauthorized"}"#] == 1)
+    }
+}
+
+/// An inmailq process run with `--metrics-listen 127.0.0.1:0`, and its /metrics read over HTTP.
+struct MetricsProcess {
+    let process: InmailqProcess
+    let url: String
+
+    static func announcement(_ command: String) -> String { "inmailq \(command) metrics on " }
+
+    init(_ arguments: [String], environment: [String: String] = [:]) throws {
+        (process, url) = try InmailqProcess.startListening(
+            arguments + ["--metrics-listen", "127.0.0.1:0", "--metrics-interval", "0.2", "--log-level", "warning"],
+            environment: environment, announcement: Self.announcement(arguments[0]))
+    }
+
+    func scrape() throws -> [String: Double] { try Self.scrape(url) }
+
+    func get(_ path: String) throws -> (status: Int, body: String) {
+        try Self.get(url.replacingOccurrences(of: "/metrics", with: path))
+    }
+
+    /// Every sample line of the Prometheus text format, by series (name and labels as written).
+    static func scrape(_ url: String) throws -> [String: Double] {
+        let (status, body) = try get(url)
+        guard status == 200 else { throw DoubleProcessError(message: "GET \(url) answered \(status): \(body)") }
+        var samples: [String: Double] = [:]
+        for line in body.split(separator: "\n") where !line.hasPrefix("#") {
+            guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else { continue }
+            samples[String(line[..<space])] = value
+        }
+        return samples
+    }
+
+    static func get(_ url: String) throws -> (status: Int, body: String) {
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { try? http.syncShutdown() }
+        let response = try http.execute(request: try HTTPClient.Request(url: url), deadline: .now() + .seconds(10)).wait()
+        return (Int(response.status.code), response.body.map { String(buffer: $0) } ?? "")
+    }
+}
