@@ -9,10 +9,12 @@ public enum InMailSchema {
     public static let owners = ["queue", "accounts", "outreach", "inbox"]
     /// The sandbox courier's state, installed only where that courier is used.
     public static let sandboxOwner = "sandbox"
+    /// Roles, grants and row-level security: last, so that its grants cover every table.
+    public static let accessOwner = "access"
 
     /// The migrator for the owners under `sqlDirectory`, with the sandbox's tables when asked.
     public static func migrator(sqlDirectory: String, sandbox: Bool) throws -> Migrator {
-        let names = owners + (sandbox ? [sandboxOwner] : [])
+        let names = owners + (sandbox ? [sandboxOwner] : []) + [accessOwner]
         return Migrator(owners: try names.map { try SchemaOwner.load($0, from: sqlDirectory + "/" + $0) })
     }
 }

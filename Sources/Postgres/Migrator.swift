@@ -63,8 +63,10 @@ public struct MigrationError: Error, CustomStringConvertible, Sendable {
 /// Brings a database's schema up to date, owner by owner in the order given (an owner may use
 /// what the owners before it define, never what comes after). For each owner: its pending
 /// versioned migrations in order, each in its own transaction and recorded once with a checksum;
-/// then its repeatable files, each re-applied when its checksum changed or when any versioned
-/// migration ran in this call. Everything is recorded in `schema_migrations`.
+/// then its repeatable files, each re-applied when its checksum changed or when anything before it
+/// (a versioned migration, or an earlier owner's repeatable file) was applied in this call, so an
+/// owner's grants and definitions always cover what the owners before it just made. Everything is
+/// recorded in `schema_migrations`.
 ///
 /// Safe to run from several processes at once: an advisory lock lets one apply while the others
 /// wait and then find nothing left to do.
@@ -115,19 +117,21 @@ public struct Migrator: Sendable {
             """)
         let plan = try pending(connection)
         var done: [Pending] = []
-        var versionedRan = false
+        var anythingRan = false
         for owner in owners {
             for migration in owner.migrations where plan.versioned.contains(Pending(owner: owner.name, name: migration.name)) {
                 try apply(owner: owner.name, version: migration.version, name: migration.name, sql: migration.sql, on: connection)
                 log("applied \(owner.name)/\(migration.name)")
                 done.append(Pending(owner: owner.name, name: migration.name))
-                versionedRan = true
+                anythingRan = true
             }
+            let reapplyAll = anythingRan  // fixed before this owner's own repeatable files run
             for script in owner.repeatables
-            where versionedRan || plan.repeatable.contains(Pending(owner: owner.name, name: script.name)) {
+            where reapplyAll || plan.repeatable.contains(Pending(owner: owner.name, name: script.name)) {
                 try apply(owner: owner.name, version: nil, name: script.name, sql: script.sql, on: connection)
                 log("applied \(owner.name)/\(script.name)")
                 done.append(Pending(owner: owner.name, name: script.name))
+                anythingRan = true
             }
         }
         return done

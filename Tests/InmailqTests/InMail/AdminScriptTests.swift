@@ -7,9 +7,10 @@ import Testing
 /// The operators' scripts in sql/admin, run through psql as the header of each says.
 @Suite("Admin scripts")
 struct AdminScriptTests {
+    /// Runs an admin script as the operators' role (sql/access), as production runs it.
     func psql(_ db: TestDatabase, _ script: String, _ variables: [String: String]) throws -> (status: Int32, output: String) {
         let psql = ["/usr/bin/psql", "/usr/local/bin/psql"].first { FileManager.default.isExecutableFile(atPath: $0) } ?? "/usr/bin/psql"
-        var arguments = [psql, db.url, "-X"]
+        var arguments = [psql, TestRoles.url(db, as: try TestRoles.login(.operator)), "-X"]
         for (name, value) in variables.sorted(by: { $0.key < $1.key }) { arguments += ["-v", "\(name)=\(value)"] }
         arguments += ["-f", TestPaths.root + "/sql/admin/\(script).sql"]
         let outputPath = NSTemporaryDirectory() + "inmailq-psql-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).out"

@@ -77,8 +77,8 @@ struct MetricsTests {
         _ = try Contacts.add(campaign: campaign, links: (0..<4).map { (line: $0 + 1, text: "https://www.linkedin.com/in/metrics-\($0)") }, on: connection)
         try Campaigns.activate(campaign: campaign, on: connection)
 
-        let worker = try MetricsProcess(
-            ["worker", "--database-url", db.url, "--courier", "gateway", "--gateway-rps", "100"],
+        let worker = try MetricsProcess(  // under the workers' role (sql/access), as in production
+            ["worker", "--database-url", TestRoles.url(db, as: try TestRoles.login(.worker)), "--courier", "gateway", "--gateway-rps", "100"],
             environment: ["INMAILQ_GATEWAY_URL": double.url, "INMAILQ_GATEWAY_API_KEY": key])
         defer { worker.process.stop() }
         #expect(try waitUntilQuiet(connection, workers: [worker.process]))
@@ -103,7 +103,7 @@ struct MetricsTests {
     @Test(.timeLimit(.minutes(2)))
     func serveCountsWebhooksByOutcome() throws {
         let db = try TestDatabase()
-        let serve = try ServeProcess(databaseURL: db.url, arguments: ["--metrics-listen", "127.0.0.1:0"])
+        let serve = try ServeProcess(databaseURL: TestRoles.url(db, as: try TestRoles.login(.worker)), arguments: ["--metrics-listen", "127.0.0.1:0"])
         let metricsURL = try #require(serve.process.output.split(separator: "\n")
             .first { $0.hasPrefix(MetricsProcess.announcement("serve")) }.map { String($0.dropFirst(MetricsProcess.announcement("serve").count)) })
         let body = #"{"event": "message_received", "account_id": "li-1", "message_id": "m-metrics-1", "chat_id": "c-1", "message": "hi", "sender": {"attendee_provider_id": "x"}, "is_sender": false}"#

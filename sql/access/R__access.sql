@@ -1,0 +1,157 @@
+-- access: the current grants and row-level security policies (re-applied whenever this file
+-- changes or any migration ran, so objects made since are covered). Roles: 0001_roles.sql.
+
+-- The reader's filters. SECURITY DEFINER: they read the mapping and the ids of the reader's
+-- agency as their owner, so a reader needs no access to agency_readers and cannot widen what
+-- it sees; the policies pass `current_user`, which a session cannot forge (a SET ROLE changes
+-- it only to a role the login was granted). search_path is fixed against hijacking.
+-- A role the session's login does not belong to gets no agency: naming another reader's role
+-- reveals nothing.
+create or replace function reader_agency(p_role name) returns bigint
+language sql stable security definer set search_path = pg_catalog, public as $$
+    select agency_id from agency_readers where role_name = p_role and pg_has_role(session_user, p_role, 'member')
+$$;
+
+create or replace function reader_workspaces(p_role name) returns bigint[]
+language sql stable security definer set search_path = pg_catalog, public as $$
+    select coalesce(array_agg(id), '{}') from workspaces where agency_id = reader_agency(p_role)
+$$;
+
+create or replace function reader_accounts(p_role name) returns bigint[]
+language sql stable security definer set search_path = pg_catalog, public as $$
+    select coalesce(array_agg(a.id), '{}') from sender_accounts a where a.workspace_id = any(reader_workspaces(p_role))
+$$;
+
+create or replace function reader_campaigns(p_role name) returns bigint[]
+language sql stable security definer set search_path = pg_catalog, public as $$
+    select coalesce(array_agg(c.id), '{}') from campaigns c where c.workspace_id = any(reader_workspaces(p_role))
+$$;
+
+-- Tables ---------------------------------------------------------------------------------------
+
+-- The owner's login owns everything; the group role may do everything to it too.
+grant all on all tables in schema public to inmailq_owner;
+grant all on all sequences in schema public to inmailq_owner;
+
+-- Workers and serve: read everything, write what jobs and webhooks change. What operators alone
+-- set up (agencies, workspaces, plans, reference data, campaign steps) is read-only to them.
+-- No TRUNCATE, and no DDL: they own nothing.
+grant select, insert, update, delete on all tables in schema public to inmailq_worker;
+revoke select on agency_readers from inmailq_worker;
+revoke insert, update, delete on agencies, workspaces, plans, message_limits, response_kinds, reply_phrases,
+    campaign_steps, agency_readers, schema_migrations from inmailq_worker;
+grant usage, select on all sequences in schema public to inmailq_worker;
+
+-- Operators: every row, through the admin scripts and the CLI; no TRUNCATE, no DDL.
+grant select, insert, update, delete on all tables in schema public to inmailq_operator;
+revoke insert, update, delete on schema_migrations from inmailq_operator;
+grant usage, select on all sequences in schema public to inmailq_operator;
+
+-- Readers: their agency's rows (policies below), the reference tables, and the business clock
+-- the reports compute with. Not the queue's tables (jobs carry every agency's work), nor the
+-- gateway's webhooks, nor the mapping of readers.
+revoke all on all tables in schema public from inmailq_reader;
+grant select on agencies, workspaces, sender_accounts, credit_grants, credit_ledger, renewal_cycles, reservations,
+    daily_usage, campaigns, campaign_steps, campaign_senders, do_not_contact, contacts, messages, responses,
+    contact_searches, plans, message_limits, response_kinds, reply_phrases, queue_clock to inmailq_reader;
+-- The reports' views, evaluated with the reader's rights (and so its policies) rather than
+-- their owner's.
+grant select on message_outcomes, message_stats, campaign_report, sender_report to inmailq_reader;
+alter view message_outcomes set (security_invoker = true);
+alter view message_stats set (security_invoker = true);
+alter view campaign_report set (security_invoker = true);
+alter view sender_report set (security_invoker = true);
+alter view contact_progress set (security_invoker = true);
+alter view stuck_sends set (security_invoker = true);
+alter view all_jobs set (security_invoker = true);
+
+-- Functions --------------------------------------------------------------------------------------
+
+-- Operator-only: setting up agencies, accounts and campaigns, buying credits, ending
+-- subscriptions, resolving stuck sends and moving the business clock. Every other function may
+-- be called by anyone who may connect; what it writes is still bound by the table grants above.
+do $$
+declare
+    operator_only text[] := array[
+        'admin_create_agency', 'admin_create_workspace', 'admin_create_sender_account', 'admin_set_sending_schedule',
+        'purchase_credits', 'cancel_subscription', 'change_plan', 'connect_gateway_account', 'resolve_stuck_send',
+        'create_campaign', 'activate_campaign', 'pause_campaign', 'end_campaign', 'add_to_do_not_contact',
+        'inbox_phrase', 'clock_advance', 'grant_agency_reader'];
+    f regprocedure;
+begin
+    for f in select p.oid::regprocedure from pg_proc p
+             where p.pronamespace = 'public'::regnamespace and p.proname = any(operator_only) loop
+        execute format('revoke execute on function %s from public', f);
+        execute format('grant execute on function %s to inmailq_owner, inmailq_operator', f);
+    end loop;
+end $$;
+
+-- Maps a reader login to the agency it may see, and grants it inmailq_reader.
+create or replace function grant_agency_reader(p_login name, p_agency bigint) returns void
+language plpgsql as $$
+begin
+    if not exists (select 1 from pg_roles where rolname = p_login) then
+        raise exception 'no role named %', p_login using errcode = '42704', hint = 'create the login first: create role ... login password ...';
+    end if;
+    if not exists (select 1 from agencies where id = p_agency) then
+        raise exception 'no agency with id %', p_agency using errcode = '23503';
+    end if;
+    execute format('grant inmailq_reader to %I', p_login);
+    insert into agency_readers (role_name, agency_id) values (p_login, p_agency)
+    on conflict (role_name) do update set agency_id = excluded.agency_id, granted_at = now();
+end $$;
+revoke execute on function grant_agency_reader(name, bigint) from public;
+grant execute on function grant_agency_reader(name, bigint) to inmailq_owner, inmailq_operator;
+
+-- Policies -----------------------------------------------------------------------------------------
+
+-- Everyone but a reader sees and writes every row; the planner folds `true` away, so the hot
+-- paths pay nothing for row-level security.
+do $$
+declare
+    t text;
+begin
+    foreach t in array array['agencies', 'workspaces', 'sender_accounts', 'credit_grants', 'credit_ledger', 'renewal_cycles',
+                             'reservations', 'daily_usage', 'campaigns', 'campaign_steps', 'campaign_senders',
+                             'do_not_contact', 'contacts', 'messages', 'responses', 'contact_searches'] loop
+        execute format('drop policy if exists inmailq_all_rows on %I', t);
+        execute format('create policy inmailq_all_rows on %I to inmailq_owner, inmailq_worker, inmailq_operator '
+                       'using (true) with check (true)', t);
+        execute format('drop policy if exists inmailq_agency_reader on %I', t);
+    end loop;
+end $$;
+
+-- A reader: its agency's rows only, each table by the key that leads to the agency. The
+-- subselects make each filter an init plan, computed once per query rather than once per row.
+create policy inmailq_agency_reader on agencies for select to inmailq_reader
+    using (id = (select reader_agency(current_user)));
+create policy inmailq_agency_reader on workspaces for select to inmailq_reader
+    using (agency_id = (select reader_agency(current_user)));
+create policy inmailq_agency_reader on sender_accounts for select to inmailq_reader
+    using (workspace_id = any((select reader_workspaces(current_user))::bigint[]));
+create policy inmailq_agency_reader on campaigns for select to inmailq_reader
+    using (workspace_id = any((select reader_workspaces(current_user))::bigint[]));
+create policy inmailq_agency_reader on do_not_contact for select to inmailq_reader
+    using (workspace_id = any((select reader_workspaces(current_user))::bigint[]));
+create policy inmailq_agency_reader on contacts for select to inmailq_reader
+    using (workspace_id = any((select reader_workspaces(current_user))::bigint[]));
+create policy inmailq_agency_reader on credit_grants for select to inmailq_reader
+    using (account_id = any((select reader_accounts(current_user))::bigint[]));
+create policy inmailq_agency_reader on credit_ledger for select to inmailq_reader
+    using (account_id = any((select reader_accounts(current_user))::bigint[]));
+create policy inmailq_agency_reader on renewal_cycles for select to inmailq_reader
+    using (account_id = any((select reader_accounts(current_user))::bigint[]));
+create policy inmailq_agency_reader on reservations for select to inmailq_reader
+    using (account_id = any((select reader_accounts(current_user))::bigint[]));
+create policy inmailq_agency_reader on daily_usage for select to inmailq_reader
+    using (account_id = any((select reader_accounts(current_user))::bigint[]));
+create policy inmailq_agency_reader on campaign_steps for select to inmailq_reader
+    using (campaign_id = any((select reader_campaigns(current_user))::bigint[]));
+create policy inmailq_agency_reader on campaign_senders for select to inmailq_reader
+    using (campaign_id = any((select reader_campaigns(current_user))::bigint[]));
+create policy inmailq_agency_reader on contact_searches for select to inmailq_reader
+    using (campaign_id = any((select reader_campaigns(current_user))::bigint[]));
+create policy inmailq_agency_reader on messages for select to inmailq_reader
+    using (campaign_id = any((select reader_campaigns(current_user))::bigint[]));
+create policy inmailq_agency_reader on responses for select to inmailq_reader
+    using (message_id in (select id from messages));  -- messages' own policy narrows it
