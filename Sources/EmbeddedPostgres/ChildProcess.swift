@@ -42,11 +42,13 @@ public struct ChildProcess: Sendable {
         return Self.exitCode(status)
     }
 
-    /// The exit status if the process has ended (reaping it), nil while it runs.
+    /// The exit status if the process has ended (reaping it), nil while it runs; -1 when it was
+    /// reaped before (its status went to that earlier call).
     public func exitStatusIfEnded() -> Int32? {
         var status: Int32 = 0
         let result = waitpid(pid, &status, WNOHANG)
-        return result == pid ? Self.exitCode(status) : nil
+        if result == pid { return Self.exitCode(status) }
+        return result < 0 && errno == ECHILD ? -1 : nil
     }
 
     /// Sends a signal such as SIGTERM or SIGKILL.

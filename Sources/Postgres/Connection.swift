@@ -68,8 +68,24 @@ public final class Connection {
     }
 
     /// Session settings the decoders rely on: ISO dates in UTC.
+    /// The settings values are read and written in. Through a transaction pooler a `SET` would
+    /// stay with one server session while the next transaction runs on another: there they must
+    /// come from the login, and are checked instead.
     private func configureSession() throws(PostgresError) {
-        try runScript("set datestyle = 'ISO'; set timezone = 'UTC'; set intervalstyle = 'iso_8601'; set client_min_messages = 'warning'")
+        guard configuration.transactionPooled else {
+            try runScript("set datestyle = 'ISO'; set timezone = 'UTC'; set intervalstyle = 'iso_8601'; set client_min_messages = 'warning'")
+            return
+        }
+        let row = try queryOne(
+            "select current_setting('DateStyle') as date_style, current_setting('TimeZone') as time_zone, current_setting('IntervalStyle') as interval_style")
+        let found = (try row.decode(String.self, "date_style"), try row.decode(String.self, "time_zone"), try row.decode(String.self, "interval_style"))
+        guard found.0.hasPrefix("ISO"), ["UTC", "Etc/UTC"].contains(found.1), found.2 == "iso_8601" else {
+            throw PostgresError(kind: .usage, message: """
+                through a transaction pooler, the login's own settings must be ISO dates, UTC and ISO 8601 intervals \
+                (found DateStyle=\(found.0), TimeZone=\(found.1), IntervalStyle=\(found.2)): ALTER ROLE <login> SET datestyle = 'ISO'; \
+                ALTER ROLE <login> SET timezone = 'UTC'; ALTER ROLE <login> SET intervalstyle = 'iso_8601'
+                """)
+        }
     }
 
     /// True while the session is open and usable.
@@ -114,7 +130,7 @@ public final class Connection {
         try reconnectIfBroken()
         let (text, values) = sql.rendered
         let result: OpaquePointer?
-        if prepared {
+        if prepared && !configuration.transactionPooled {
             let name = try preparedName(for: text, parameterCount: values.count)
             result = withOptionalCStrings(values) { pointers in
                 PQexecPrepared(handle, name, Int32(values.count), pointers, nil, nil, 0)

@@ -12,6 +12,12 @@ public struct ConnectionConfiguration: Sendable, Equatable {
     /// Server settings every session starts with (`lock_timeout`, ...), sent when it connects.
     /// Names and values are letters, digits, `_` and `.` only.
     public var sessionSettings: [String: String] = [:]
+    /// True when the conninfo leads to a transaction pooler (PgBouncer's `pool_mode =
+    /// transaction`), where consecutive transactions may run on different server sessions: no
+    /// named prepared statements, no `SET` and no startup `options` (`sessionSettings` is not
+    /// sent); the session's settings must come from the login (`ALTER ROLE ... SET`), and a
+    /// new connection checks that they do.
+    public var transactionPooled = false
 
     public init(_ conninfo: String, applicationName: String = "inmailq", connectTimeout: Int = 10) {
         self.conninfo = conninfo
@@ -54,7 +60,7 @@ public struct ConnectionConfiguration: Sendable, Equatable {
             ("application_name", applicationName),
             ("client_encoding", "UTF8"),
         ]
-        if !sessionSettings.isEmpty {
+        if !sessionSettings.isEmpty && !transactionPooled {
             let options = sessionSettings.sorted { $0.key < $1.key }.map { "-c \($0.key)=\($0.value)" }
             parameters.append(("options", options.joined(separator: " ")))
         }
@@ -100,11 +106,12 @@ extension ConnectionConfiguration {
             .joined(separator: " ")
         var configuration = ConnectionConfiguration(text, applicationName: applicationName, connectTimeout: connectTimeout)
         configuration.sessionSettings = sessionSettings
+        configuration.transactionPooled = transactionPooled
         return configuration
     }
 
     /// The keyword/value pairs a URL or conninfo sets, as libpq parses them.
-    static func parse(_ conninfo: String) throws(PostgresError) -> [(String, String)] {
+    public static func parse(_ conninfo: String) throws(PostgresError) -> [(String, String)] {
         var errorMessage: UnsafeMutablePointer<CChar>?
         guard let options = PQconninfoParse(conninfo, &errorMessage) else {
             let reason = errorMessage.map { String(cString: $0) } ?? "out of memory"

@@ -34,6 +34,9 @@ public struct WorkerConfiguration: Sendable {
     public var exitWhenDone: Bool = false
     /// This worker's name in leases and logs.
     public var workerID: String
+    /// A direct session for the producer (LISTEN and claims) when the pool's sessions go through
+    /// a transaction pooler, which cannot carry LISTEN; nil: the producer's comes from the pool.
+    public var producerDatabase: ConnectionConfiguration?
 
     public init(database: ConnectionConfiguration, workerID: String? = nil) {
         self.database = database
@@ -47,7 +50,8 @@ public struct WorkerConfiguration: Sendable {
     public static let sessionSettings = ["lock_timeout": "5s", "idle_in_transaction_session_timeout": "30s"]
 
     /// The most database sessions the worker opens: one per handler thread, plus the producer's,
-    /// the completer's and the maintenance session. Handlers hand theirs back while a courier
+    /// the completer's and the maintenance session (the producer's is a direct one, outside the
+    /// pool, when `producerDatabase` is set). Handlers hand theirs back while a courier
     /// works, so a courier that uses the database (the sandbox) fits in the same number.
     public var sessions: Int { concurrency + 3 }
 
@@ -158,10 +162,15 @@ public final class Worker: Sendable {
 
     /// Checks a session out of the pool for a thread's lifetime, retrying with backoff until it
     /// works or the worker reaches `phase`.
-    private func connectPersistently(_ role: String, until phase: WorkerState.Phase = .draining) -> Connection? {
+    /// With `direct`, a session of its own on that database instead of one of the pool's.
+    private func connectPersistently(_ role: String, until phase: WorkerState.Phase = .draining, direct: ConnectionConfiguration? = nil) -> Connection? {
         var delay = 0.1
         while state.currentPhase < phase {
             do {
+                if var direct {
+                    direct.applicationName = "inmailq-\(role)"
+                    return try Connection(direct)
+                }
                 return try pool.checkOut(applicationName: "inmailq-\(role)")
             } catch {
                 logger.error("cannot connect; retrying", metadata: ["role": "\(role)", "error": "\(error)", "retry_in_s": "\(delay)"])
@@ -173,12 +182,15 @@ public final class Worker: Sendable {
     }
 
     private func producerLoop() {
-        guard let connection = connectPersistently("producer") else { return }
+        guard let connection = connectPersistently("producer", direct: configuration.producerDatabase) else { return }
         var failures = 0
-        do {
-            try connection.listen(JobQueue.wakeUpChannel)
-        } catch {
-            logger.error("cannot listen for wake-ups; polling only", metadata: ["error": "\(error)"])
+        // Through a transaction pooler a LISTEN would hold on to whichever server session ran it.
+        if !connection.configuration.transactionPooled {
+            do {
+                try connection.listen(JobQueue.wakeUpChannel)
+            } catch {
+                logger.error("cannot listen for wake-ups; polling only", metadata: ["error": "\(error)"])
+            }
         }
         let poll = configuration.exitWhenDone ? min(configuration.pollInterval, .milliseconds(100)) : configuration.pollInterval
         while let free = state.waitForFreeSlots(minimum: max(1, configuration.concurrency / 4), patience: .milliseconds(2)) {

@@ -43,6 +43,9 @@ struct QueueBench: ParsableCommand {
     @Option(help: "Future-scheduled jobs (plus half as many finished ones) to add before measuring the claim again.")
     var scheduled: Int = 0
 
+    @Flag(help: "Run the workers as a login of the inmailq_worker role (row-level security applies), not the benchmark's own.")
+    var workerRole = false
+
     @Flag(help: "Keep the benchmark database instead of dropping it.")
     var keep = false
 
@@ -53,10 +56,12 @@ struct QueueBench: ParsableCommand {
     }
 
     func run() throws {
-        let bench = try BenchDatabase(options: options)
+        var bench = try BenchDatabase(options: options)
+        if workerRole { try bench.useWorkerRole() }
         defer { if !keep { bench.drop() } }
         var results: [(String, String)] = [
             ("bench", "queue"), ("cores", "\(ProcessInfo.processInfo.activeProcessorCount)"),
+            ("worker_role", workerRole ? "inmailq_worker" : "owner"),
             ("jobs", "\(jobs)"), ("processes", "\(processes)"), ("concurrency", "\(concurrency)"),
         ]
         let connection = try Connection(bench.configuration)
@@ -146,6 +151,8 @@ struct BenchDatabase {
     let admin: ConnectionConfiguration
     let configuration: ConnectionConfiguration
     let workerLog: String
+    /// The login the workers connect as; nil: the benchmark's own.
+    private(set) var workerLogin: String?
 
     init(options: GlobalOptions) throws {
         let base = try options.connectionConfiguration(applicationName: "inmailq-bench")
@@ -160,6 +167,24 @@ struct BenchDatabase {
         progress("benchmark database \(name) ready; worker log: \(workerLog)")
     }
 
+    /// Runs the workers as the login `inmailq_bench_worker`, a member of inmailq_worker only
+    /// (sql/access), so that they pay for row-level security as production workers do. The
+    /// server must let that login in without a password (the embedded cluster's socket does).
+    mutating func useWorkerRole() throws {
+        let connection = try Connection(configuration)
+        try connection.runScript(
+            """
+            do $$ begin
+                if not exists (select 1 from pg_roles where rolname = 'inmailq_bench_worker') then
+                    create role inmailq_bench_worker login;
+                end if;
+            end $$;
+            grant inmailq_worker to inmailq_bench_worker;
+            """)
+        workerLogin = "inmailq_bench_worker"
+        progress("workers log in as inmailq_bench_worker (role inmailq_worker)")
+    }
+
     /// Starts `inmailq worker` on the benchmark database (same executable as this process).
     func startWorker(concurrency: Int, kinds: String = "diag.noop", extra: [String], environment: [String: String] = [:]) throws
         -> ChildProcess
@@ -167,7 +192,8 @@ struct BenchDatabase {
         var full = ProcessInfo.processInfo.environment
         full.merge(environment) { $1 }
         return try ChildProcess.spawn(
-            [Self.executable, "worker", "--database-url", configuration.conninfo, "--concurrency", "\(concurrency)",
+            [Self.executable, "worker", "--database-url", configuration.conninfo + (workerLogin.map { " user=\($0)" } ?? ""),
+             "--concurrency", "\(concurrency)",
              "--kinds", kinds, "--log-level", "warning"] + extra,
             environment: full, outputPath: workerLog)
     }

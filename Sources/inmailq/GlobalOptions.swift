@@ -9,6 +9,13 @@ struct GlobalOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("PostgreSQL URL or conninfo (default: DATABASE_URL, PG* variables, or the local cluster).", valueName: "url"))
     var databaseURL: String?
 
+    @Option(name: .long, help: ArgumentHelp("""
+        session, or transaction when the database URL leads to PgBouncer in transaction pooling mode \
+        (default: INMAILQ_POOL_MODE, else session). In transaction mode no named prepared statement \
+        or SET is used, and the login's settings must be ISO dates, UTC and ISO 8601 intervals (ALTER ROLE ... SET).
+        """, valueName: "mode"))
+    var poolMode: PoolMode = PoolMode(rawValue: ProcessInfo.processInfo.environment["INMAILQ_POOL_MODE"] ?? "") ?? .session
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: LogLevelOption = .info
 
@@ -24,9 +31,12 @@ struct GlobalOptions: ParsableArguments {
     /// Where to connect: the option, else the environment, else the local cluster (started if needed).
     func connectionConfiguration(applicationName: String = "inmailq") throws -> ConnectionConfiguration {
         if let databaseURL {
-            return ConnectionConfiguration(databaseURL, applicationName: applicationName)
+            var configuration = ConnectionConfiguration(databaseURL, applicationName: applicationName)
+            configuration.transactionPooled = poolMode == .transaction
+            return configuration
         }
-        if let configured = ConnectionConfiguration.fromEnvironment(applicationName: applicationName) {
+        if var configured = ConnectionConfiguration.fromEnvironment(applicationName: applicationName) {
+            configured.transactionPooled = poolMode == .transaction
             return configured
         }
         let cluster = LocalCluster(home: LocalCluster.defaultHome())
@@ -57,6 +67,14 @@ struct GlobalOptions: ParsableArguments {
     var usesLocalCluster: Bool {
         databaseURL == nil && ConnectionConfiguration.fromEnvironment() == nil
     }
+}
+
+/// How the database URL's sessions are pooled (`--pool-mode`).
+enum PoolMode: String, ExpressibleByArgument, CaseIterable {
+    /// Each connection is one server session (a direct connection, or PgBouncer's session mode).
+    case session
+    /// Consecutive transactions may run on different server sessions (PgBouncer's transaction mode).
+    case transaction
 }
 
 enum LogLevelOption: String, ExpressibleByArgument, CaseIterable {

@@ -34,6 +34,9 @@ struct MigrateCommand: ParsableCommand {
         let migrator = try migrations.map { directory in
             Migrator(owners: [try SchemaOwner.load(URL(fileURLWithPath: directory).lastPathComponent, from: directory)])
         } ?? SQLFiles.shippedMigrator(sandbox: sandbox)
+        guard options.poolMode == .session else {
+            throw ValidationError("migrate holds a session lock while it applies: give it the server's own URL, not a transaction pooler's")
+        }
         let connection = try Connection(try options.connectionConfiguration(applicationName: "inmailq-migrate"))
         if status {
             let pending = try migrator.pending(connection)

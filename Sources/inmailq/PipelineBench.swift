@@ -43,6 +43,9 @@ struct PipelineBench: ParsableCommand {
     @Option(help: "With --courier gateway: milliseconds the double takes to answer each request.")
     var latencyMs: Int = 0
 
+    @Flag(help: "Run the workers as a login of the inmailq_worker role (row-level security applies), not the benchmark's own.")
+    var workerRole = false
+
     @Flag(help: "Keep the benchmark database instead of dropping it.")
     var keep = false
 
@@ -54,7 +57,8 @@ struct PipelineBench: ParsableCommand {
     }
 
     func run() throws {
-        let bench = try BenchDatabase(options: options)
+        var bench = try BenchDatabase(options: options)
+        if workerRole { try bench.useWorkerRole() }
         defer { if !keep { bench.drop() } }
         let connection = try Connection(bench.configuration)
         progress("creating \(accounts) sender accounts and a campaign of \(contacts) contacts")
@@ -128,7 +132,8 @@ struct PipelineBench: ParsableCommand {
             throw CommandFailure("only \(sent) of \(contacts) contacts were sent; worker log: \(bench.workerLog)")
         }
         let results: [(String, String)] = [
-            ("bench", "pipeline"), ("cores", "\(ProcessInfo.processInfo.activeProcessorCount)"), ("contacts", "\(contacts)"),
+            ("bench", "pipeline"), ("cores", "\(ProcessInfo.processInfo.activeProcessorCount)"),
+            ("worker_role", workerRole ? "inmailq_worker" : "owner"), ("contacts", "\(contacts)"),
             ("accounts", "\(accounts)"), ("processes", "\(processes)"), ("concurrency", "\(concurrency)"), ("courier", courier.rawValue),
             ("latency_ms", courier == .gateway ? "\(latencyMs)" : "0"),
             ("handler_threads", "\(processes * concurrency)"),

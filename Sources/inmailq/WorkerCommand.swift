@@ -67,6 +67,13 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Seconds between two comparisons of each account's credits with LinkedIn's count (by the elected worker).")
     var gatewayBalanceInterval: Double = 600
 
+    @Option(help: ArgumentHelp("""
+        With --pool-mode transaction (the database URL leads to PgBouncer): a direct URL of the \
+        server for the one session that LISTENs for new jobs and claims them (default: \
+        INMAILQ_DIRECT_DATABASE_URL; without one the worker polls every --poll-interval).
+        """, valueName: "url"))
+    var directDatabaseUrl: String? = ProcessInfo.processInfo.environment["INMAILQ_DIRECT_DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
+
     @Flag(help: "Exit once no unfinished job of the worker's kinds remains.")
     var exitWhenDone = false
 
@@ -108,6 +115,19 @@ struct WorkerCommand: AsyncParsableCommand {
         var database = try options.connectionConfiguration(applicationName: "inmailq-worker")
         database.sessionSettings = WorkerConfiguration.sessionSettings
         var settings = WorkerConfiguration(database: database)
+        if options.poolMode == .transaction {
+            if let directDatabaseUrl {
+                var direct = ConnectionConfiguration(directDatabaseUrl, applicationName: "inmailq-worker")
+                direct.sessionSettings = WorkerConfiguration.sessionSettings
+                settings.producerDatabase = direct
+            } else {
+                logger.warning("no --direct-database-url: through a transaction pooler the worker cannot LISTEN and polls for new jobs", metadata: [
+                    "poll_interval_s": "\(pollInterval)",
+                ])
+            }
+        } else if directDatabaseUrl != nil {
+            throw ValidationError("--direct-database-url goes with --pool-mode transaction (the database URL leading to PgBouncer)")
+        }
         settings.concurrency = concurrency
         settings.metricsSampleInterval = .milliseconds(Int(metrics.metricsInterval * 1000))
         let pool = ConnectionPool(database, capacity: settings.sessions)

@@ -24,6 +24,7 @@ enum TestRoles {
     }
 
     private static func ensure(_ name: String, granted group: String?) throws {
+        _ = try TestServer.migratedTemplate()  // its migration makes the group roles
         let admin = try Connection(try TestServer.admin.get())
         do {
             try admin.runScript("create role \(quoteIdentifier(name)) login")
