@@ -5,7 +5,7 @@ SWIFT   ?= swift
 BIN     := .build/debug/inmailq
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build install test demo chaos bench clean
+.PHONY: deps test-deps build install test demo chaos bench clean
 
 ## deps: install libpq's headers, the PostgreSQL server and curl (the demo's) when one is missing
 deps:
@@ -15,6 +15,17 @@ deps:
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq libpq-dev postgresql pkg-config curl >/dev/null; \
 	fi
+
+## test-deps: what the tests check against besides: a real PgBouncer, systemd-analyze (the
+## units in deploy/systemd) and kubernetes-validate from PyPI (deploy/kubernetes, offline schemas)
+test-deps: deps
+	@if [ ! -x /usr/sbin/pgbouncer ] || ! command -v systemd-analyze >/dev/null; then \
+		echo "installing pgbouncer and systemd"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq pgbouncer systemd >/dev/null; \
+	fi
+	@command -v kubernetes-validate >/dev/null || python3 -m pip install -q kubernetes-validate \
+		|| python3 -m pip install -q --break-system-packages kubernetes-validate
 
 ## build: compile the inmailq executable (debug)
 build: deps
@@ -27,7 +38,7 @@ install: deps
 	install -D -m 755 .build/release/inmailq $(DESTDIR)$(PREFIX)/bin/inmailq
 
 ## test: the whole test suite against a private PostgreSQL cluster it starts itself
-test: deps
+test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 

@@ -57,10 +57,10 @@ public enum JobQueue {
             set state = 'running', attempt = jobs.attempt + 1, lease_owner = \(owner),
                 lease_token = nextval('jobs_lease_token_seq'),
                 lease_expires_at = now() + \(lease.seconds) * interval '1 second', attempted_at = clock_timestamp()
-            from claimable
+            from claimable, (select clock_now() as now) as clock  -- the business clock read once, not per row
             where jobs.id = claimable.id
             returning jobs.id, jobs.lease_token, jobs.kind, jobs.args, jobs.attempt, jobs.max_attempts, jobs.partition_key,
-                extract(epoch from clock_now() - jobs.run_at)::float8 as waited_s
+                extract(epoch from clock.now - jobs.run_at)::float8 as waited_s
             """, prepared: condition == nil)
         return try result.rows.map(Job.init(row:))
     }

@@ -16,9 +16,9 @@ import Synchronization
 /// - `inmailq_claim_duration_seconds`: one claim's round trip, guards included.
 ///
 /// Sampled from the database by the elected worker only (`QueueSampler`), so that N workers
-/// do not run N copies of the query: `inmailq_queue_jobs{state,kind}` and
-/// `inmailq_queue_oldest_available_seconds{kind}`; and `inmailq_maintenance_leader` is 1 on
-/// the elected worker, 0 elsewhere.
+/// do not run N copies of the query: `inmailq_queue_jobs{state,kind}`,
+/// `inmailq_queue_oldest_available_seconds{kind}` and `inmailq_queue_oldest_running_seconds{kind}`;
+/// and `inmailq_maintenance_leader` is 1 on the elected worker, 0 elsewhere.
 public enum QueueMetrics {
     /// Histogram buckets (seconds) for the job wait, which spans milliseconds to hours.
     public static let waitBuckets: [Duration] = [

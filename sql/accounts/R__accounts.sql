@@ -881,7 +881,8 @@ end $$;
 -- Metrics: each account that is not cancelled, with its agency, today's sends against its
 -- limits in its own local day (S6), and its spendable credits. The elected worker samples it
 -- every few seconds: one pass over the accounts, each with an index lookup of today's usage
--- (the primary key) and of its spendable grants (credit_grants_spendable_idx).
+-- (the primary key) and of its spendable grants (credit_grants_spendable_idx); the business
+-- clock is read once.
 create or replace function account_metrics()
 returns table (account_id bigint, agency_id bigint, status account_status, inmails_today integer, inmail_limit integer,
                messages_today integer, message_limit integer, credits integer)
@@ -890,9 +891,10 @@ language sql stable as $$
            coalesce(u.inmails, 0), coalesce(u.inmail_limit, a.daily_inmail_limit),
            coalesce(u.messages, 0), coalesce(u.message_limit, a.daily_message_limit),
            (select coalesce(sum(g.remaining), 0)::integer from credit_grants g
-            where g.account_id = a.id and g.remaining > 0 and g.expires_at > clock_now())
-    from sender_accounts a
+            where g.account_id = a.id and g.remaining > 0 and g.expires_at > clock.now)
+    from (select clock_now() as now) as clock
+    cross join sender_accounts a
     join workspaces w on w.id = a.workspace_id
-    left join daily_usage u on u.account_id = a.id and u.local_day = account_local_now(a)::date
+    left join daily_usage u on u.account_id = a.id and u.local_day = (clock.now at time zone a.time_zone)::date
     where a.status <> 'cancelled'
 $$;

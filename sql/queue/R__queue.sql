@@ -186,14 +186,17 @@ $$;
 create or replace function queue_resign(p_worker text) returns void
 language sql as $$ delete from queue_leader where worker_id = p_worker $$;
 
--- The queue's depth for metrics: unfinished jobs per kind and state, and for each kind how
--- long its oldest available job has been due (seconds; null when none is available). One scan
--- of the unfinished jobs; the elected worker alone runs it, every few seconds.
-create or replace function queue_depth()
-returns table (kind text, state job_state, jobs bigint, oldest_available_s float8)
+-- The queue's depth for metrics: unfinished jobs per kind and state; for each kind, how long
+-- its oldest available job has been due (business time) and how long its oldest running job
+-- has run (real time: a job far past its lease is stuck); seconds, null when there is none.
+-- One scan of the unfinished jobs; the elected worker alone runs it, every few seconds.
+drop function if exists queue_depth();
+create function queue_depth()
+returns table (kind text, state job_state, jobs bigint, oldest_available_s float8, oldest_running_s float8)
 language sql stable as $$
-    select kind, state, count(*),
-           extract(epoch from clock_now() - min(run_at) filter (where state = 'available'))::float8
-    from jobs
-    group by kind, state
+    select j.kind, j.state, count(*),
+           extract(epoch from clock.now - min(j.run_at) filter (where j.state = 'available'))::float8,
+           extract(epoch from clock_timestamp() - min(j.attempted_at) filter (where j.state = 'running'))::float8
+    from jobs j, (select clock_now() as now) as clock
+    group by j.kind, j.state, clock.now
 $$;

@@ -39,6 +39,7 @@ struct MetricsTests {
         #expect((metrics["inmailq_claim_duration_seconds_count"] ?? 0) >= 1)
         #expect(metrics["inmailq_maintenance_leader"] == 1)
         #expect(metrics.keys.contains { $0.hasPrefix(#"inmailq_queue_jobs{state="available""#) } == false)
+        #expect(metrics[#"inmailq_queue_oldest_available_seconds{kind="diag.noop"}"#] == 0)  // none waits for a worker
         #expect(try first.get("/healthz").status == 200)
 
         // A second worker is not elected: it samples nothing, so N workers run one query.
@@ -98,6 +99,23 @@ struct MetricsTests {
         let posted = metrics.filter { $0.key.hasPrefix(#"inmailq_gateway_requests_total{method="POST",status="2"#) }.values.reduce(0, +)
         #expect(posted == 2, "\(metrics.filter { $0.key.hasPrefix("inmailq_gateway") })")
         #expect(try count("select count(*) from messages where state = 'sent'", connection) == 2)
+
+        // Every series the dashboard and the alert rules in deploy/ use is one that a worker or
+        // serve exports.
+        let serve = try ServeProcess(databaseURL: db.url, arguments: ["--metrics-listen", "127.0.0.1:0"])
+        #expect(try serve.post(#"{"event": "message_received", "message_id": "m-x"}"#).status < 500)
+        let serveMetrics = try MetricsProcess.scrape(try #require(serve.process.output.split(separator: "\n")
+            .first { $0.hasPrefix(MetricsProcess.announcement("serve")) }.map { String($0.dropFirst(MetricsProcess.announcement("serve").count)) }))
+        let exported = Set((Array(metrics.keys) + Array(serveMetrics.keys)).map { String($0.prefix { $0 != "{" }) })
+        for file in ["deploy/grafana/inmailq-dashboard.json", "deploy/prometheus/inmailq-alerts.yml"] {
+            let text = try String(contentsOfFile: TestPaths.root + "/" + file, encoding: .utf8)
+            let used = Set(text.matches(of: /inmailq_[a-z_]+/).map { String($0.output) }.filter { !$0.hasPrefix("inmailq_test") })
+            #expect(used.count >= 5, "\(file)")
+            for name in used.sorted() {
+                #expect(exported.contains(name) || exported.contains(name + "_count") || exported.contains(name.replacingOccurrences(of: "_bucket", with: "_count")),
+                        "\(file) uses \(name), which nothing exports")
+            }
+        }
     }
 
     @Test(.timeLimit(.minutes(2)))
