@@ -67,8 +67,7 @@ public final class Connection {
         PQsetNoticeProcessor(handle, { _, _ in }, nil)
     }
 
-    /// Session settings the decoders rely on: ISO dates in UTC.
-    /// The settings values are read and written in. Through a transaction pooler a `SET` would
+    /// The settings values are read and written in (ISO dates in UTC, ISO 8601 intervals). Through a transaction pooler a `SET` would
     /// stay with one server session while the next transaction runs on another: there they must
     /// come from the login, and are checked instead.
     private func configureSession() throws(PostgresError) {

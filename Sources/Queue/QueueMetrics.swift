@@ -48,12 +48,16 @@ public enum QueueMetrics {
     private static let kinds = Mutex<[String: Kind]>([:])
     static let claimDuration = Metrics.Timer(label: "inmailq_claim_duration_seconds")
 
-    static func of(_ kind: String) -> Kind {
-        kinds.withLock { known in
-            if let metrics = known[kind] { return metrics }
-            let metrics = Kind(kind)
-            known[kind] = metrics
-            return metrics
+    /// The metrics of `kinds`, made on first use: one lock per call, not per job.
+    static func of(_ kinds: some Sequence<String>) -> [String: Kind] {
+        self.kinds.withLock { known in
+            var found: [String: Kind] = [:]
+            for kind in kinds where found[kind] == nil {
+                let metrics = known[kind] ?? Kind(kind)
+                known[kind] = metrics
+                found[kind] = metrics
+            }
+            return found
         }
     }
 
@@ -61,21 +65,20 @@ public enum QueueMetrics {
     /// admitted job had waited since it was due.
     static func recordClaim(admitted: [Job], deferredKinds: [String], took: Duration) {
         claimDuration.recordInterval(took)
+        guard !admitted.isEmpty || !deferredKinds.isEmpty else { return }
+        let metrics = of(admitted.map(\.kind) + deferredKinds)
         for job in admitted {
-            let metrics = of(job.kind)
-            metrics.claimed.increment()
-            metrics.wait.recordInterval(max(.zero, job.waited))
+            metrics[job.kind]!.claimed.increment()
+            metrics[job.kind]!.wait.recordInterval(max(.zero, job.waited))
         }
         for kind in deferredKinds {
-            let metrics = of(kind)
-            metrics.claimed.increment()
-            metrics.snoozed.increment()
+            metrics[kind]!.claimed.increment()
+            metrics[kind]!.snoozed.increment()
         }
     }
 
-    /// Counts one run's outcome and duration.
-    static func recordRun(_ job: Job, _ outcome: JobOutcome, took: Duration) {
-        let metrics = of(job.kind)
+    /// Counts one run's outcome and duration, with `metrics` the job's kind's (`of`).
+    static func recordRun(_ job: Job, _ outcome: JobOutcome, took: Duration, in metrics: Kind) {
         metrics.duration.recordInterval(took)
         switch outcome {
         case .completed: metrics.completed.increment()

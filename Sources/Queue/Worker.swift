@@ -76,6 +76,8 @@ public final class Worker: Sendable {
     /// Written to on shutdown so that a thread waiting on a socket wakes up.
     let wakePipe: (read: Int32, write: Int32)
     let kinds: [String]
+    /// Each kind's metrics, made once: the handlers read them without a lock.
+    let metrics: [String: QueueMetrics.Kind]
 
     /// A worker for `handlers`, taking its sessions from `pool` (make it with `configuration.sessions`;
     /// the layer above's couriers may share it).
@@ -93,6 +95,7 @@ public final class Worker: Sendable {
         self.pool = pool
         self.logger = logger
         self.kinds = kinds
+        metrics = QueueMetrics.of(kinds)
         state = WorkerState(concurrency: configuration.concurrency)
         var descriptors: [Int32] = [0, 0]
         guard pipe(&descriptors) == 0 else { throw WorkerError(description: "cannot create a pipe: \(String(cString: strerror(errno)))") }
@@ -238,7 +241,7 @@ public final class Worker: Sendable {
             context.releaseConnection()
             state.record(job.lease, outcome)
             let took = ContinuousClock.now - started
-            QueueMetrics.recordRun(job, outcome, took: took)
+            QueueMetrics.recordRun(job, outcome, took: took, in: metrics[job.kind]!)
             log(job, outcome, took: took)
         }
     }
