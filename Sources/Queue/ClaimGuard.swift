@@ -20,7 +20,9 @@ extension JobQueue {
     ) throws -> (admitted: [Job], claimed: Int) {
         let started = ContinuousClock.now
         let (admitted, deferredKinds) = try claimDeferring(kinds: kinds, guards: guards, limit: limit, owner: owner, lease: lease, on: connection)
-        QueueMetrics.recordClaim(admitted: admitted, deferredKinds: deferredKinds, took: ContinuousClock.now - started)
+        if QueueMetrics.isEnabled {
+            QueueMetrics.recordClaim(admitted: admitted, deferredKinds: deferredKinds, took: ContinuousClock.now - started)
+        }
         return (admitted, admitted.count + deferredKinds.count)
     }
 

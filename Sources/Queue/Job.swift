@@ -60,10 +60,11 @@ public struct Job: Sendable {
     public let attempt: Int
     public let maxAttempts: Int
     public let partitionKey: String?
-    /// How long it had been due (business time) when this run claimed it.
+    /// How long it had been due (business time) when this run claimed it; zero unless the
+    /// claim computed it (`withWait`, when metrics are on).
     public let waited: Duration
 
-    init(row: Row) throws {
+    init(row: Row, withWait: Bool = false) throws {
         id = try row.decode(Int64.self, "id")
         lease = JobLease(id: id, token: try row.decode(Int64.self, "lease_token"))
         kind = try row.decode(String.self, "kind")
@@ -71,7 +72,7 @@ public struct Job: Sendable {
         attempt = try row.decode(Int.self, "attempt")
         maxAttempts = try row.decode(Int.self, "max_attempts")
         partitionKey = try row.decode(String?.self, "partition_key")
-        waited = .milliseconds(Int((try row.decode(Double.self, "waited_s") * 1000).rounded()))
+        waited = withWait ? .milliseconds(Int((try row.decode(Double.self, "waited_s") * 1000).rounded())) : .zero
     }
 }
 

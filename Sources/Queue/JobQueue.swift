@@ -44,6 +44,10 @@ public enum JobQueue {
         where condition: SQL? = nil, on connection: Connection
     ) throws -> [Job] {
         let extra: SQL = condition.map { "and (\($0))" } ?? ""
+        // The wait since each job was due, for metrics; the business clock read once, not per row.
+        let withWait = QueueMetrics.isEnabled
+        let clock = SQL(unsafeText: withWait ? ", (select clock_now() as now) as clock" : "")
+        let waited = SQL(unsafeText: withWait ? ", extract(epoch from clock.now - jobs.run_at)::float8 as waited_s" : "")
         let result = try connection.query(
             """
             with claimable as (
@@ -57,12 +61,11 @@ public enum JobQueue {
             set state = 'running', attempt = jobs.attempt + 1, lease_owner = \(owner),
                 lease_token = nextval('jobs_lease_token_seq'),
                 lease_expires_at = now() + \(lease.seconds) * interval '1 second', attempted_at = clock_timestamp()
-            from claimable, (select clock_now() as now) as clock  -- the business clock read once, not per row
+            from claimable\(clock)
             where jobs.id = claimable.id
-            returning jobs.id, jobs.lease_token, jobs.kind, jobs.args, jobs.attempt, jobs.max_attempts, jobs.partition_key,
-                extract(epoch from clock.now - jobs.run_at)::float8 as waited_s
+            returning jobs.id, jobs.lease_token, jobs.kind, jobs.args, jobs.attempt, jobs.max_attempts, jobs.partition_key\(waited)
             """, prepared: condition == nil)
-        return try result.rows.map(Job.init(row:))
+        return try result.rows.map { try Job(row: $0, withWait: withWait) }
     }
 
     /// Records many jobs' outcomes in one statement. Only jobs still held under the lease given

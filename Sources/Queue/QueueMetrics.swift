@@ -20,6 +20,15 @@ import Synchronization
 /// `inmailq_queue_oldest_available_seconds{kind}` and `inmailq_queue_oldest_running_seconds{kind}`;
 /// and `inmailq_maintenance_leader` is 1 on the elected worker, 0 elsewhere.
 public enum QueueMetrics {
+    private static let enabled = Atomic<Bool>(false)
+
+    /// True once the process chose a metrics backend (`enable()`): until then the hot path
+    /// records nothing and claims do not compute each job's wait.
+    public static var isEnabled: Bool { enabled.load(ordering: .relaxed) }
+
+    /// Call after bootstrapping a swift-metrics backend, before the worker starts.
+    public static func enable() { enabled.store(true, ordering: .relaxed) }
+
     /// Histogram buckets (seconds) for the job wait, which spans milliseconds to hours.
     public static let waitBuckets: [Duration] = [
         .milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(500), .seconds(1), .seconds(5),

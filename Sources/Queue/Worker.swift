@@ -230,6 +230,7 @@ public final class Worker: Sendable {
         var jobLogger = logger
         jobLogger[metadataKey: "worker_id"] = "\(configuration.workerID)"
         let context = JobContext(workerID: configuration.workerID, pool: pool, logger: jobLogger)
+        let recordsMetrics = QueueMetrics.isEnabled
         while let job = state.takeJob() {
             let started = ContinuousClock.now
             let outcome: JobOutcome
@@ -241,7 +242,7 @@ public final class Worker: Sendable {
             context.releaseConnection()
             state.record(job.lease, outcome)
             let took = ContinuousClock.now - started
-            QueueMetrics.recordRun(job, outcome, took: took, in: metrics[job.kind]!)
+            if recordsMetrics { QueueMetrics.recordRun(job, outcome, took: took, in: metrics[job.kind]!) }
             log(job, outcome, took: took)
         }
     }

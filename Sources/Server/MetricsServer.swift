@@ -44,6 +44,7 @@ public struct MetricsServer: Sendable {
         ]
         factory.durationHistogramBuckets["inmailq_job_wait_seconds"] = QueueMetrics.waitBuckets
         MetricsSystem.bootstrap(factory)
+        QueueMetrics.enable()
         return registry
     }
 

@@ -8,6 +8,16 @@ import Testing
 /// system working under its roles (operators' CLI commands, workers, readers).
 @Suite("Roles and row-level security")
 struct AccessTests {
+    /// `statement` fails for want of privilege (42501), not for any other reason.
+    func expectRefused(_ statement: SQL, on connection: Connection, sourceLocation: SourceLocation = #_sourceLocation) {
+        do {
+            try connection.execute(statement)
+            Issue.record("\(connection.configuration.conninfo.split(separator: " ").last ?? "") could: \(statement)", sourceLocation: sourceLocation)
+        } catch {
+            #expect(error.sqlState == "42501", "\(statement): \(error)", sourceLocation: sourceLocation)  // insufficient_privilege
+        }
+    }
+
     @Test func theWorkerRoleCannotChangeTheSchemaTruncateOrCallOperatorFunctions() throws {
         let db = try TestDatabase()
         let account = try AccountFixture(connection: try db.connect()).account()
@@ -19,12 +29,7 @@ struct AccessTests {
             "insert into agencies (name) values ('Intruder')", "update plans set monthly_allotment = 1000",
             "select count(*) from agency_readers",
         ] {
-            do {
-                try worker.execute(statement)
-                Issue.record("the worker's role could: \(statement)")
-            } catch {
-                #expect(error.sqlState == "42501", "\(statement): \(error)")  // insufficient_privilege
-            }
+            expectRefused(statement, on: worker)
         }
         // What workers do, they may.
         #expect(try count("select count(*) from jobs", worker) == 0)
@@ -109,12 +114,7 @@ struct AccessTests {
                 "update contacts set first_name = 'X'", "insert into agencies (name) values ('Mine')",
                 "select grant_agency_reader(\(login), \(agencies[1 - index]))",
             ] {
-                do {
-                    try reader.execute(statement)
-                    Issue.record("a reader could: \(statement)")
-                } catch {
-                    #expect(error.sqlState == "42501", "\(statement): \(error)")
-                }
+                expectRefused(statement, on: reader)
             }
         }
         // A reader login of no agency sees nothing, even of another agency's ids.

@@ -17,6 +17,15 @@ struct PgBouncerTests {
         }
     }
 
+    /// Two worker processes whose sessions go through `bouncer`, each producer's directly.
+    static func startWorkers(_ db: TestDatabase, through bouncer: PgBouncerProcess, as login: String, _ extra: [String]) throws -> [InmailqProcess] {
+        try (0..<2).map { _ in
+            try InmailqProcess.start(
+                ["worker", "--database-url", bouncer.url(db, as: login), "--pool-mode", "transaction",
+                 "--direct-database-url", TestRoles.url(db, as: login), "--log-level", "warning"] + extra)
+        }
+    }
+
     @Test(.timeLimit(.minutes(3)))
     func twoWorkerProcessesDrainThroughFiveServerSessionsEachJobOnce() throws {
         let worker = try TestRoles.login(.worker)
@@ -27,12 +36,7 @@ struct PgBouncerTests {
         try connection.execute("create table diag_runs (job_id bigint primary key, worker_id text not null, attempt int not null)")
         try connection.execute("grant select, insert on diag_runs to inmailq_worker")
         try JobQueue.enqueue((0..<3_000).map { _ in NewJob(kind: "diag.record", args: JSONText(#"{"table": "diag_runs"}"#)) }, on: connection)
-        let workers = try (0..<2).map { _ in
-            try InmailqProcess.start(
-                ["worker", "--database-url", bouncer.url(db, as: worker), "--pool-mode", "transaction",
-                 "--direct-database-url", TestRoles.url(db, as: worker), "--kinds", "diag.record,diag.noop",
-                 "--concurrency", "16", "--log-level", "warning"])
-        }
+        let workers = try Self.startWorkers(db, through: bouncer, as: worker, ["--kinds", "diag.record,diag.noop", "--concurrency", "16"])
         defer { for process in workers { process.stop() } }
         #expect(try waitUntilQuiet(connection, workers: workers), "\(workers.map { $0.output.suffix(1500) })")
         #expect(try count("select count(*) from diag_runs", connection) == 3_000)
@@ -74,11 +78,7 @@ struct PgBouncerTests {
         for sender in senders { try Campaigns.addSender(campaign: campaign, account: sender, on: connection) }
         _ = try Contacts.add(campaign: campaign, links: (0..<60).map { (line: $0 + 1, text: "https://www.linkedin.com/in/pooled-\($0)") }, on: connection)
         try Campaigns.activate(campaign: campaign, on: connection)
-        let workers = try (0..<2).map { _ in
-            try InmailqProcess.start(
-                ["worker", "--database-url", bouncer.url(db, as: worker), "--pool-mode", "transaction",
-                 "--direct-database-url", TestRoles.url(db, as: worker), "--concurrency", "8", "--log-level", "warning"])
-        }
+        let workers = try Self.startWorkers(db, through: bouncer, as: worker, ["--concurrency", "8"])
         defer { for process in workers { process.stop() } }
         #expect(try waitUntilQuiet(connection, workers: workers), "\(workers.map { $0.output.suffix(1500) })")
         // Up to forty sent today (each sender's share of the contacts decides), the rest waiting

@@ -24,7 +24,7 @@ final class PgBouncerProcess {
         self.poolSize = poolSize
         directory = TestScratch.directory + "/pgbouncer-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
-        port = try freeLoopbackPort()
+        port = try LocalCluster.freeLoopbackPort()
         try logins.map { "\"\($0)\" \"\"" }.joined(separator: "\n").write(toFile: directory + "/users.txt", atomically: true, encoding: .utf8)
         try """
             [databases]
@@ -80,20 +80,4 @@ final class PgBouncerProcess {
         child.signal(SIGTERM)
         _ = child.wait()
     }
-}
-
-/// A TCP port of 127.0.0.1 that nothing listens on now.
-func freeLoopbackPort() throws -> Int {
-    let socketFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(socketFD) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socketFD, $0, length) == 0 && getsockname(socketFD, $0, &length) == 0 }
-    }
-    guard bound else { throw DoubleProcessError(message: "cannot find a free port: \(String(cString: strerror(errno)))") }
-    return Int(UInt16(bigEndian: address.sin_port))
 }
