@@ -37,6 +37,36 @@ struct AccessTests {
         #expect(try count("select count(*) from sender_accounts", worker) == 1)
     }
 
+    /// The admin scripts no other test runs, as the operators' role: each does its work.
+    @Test func theRemainingAdminScriptsWorkUnderTheOperatorsRole() throws {
+        let db = try TestDatabase()
+        let connection = try db.connect()
+        let account = try AccountFixture(connection: connection).account(plan: "premium_career")
+        let scripts = AdminScriptTests()
+        func run(_ script: String, _ variables: [String: String]) throws {
+            let result = try scripts.psql(db, script, variables)
+            #expect(result.status == 0, "\(script): \(result.output)")
+        }
+        func status() throws -> String {
+            try connection.queryOne("select status::text as s from sender_accounts where id = \(account)").decode(String.self, "s")
+        }
+        try run("pause_account", ["account": "\(account)"])
+        try run("resume_account", ["account": "\(account)"])
+        #expect(try status() == "active")
+        try run("card_expired", ["account": "\(account)"])
+        try run("card_updated", ["account": "\(account)"])
+        #expect(try status() == "active")
+        try run("change_plan", ["account": "\(account)", "plan": "sales_navigator"])
+        #expect(try connection.queryOne("select plan_code from sender_accounts where id = \(account)").decode(String.self, "plan_code") == "sales_navigator")
+        try run("connect_gateway_account", ["account": "\(account)", "gateway_account": "gw-ops-1"])
+        #expect(try count("select count(*) from sender_accounts where gateway_account_id = 'gw-ops-1'", connection) == 1)
+        try run("set_reply_phrase", ["phrase": "Ja, gerne", "kind": "interested"])
+        #expect(try count("select count(*) from reply_phrases where phrase ilike 'ja, gerne%'", connection) == 1)
+        try run("inbox", [:])
+        try run("cancel_subscription", ["account": "\(account)"])
+        #expect(try status() == "cancelled")
+    }
+
     /// Two agencies send for real (an operator's CLI commands, a worker process under the
     /// worker's role); each agency's reader sees exactly its own rows, a reader of no agency
     /// sees none, and no reader reads the queue or writes anything.
