@@ -2,9 +2,9 @@ import Foundation
 import Metrics
 import Postgres
 import Queue
-import Synchronization
 
-/// The domain's metrics, recorded through swift-metrics (see `QueueMetrics` for the queue's):
+/// The domain's metrics, recorded through swift-metrics (see `QueueMetrics` for the queue's);
+/// the backend keeps one series per name and labels, so a counter is named where it counts:
 /// - `inmailq_reservations_refused_total{reason}`: sends a claim could not reserve, by the
 ///   `send_refusal` reason (daily_limit_reached, credits_at_reserve, outside_working_hours, ...).
 /// - `inmailq_deliveries_total{outcome}`: what became of each attempt to deliver: `delivered`,
@@ -16,28 +16,16 @@ import Synchronization
 /// time zone, S6) and `inmailq_account_credits` (spendable now); and in all,
 /// `inmailq_accounts{status}` and `inmailq_accounts_at_daily_limit`.
 public enum InMailMetrics {
-    private static let counters = Mutex<[String: Counter]>([:])
-
-    private static func counter(_ label: String, _ dimension: String, _ value: String) -> Counter {
-        counters.withLock { known in
-            let key = "\(label)|\(value)"
-            if let counter = known[key] { return counter }
-            let counter = Counter(label: label, dimensions: [(dimension, value)])
-            known[key] = counter
-            return counter
-        }
-    }
-
     static func refused(_ reason: SendRefusal) {
-        counter("inmailq_reservations_refused_total", "reason", reason.rawValue).increment()
+        Counter(label: "inmailq_reservations_refused_total", dimensions: [("reason", reason.rawValue)]).increment()
     }
 
     static func delivered() {
-        counter("inmailq_deliveries_total", "outcome", "delivered").increment()
+        Counter(label: "inmailq_deliveries_total", dimensions: [("outcome", "delivered")]).increment()
     }
 
     static func deliveryRefused(_ error: CourierError) {
-        counter("inmailq_deliveries_total", "outcome", error.outcomeClass).increment()
+        Counter(label: "inmailq_deliveries_total", dimensions: [("outcome", error.outcomeClass)]).increment()
     }
 }
 

@@ -73,12 +73,12 @@ public enum QueueMetrics {
     /// Counts a claim: every job it took, the ones its guards deferred, and how long each
     /// admitted job had waited since it was due.
     static func recordClaim(admitted: [Job], deferredKinds: [String], took: Duration) {
-        claimDuration.recordInterval(took)
+        claimDuration.record(duration: took)
         guard !admitted.isEmpty || !deferredKinds.isEmpty else { return }
         let metrics = of(admitted.map(\.kind) + deferredKinds)
         for job in admitted {
             metrics[job.kind]!.claimed.increment()
-            metrics[job.kind]!.wait.recordInterval(max(.zero, job.waited))
+            metrics[job.kind]!.wait.record(duration: max(.zero, job.waited))
         }
         for kind in deferredKinds {
             metrics[kind]!.claimed.increment()
@@ -88,7 +88,7 @@ public enum QueueMetrics {
 
     /// Counts one run's outcome and duration, with `metrics` the job's kind's (`of`).
     static func recordRun(_ job: Job, _ outcome: JobOutcome, took: Duration, in metrics: Kind) {
-        metrics.duration.recordInterval(took)
+        metrics.duration.record(duration: took)
         switch outcome {
         case .completed: metrics.completed.increment()
         case .failed: (job.attempt >= job.maxAttempts ? metrics.discarded : metrics.failed).increment()
@@ -96,14 +96,6 @@ public enum QueueMetrics {
         case .cancelled: metrics.cancelled.increment()
         case .released: metrics.released.increment()
         }
-    }
-}
-
-extension Metrics.Timer {
-    /// Records a Swift `Duration`.
-    public func recordInterval(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 }
 

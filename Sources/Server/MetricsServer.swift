@@ -13,22 +13,19 @@ import ServiceLifecycle
 ///
 ///     GET /metrics    every series this process records (swift-metrics, Prometheus backend)
 ///     GET /healthz    200 while the process runs (a liveness probe)
-///     GET /readyz     200 while `readiness` answers nil, else 503 with the reason
+///     GET /readyz     200 as well: a worker serves no traffic, so serving is being ready
 ///
 /// Call `bootstrap()` once, before anything records a metric; without it every metric is a no-op.
 public struct MetricsServer: Sendable {
     public let host: String
     public let port: Int
     let registry: PrometheusCollectorRegistry
-    let readiness: @Sendable () async -> String?
     let logger: Logger
 
-    public init(host: String, port: Int, registry: PrometheusCollectorRegistry, logger: Logger,
-                readiness: @escaping @Sendable () async -> String? = { nil }) {
+    public init(host: String, port: Int, registry: PrometheusCollectorRegistry, logger: Logger) {
         self.host = host
         self.port = port
         self.registry = registry
-        self.readiness = readiness
         self.logger = logger
     }
 
@@ -60,12 +57,7 @@ public struct MetricsServer: Sendable {
                 body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
         }
         router.get("/healthz") { _, _ in WebhookServer.json(.ok, ["status": "up"]) }
-        router.get("/readyz") { _, _ in
-            if let reason = await readiness() {
-                return WebhookServer.json(.serviceUnavailable, ["status": "not ready", "reason": reason])
-            }
-            return WebhookServer.json(.ok, ["status": "ready"])
-        }
+        router.get("/readyz") { _, _ in WebhookServer.json(.ok, ["status": "ready"]) }
         return Application(
             router: router,
             configuration: .init(address: .hostname(host, port: port), serverName: "inmailq-metrics"),

@@ -30,12 +30,9 @@ struct GlobalOptions: ParsableArguments {
 
     /// Where to connect: the option, else the environment, else the local cluster (started if needed).
     func connectionConfiguration(applicationName: String = "inmailq") throws -> ConnectionConfiguration {
-        if let databaseURL {
-            var configuration = ConnectionConfiguration(databaseURL, applicationName: applicationName)
-            configuration.transactionPooled = poolMode == .transaction
-            return configuration
-        }
-        if var configured = ConnectionConfiguration.fromEnvironment(applicationName: applicationName) {
+        if var configured = databaseURL.map({ ConnectionConfiguration($0, applicationName: applicationName) })
+            ?? ConnectionConfiguration.fromEnvironment(applicationName: applicationName)
+        {
             configured.transactionPooled = poolMode == .transaction
             return configured
         }

@@ -22,10 +22,10 @@ struct MetricsOptions: ParsableArguments {
 
     /// The metrics server as a service, the Prometheus backend bootstrapped; nil when off.
     /// `process` names the process in the line printed to stdout once it listens.
-    func service(process: String, logger: Logger, readiness: @escaping @Sendable () async -> String? = { nil }) throws -> (any Service)? {
+    func service(process: String, logger: Logger) throws -> (any Service)? {
         guard let metricsListen else { return nil }
         let (host, port) = try listenAddress(metricsListen, option: "--metrics-listen")
-        let server = MetricsServer(host: host, port: port, registry: MetricsServer.bootstrap(), logger: logger, readiness: readiness)
+        let server = MetricsServer(host: host, port: port, registry: MetricsServer.bootstrap(), logger: logger)
         return server.service { bound in
             logger.info("metrics", metadata: ["address": "http://\(host):\(bound)/metrics"])
             FileHandle.standardOutput.write(Data("inmailq \(process) metrics on http://\(host):\(bound)/metrics\n".utf8))

@@ -117,8 +117,9 @@ struct WorkerCommand: AsyncParsableCommand {
         var settings = WorkerConfiguration(database: database)
         if options.poolMode == .transaction {
             if let directDatabaseUrl {
-                var direct = ConnectionConfiguration(directDatabaseUrl, applicationName: "inmailq-worker")
-                direct.sessionSettings = WorkerConfiguration.sessionSettings
+                var direct = database  // the same settings, a direct session
+                direct.conninfo = directDatabaseUrl
+                direct.transactionPooled = false
                 settings.producerDatabase = direct
             } else {
                 logger.warning("no --direct-database-url: through a transaction pooler the worker cannot LISTEN and polls for new jobs", metadata: [

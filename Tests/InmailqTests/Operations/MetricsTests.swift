@@ -104,8 +104,7 @@ struct MetricsTests {
         // serve exports.
         let serve = try ServeProcess(databaseURL: db.url, arguments: ["--metrics-listen", "127.0.0.1:0"])
         #expect(try serve.post(#"{"event": "message_received", "message_id": "m-x"}"#).status < 500)
-        let serveMetrics = try MetricsProcess.scrape(try #require(serve.process.output.split(separator: "\n")
-            .first { $0.hasPrefix(MetricsProcess.announcement("serve")) }.map { String($0.dropFirst(MetricsProcess.announcement("serve").count)) }))
+        let serveMetrics = try MetricsProcess.scrape(try serve.metricsURL())
         let exported = Set((Array(metrics.keys) + Array(serveMetrics.keys)).map { String($0.prefix { $0 != "{" }) })
         for file in ["deploy/grafana/inmailq-dashboard.json", "deploy/prometheus/inmailq-alerts.yml"] {
             let text = try String(contentsOfFile: TestPaths.root + "/" + file, encoding: .utf8)
@@ -122,8 +121,7 @@ struct MetricsTests {
     func serveCountsWebhooksByOutcome() throws {
         let db = try TestDatabase()
         let serve = try ServeProcess(databaseURL: TestRoles.url(db, as: try TestRoles.login(.worker)), arguments: ["--metrics-listen", "127.0.0.1:0"])
-        let metricsURL = try #require(serve.process.output.split(separator: "\n")
-            .first { $0.hasPrefix(MetricsProcess.announcement("serve")) }.map { String($0.dropFirst(MetricsProcess.announcement("serve").count)) })
+        let metricsURL = try serve.metricsURL()
         let body = #"{"event": "message_received", "account_id": "li-1", "message_id": "m-metrics-1", "chat_id": "c-1", "message": "hi", "sender": {"attendee_provider_id": "x"}, "is_sender": false}"#
         #expect(try serve.post(body).status == 200)
         #expect(try serve.post(body).status == 200)                    // a replay
@@ -171,5 +169,19 @@ struct MetricsProcess {
         defer { try? http.syncShutdown() }
         let response = try http.execute(request: try HTTPClient.Request(url: url), deadline: .now() + .seconds(10)).wait()
         return (Int(response.status.code), response.body.map { String(buffer: $0) } ?? "")
+    }
+}
+
+extension ServeProcess {
+    /// The /metrics URL `serve --metrics-listen` announced (waiting up to 10 s for the line).
+    func metricsURL() throws -> String {
+        let announcement = MetricsProcess.announcement("serve")
+        var found: String?
+        _ = eventually(timeout: .seconds(10)) {
+            found = process.output.split(separator: "\n").first { $0.hasPrefix(announcement) }.map { String($0.dropFirst(announcement.count)) }
+            return found != nil
+        }
+        guard let found else { throw DoubleProcessError(message: "serve announced no metrics URL: \(process.output)") }
+        return found
     }
 }

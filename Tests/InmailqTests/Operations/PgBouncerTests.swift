@@ -17,6 +17,14 @@ struct PgBouncerTests {
         }
     }
 
+    /// The workers' login, prepared for the pooler, a PgBouncer of `poolSize` server sessions in
+    /// front of the test server, and a new database.
+    static func pooledDatabase(poolSize: Int) throws -> (login: String, bouncer: PgBouncerProcess, db: TestDatabase) {
+        let login = try TestRoles.login(.worker)
+        try prepare(login)
+        return (login, try PgBouncerProcess(logins: [login], poolSize: poolSize), try TestDatabase())
+    }
+
     /// Two worker processes whose sessions go through `bouncer`, each producer's directly.
     static func startWorkers(_ db: TestDatabase, through bouncer: PgBouncerProcess, as login: String, _ extra: [String]) throws -> [InmailqProcess] {
         try (0..<2).map { _ in
@@ -28,10 +36,7 @@ struct PgBouncerTests {
 
     @Test(.timeLimit(.minutes(3)))
     func twoWorkerProcessesDrainThroughFiveServerSessionsEachJobOnce() throws {
-        let worker = try TestRoles.login(.worker)
-        try Self.prepare(worker)
-        let bouncer = try PgBouncerProcess(logins: [worker], poolSize: 5)
-        let db = try TestDatabase()
+        let (worker, bouncer, db) = try Self.pooledDatabase(poolSize: 5)
         let connection = try db.connect()
         try connection.execute("create table diag_runs (job_id bigint primary key, worker_id text not null, attempt int not null)")
         try connection.execute("grant select, insert on diag_runs to inmailq_worker")
@@ -63,10 +68,7 @@ struct PgBouncerTests {
     /// S6 and S4 through the pooler: two accounts, sixty contacts, a daily limit of twenty each.
     @Test(.timeLimit(.minutes(3)))
     func aSendRunThroughThePoolerKeepsEveryLimitAndSendsEachMessageOnce() throws {
-        let worker = try TestRoles.login(.worker)
-        try Self.prepare(worker)
-        let bouncer = try PgBouncerProcess(logins: [worker], poolSize: 4)
-        let db = try TestDatabase()
+        let (worker, bouncer, db) = try Self.pooledDatabase(poolSize: 4)
         let connection = try db.connect()
         try connection.execute("update sandbox_settings set perfect = true, latency_ms = 0")
         let f = AccountFixture(connection: connection)

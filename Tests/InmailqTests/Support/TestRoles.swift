@@ -1,5 +1,6 @@
 import Foundation
 import Postgres
+import Synchronization
 
 /// Login roles of the test cluster, one per group role of sql/access, made once (roles belong
 /// to the whole cluster, and every test database shares them). They log in through the
@@ -9,10 +10,15 @@ enum TestRoles {
         case worker = "inmailq_worker", `operator` = "inmailq_operator", reader = "inmailq_reader"
     }
 
-    /// The login of `group`, created if missing.
+    /// Group logins this process has made sure of.
+    private static let ready = Mutex<Set<String>>([])
+
+    /// The login of `group`, created if missing (once per process).
     static func login(_ group: Group) throws -> String {
         let name = "inmailq_test_\(group.rawValue.dropFirst("inmailq_".count))"
+        guard !ready.withLock({ $0.contains(name) }) else { return name }
         try ensure(name, granted: group.rawValue)
+        ready.withLock { _ = $0.insert(name) }
         return name
     }
 
