@@ -108,7 +108,23 @@ public protocol Courier: Sendable {
     /// Delivers `delivery`, or returns the first receipt when its key was delivered before.
     func deliver(_ delivery: Delivery) throws(CourierError) -> Receipt
 
+    /// Most deliveries one call of `deliver(_: [Delivery])` should carry. 1 (the default) for a
+    /// courier whose requests go one at a time: each send job then runs on its own thread.
+    var batchSize: Int { get }
+
+    /// Delivers each of `deliveries` (their keys distinct) as `deliver(_:)` does; the answers
+    /// come in their order. The default delivers them one after the other.
+    func deliver(_ deliveries: [Delivery]) -> [Result<Receipt, CourierError>]
+
     /// The page of a people search (`url`, checked by `SearchURL`) that starts at `cursor`
     /// (nil for the first page).
     func search(_ url: String, cursor: String?) throws(CourierError) -> SearchPage
+}
+
+extension Courier {
+    public var batchSize: Int { 1 }
+
+    public func deliver(_ deliveries: [Delivery]) -> [Result<Receipt, CourierError>] {
+        deliveries.map { delivery in Result { () throws(CourierError) in try deliver(delivery) } }
+    }
 }

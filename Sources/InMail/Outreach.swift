@@ -52,76 +52,203 @@ public enum Outreach {
         }
     }
 
-    /// The handler for both kinds, delivering through `courier`.
-    public static func handler(courier: any Courier) -> JobHandler {
-        { job, context in try run(job, courier: courier, context: context) }
+    /// The handler for both kinds, delivering through `courier`, as many jobs at once as the
+    /// courier takes deliveries (`Courier.batchSize`).
+    public static func handler(courier: any Courier) -> BatchJobHandler {
+        { jobs, context in try run(jobs, courier: courier, context: context) }
     }
 
+    /// What a run does with its job, once the contact, the campaign and the reservation are read.
     private enum Plan {
         case done(JobOutcome)
+        /// Deliver a message an earlier run wrote (it died mid-delivery).
         case deliver(Delivery, message: Int64)
+        /// Write this new message as `sending`, then deliver it.
+        case write(NewMessage, Delivery)
     }
 
-    static func run(_ job: Job, courier: any Courier, context: JobContext) throws -> JobOutcome {
-        let args = try job.args.decode(Args.self)
-        let request = args.request
+    private struct NewMessage {
+        let contactID: Int64
+        let campaignID: Int64
+        let step: Int
+        let request: SendRequest
+        let memberKey: String
+        let subject: String?
+        let body: String
+        let reservation: Int64
+    }
+
+    /// A job's delivery on its way: the job's index in the batch, its args, and its message.
+    private struct Sending {
+        let index: Int
+        let args: Args
         let delivery: Delivery
         let message: Int64
-        switch try prepare(args, request, lease: job.lease, on: context.connection()) {
-        case .done(let outcome): return outcome
-        case .deliver(let planned, let pending): (delivery, message) = (planned, pending)
-        }
-        let receipt: Receipt
-        context.releaseConnection()  // no session is held while the courier works
-        do {
-            receipt = try courier.deliver(delivery)
-        } catch {
-            InMailMetrics.deliveryRefused(error)
-            context.logger.info("delivery refused", metadata: [
-                "delivery_key": "\(delivery.key)", "account_id": "\(delivery.accountID)", "reason": "\(error)",
-            ])
-            return try context.connection().transaction { connection in
-                try JobQueue.requireLease(job.lease, on: connection)  // a stale run changes nothing
-                return try refused(error, job: job, args: args, request: request, on: connection)
-            }
-        }
-        try context.connection().execute(
-            "select record_delivery(\(message), \(receipt.id), \(job.lease.id), \(job.lease.token), \(receipt.chatID))", prepared: true)
-        InMailMetrics.delivered()
-        context.logger.debug("delivered", metadata: [
-            "delivery_key": "\(delivery.key)", "account_id": "\(delivery.accountID)", "receipt": "\(receipt.id)",
-            "repeated": "\(receipt.repeated)",
-        ])
-        return .completed
     }
 
-    /// Decides whether and what to deliver, and writes the `sending` message. No lock is needed:
-    /// one job owns a contact's step, and the database's constraints (one message per step, S4,
-    /// S5) hold the line against anything else.
-    private static func prepare(_ args: Args, _ request: SendRequest, lease: JobLease, on connection: Connection) throws -> Plan {
-        guard let row = try connection.query(
+    /// Runs a batch of send or follow-up jobs: reads them in one query, writes their new
+    /// messages in one statement, hands the deliveries to the courier together, and records
+    /// what was delivered in one statement (`record_deliveries`). What concerns one job only (a
+    /// refusal, a stop) is written for that job alone; a batched statement that fails is
+    /// repeated job by job, so one job's error is that job's alone.
+    static func run(_ jobs: [Job], courier: any Courier, context: JobContext) throws -> [Result<JobOutcome, any Error>] {
+        var results = [Result<JobOutcome, any Error>?](repeating: nil, count: jobs.count)
+        var decoded: [(index: Int, args: Args)] = []
+        for (index, job) in jobs.enumerated() {
+            do {
+                decoded.append((index, try job.args.decode(Args.self)))
+            } catch {
+                results[index] = .failure(error)
+            }
+        }
+        let connection = try context.connection()
+        var sending: [Sending] = []
+        var writes: [(index: Int, args: Args, message: NewMessage, delivery: Delivery)] = []
+        for (index, args, plan) in try prepare(decoded, jobs, on: connection) {
+            switch plan {
+            case .success(.done(let outcome)): results[index] = .success(outcome)
+            case .success(.deliver(let delivery, let message)): sending.append(Sending(index: index, args: args, delivery: delivery, message: message))
+            case .success(.write(let message, let delivery)): writes.append((index, args, message, delivery))
+            case .failure(let error): results[index] = .failure(error)
+            }
+        }
+        for (position, written) in write(writes.map(\.message), on: connection).enumerated() {
+            let (index, args, _, delivery) = writes[position]
+            switch written {
+            case .success(let message): sending.append(Sending(index: index, args: args, delivery: delivery, message: message))
+            case .failure(let error): results[index] = .failure(error)
+            }
+        }
+        context.releaseConnection()  // no session is held while the courier works
+        var delivered: [(sending: Sending, receipt: Receipt)] = []
+        for (entry, answer) in zip(sending, courier.deliver(sending.map(\.delivery))) {
+            switch answer {
+            case .success(let receipt):
+                delivered.append((entry, receipt))
+            case .failure(let error):
+                let job = jobs[entry.index]
+                InMailMetrics.deliveryRefused(error)
+                context.logger.info("delivery refused", metadata: [
+                    "delivery_key": "\(entry.delivery.key)", "account_id": "\(entry.delivery.accountID)", "reason": "\(error)",
+                ])
+                results[entry.index] = Result {
+                    try context.connection().transaction { connection in
+                        try JobQueue.requireLease(job.lease, on: connection)  // a stale run changes nothing
+                        return try refused(error, job: job, args: entry.args, request: entry.args.request, on: connection)
+                    }
+                }
+            }
+        }
+        if !delivered.isEmpty {
+            for (position, recorded) in record(delivered.map { (jobs[$0.sending.index].lease, $0.sending.message, $0.receipt) },
+                                               on: try context.connection()).enumerated() {
+                let (entry, receipt) = delivered[position]
+                results[entry.index] = recorded.map { .completed }
+                guard case .success = recorded else { continue }
+                InMailMetrics.delivered()
+                context.logger.debug("delivered", metadata: [
+                    "delivery_key": "\(entry.delivery.key)", "account_id": "\(entry.delivery.accountID)", "receipt": "\(receipt.id)",
+                    "repeated": "\(receipt.repeated)",
+                ])
+            }
+        }
+        return results.map { $0! }
+    }
+
+    /// Writes new messages as `sending` in one statement, or one by one when that fails; their ids
+    /// or errors, in order. Committed without waiting for the WAL flush: losing these rows in a
+    /// server crash only means the retry renders them again, same key; the durable commit that
+    /// records their posting or delivery flushes them too.
+    private static func write(_ messages: [NewMessage], on connection: Connection) -> [Result<Int64, any Error>] {
+        func insert(_ messages: [NewMessage]) throws -> [Int64] {
+            let rows = try connection.query(
+                """
+                insert into messages (contact_id, campaign_id, account_id, member_key, step, channel, uses_credit, delivery_key,
+                                      subject, body, reservation_id)
+                select m.contact_id, m.campaign_id, m.account_id, m.member_key, m.step, m.channel, m.uses_credit, m.delivery_key,
+                       m.subject, m.body, m.reservation_id
+                from unnest(\(messages.map(\.contactID))::bigint[], \(messages.map(\.campaignID))::bigint[],
+                            \(messages.map(\.request.accountID))::bigint[], \(messages.map(\.memberKey))::text[],
+                            \(messages.map(\.step))::smallint[], \(messages.map(\.request.channel))::send_channel[],
+                            \(messages.map(\.request.usesCredit))::boolean[], \(messages.map(\.request.deliveryKey))::text[],
+                            \(messages.map(\.subject))::text[], \(messages.map(\.body))::text[], \(messages.map(\.reservation))::bigint[])
+                     as m(contact_id, campaign_id, account_id, member_key, step, channel, uses_credit, delivery_key, subject, body,
+                          reservation_id),
+                     (select set_config('synchronous_commit', 'off', true)) as commit_without_waiting_for_flush
+                returning id, delivery_key
+                """, prepared: true).rows
+            var ids: [String: Int64] = [:]
+            for row in rows { ids[try row.decode(String.self, "delivery_key")] = try row.decode(Int64.self, "id") }
+            return messages.map { ids[$0.request.deliveryKey]! }
+        }
+        guard !messages.isEmpty else { return [] }
+        if let ids = try? insert(messages) { return ids.map { .success($0) } }
+        return messages.map { message in Result { try insert([message])[0] } }
+    }
+
+    /// Records deliveries in one statement (`record_deliveries`), or one by one when that fails
+    /// (a stale run's lease, a message an operator settled meanwhile); success or the error, in order.
+    private static func record(_ deliveries: [(lease: JobLease, message: Int64, receipt: Receipt)], on connection: Connection)
+        -> [Result<Void, any Error>]
+    {
+        func record(_ deliveries: [(lease: JobLease, message: Int64, receipt: Receipt)]) throws {
+            try connection.execute(
+                """
+                select record_deliveries(\(deliveries.map(\.message))::bigint[], \(deliveries.map(\.receipt.id))::text[],
+                                         \(deliveries.map(\.lease.id))::bigint[], \(deliveries.map(\.lease.token))::bigint[],
+                                         \(deliveries.map(\.receipt.chatID))::text[])
+                """, prepared: true)
+        }
+        if deliveries.count > 1, (try? record(deliveries)) != nil { return deliveries.map { _ in .success(()) } }
+        return deliveries.map { delivery in Result { try record([delivery]) } }
+    }
+
+    /// Decides for each job whether and what to deliver, reading every job's contact, campaign,
+    /// message and reservation in one query. No lock is needed: one job owns a contact's step,
+    /// and the database's constraints (one message per step, S4, S5) hold the line against
+    /// anything else. A job that stops writes its stop alone (its reservation released).
+    private static func prepare(_ batch: [(index: Int, args: Args)], _ jobs: [Job], on connection: Connection) throws
+        -> [(Int, Args, Result<Plan, any Error>)]
+    {
+        guard !batch.isEmpty else { return [] }
+        let requests = batch.map(\.args.request)
+        let rows = try connection.query(
             """
-            select c.status, c.member_key, c.first_name, c.last_name, c.company, c.title, c.custom_fields::text as custom_fields,
+            select b.i, c.status, c.member_key, c.first_name, c.last_name, c.company, c.title, c.custom_fields::text as custom_fields,
                    c.campaign_id, cp.status as campaign_status, s.subject as template_subject, s.body as template_body,
-                   (select status from sender_accounts where id = \(request.accountID)) as account_status,
+                   a.status as account_status,
                    m.id as message_id, m.state as message_state, m.subject, m.body,
                    clock_now() + inactive_account_retry_after() as inactive_until,
                    r.id as reservation_id, r.state as reservation_state,
                    (select max_characters from message_limits where part = 'subject') as subject_limit,
                    (select max_characters from message_limits where part = 'body') as body_limit,
                    exists (select 1 from messages o
-                           where o.account_id = \(request.accountID) and o.member_key = c.member_key and o.channel = 'inmail'
-                             and o.responded_at is null and o.delivery_key <> \(request.deliveryKey)) as inmail_awaits_response
-            from contacts c
+                           where o.account_id = b.account_id and o.member_key = c.member_key and o.channel = 'inmail'
+                             and o.responded_at is null and o.delivery_key <> b.delivery_key) as inmail_awaits_response
+            from unnest(\(batch.map(\.args.contactID))::bigint[], \(batch.map(\.args.step))::integer[],
+                        \(requests.map(\.accountID))::bigint[], \(requests.map(\.deliveryKey))::text[])
+                 with ordinality as b(contact_id, step, account_id, delivery_key, i)
+            join contacts c on c.id = b.contact_id
             join campaigns cp on cp.id = c.campaign_id
-            left join campaign_steps s on s.campaign_id = c.campaign_id and s.position = \(args.step)
-            left join messages m on m.delivery_key = \(request.deliveryKey)
-            left join reservations r on r.delivery_key = \(request.deliveryKey) and r.state <> 'released'
-            where c.id = \(args.contactID)
-            """, prepared: true).rows.first
-        else {
-            return .done(.cancelled(reason: "no contact with id \(args.contactID)"))
+            left join sender_accounts a on a.id = b.account_id
+            left join campaign_steps s on s.campaign_id = c.campaign_id and s.position = b.step
+            left join messages m on m.delivery_key = b.delivery_key
+            left join reservations r on r.delivery_key = b.delivery_key and r.state <> 'released'
+            """, prepared: true).rows
+        var found: [Int: Row] = [:]
+        for row in rows { found[try row.decode(Int.self, "i") - 1] = row }
+        return batch.enumerated().map { position, entry in
+            let planned = Result { () throws -> Plan in
+                guard let row = found[position] else { return .done(.cancelled(reason: "no contact with id \(entry.args.contactID)")) }
+                return try plan(entry.args, row: row, lease: jobs[entry.index].lease, on: connection)
+            }
+            return (entry.index, entry.args, planned)
         }
+    }
+
+    /// One job's plan from its row of `prepare`'s query.
+    private static func plan(_ args: Args, row: Row, lease: JobLease, on connection: Connection) throws -> Plan {
+        let request = args.request
         if try row.decode(MessageState?.self, "message_state") == .sent {
             return .done(.completed)  // an earlier run delivered and recorded it, then died
         }
@@ -202,23 +329,12 @@ public enum Outreach {
         } catch let error as TemplateError {
             return try stop(error.description, contactStatus: .failed, outcome: .cancelled(reason: error.description))  // S5
         }
-        // Committed without waiting for the WAL flush: losing this row in a server crash only
-        // means the retry renders it again, same key; the durable commit that records its
-        // posting or delivery flushes it too.
-        let message = try connection.queryOne(
-            """
-            insert into messages (contact_id, campaign_id, account_id, member_key, step, channel, uses_credit, delivery_key,
-                                  subject, body, reservation_id)
-            select \(args.contactID), \(try row.decode(Int64.self, "campaign_id")), \(request.accountID), \(memberKey),
-                   \(args.step), \(request.channel)::send_channel, \(request.usesCredit), \(request.deliveryKey), \(subject), \(body),
-                   \(reservation)
-            from (select set_config('synchronous_commit', 'off', true)) as commit_without_waiting_for_flush
-            returning id
-            """, prepared: true).decode(Int64.self, "id")
-        return .deliver(
+        return .write(
+            NewMessage(
+                contactID: args.contactID, campaignID: try row.decode(Int64.self, "campaign_id"), step: args.step, request: request,
+                memberKey: memberKey, subject: subject, body: body, reservation: reservation),
             Delivery(key: request.deliveryKey, accountID: request.accountID, memberKey: memberKey, channel: request.channel,
-                     subject: subject, body: body, lease: lease),
-            message: message)
+                     subject: subject, body: body, lease: lease))
     }
 
     /// What a refused delivery leads to. Nothing was sent, so the reservation comes back unless

@@ -101,18 +101,28 @@ public final class SandboxCourier: Courier {
         case refused(CourierError)
     }
 
+    /// Deliveries go in batches: a batch costs the sandbox's database a few statements in all.
+    public var batchSize: Int { 32 }
+
     public func deliver(_ delivery: Delivery) throws(CourierError) -> Receipt {
-        let answer: Answer
+        try deliver([delivery])[0].get()
+    }
+
+    public func deliver(_ deliveries: [Delivery]) -> [Result<Receipt, CourierError>] {
+        guard !deliveries.isEmpty else { return [] }
+        let answers: [Answer]
         let latency: Int
         do {
-            (answer, latency) = try pool.withConnection { try self.answer(delivery, on: $0) }
+            (answers, latency) = try pool.withConnection { try self.answer(deliveries, on: $0) }
         } catch {
-            throw .retryLater(reason: "sandbox database: \(error)")
+            return deliveries.map { _ in .failure(.retryLater(reason: "sandbox database: \(error)")) }
         }
-        if latency > 0 { Thread.sleep(forTimeInterval: Double(latency) / 1000) }
-        switch answer {
-        case .delivered(let receipt): return receipt
-        case .refused(let error): throw error
+        if latency > 0 { Thread.sleep(forTimeInterval: Double(latency) / 1000) }  // the requests of a batch travel together
+        return answers.map { answer in
+            switch answer {
+            case .delivered(let receipt): .success(receipt)
+            case .refused(let error): .failure(error)
+            }
         }
     }
 
@@ -121,57 +131,80 @@ public final class SandboxCourier: Courier {
     /// commits do not wait for the WAL flush (set per statement: the session is the pool's): a
     /// crash of the server may forget its last deliveries, as a crash of LinkedIn would not; the
     /// simulation accepts that for speed.
-    private func answer(_ delivery: Delivery, on connection: Connection) throws -> (Answer, Int) {
-        let row = try connection.queryOne(
+    private func answer(_ deliveries: [Delivery], on connection: Connection) throws -> ([Answer], Int) {
+        let rows = try connection.query(
             """
             with quick as (
                 select set_config('synchronous_commit', 'off', true)
             ), request as (
-                insert into sandbox_messages (delivery_key, account_id, member_key, channel, subject, body)
-                values (\(delivery.key), \(delivery.accountID), \(delivery.memberKey), \(delivery.channel.rawValue),
-                        \(delivery.subject), \(delivery.body))
+                insert into sandbox_messages as m (delivery_key, account_id, member_key, channel, subject, body)
+                select * from unnest(\(deliveries.map(\.key))::text[], \(deliveries.map(\.accountID))::bigint[],
+                                     \(deliveries.map(\.memberKey))::text[], \(deliveries.map(\.channel.rawValue))::text[],
+                                     \(deliveries.map(\.subject))::text[], \(deliveries.map(\.body))::text[])
                 on conflict (delivery_key) do update
-                set requests = sandbox_messages.requests + 1,
-                    repeats = sandbox_messages.repeats + (sandbox_messages.receipt is not null)::int
-                returning requests, receipt
+                set requests = m.requests + 1, repeats = m.repeats + (m.receipt is not null)::int
+                returning m.delivery_key, m.account_id, m.requests, m.receipt
             )
-            select request.requests, request.receipt, s.seed, s.latency_ms, s.perfect,
-                   \(delivery.accountID) = any(s.restricted_accounts) as restricted
+            select request.delivery_key, request.requests, request.receipt, s.seed, s.latency_ms, s.perfect,
+                   request.account_id = any(s.restricted_accounts) as restricted
             from request, sandbox_settings s, quick
-            """, prepared: true)
-        let latency = try row.decode(Int.self, "latency_ms")
-        if let receipt = try row.decode(String?.self, "receipt") {
-            return (.delivered(Receipt(id: receipt, repeated: true)), latency)
+            """, prepared: true).rows
+        var requests: [String: Row] = [:]
+        for row in rows { requests[try row.decode(String.self, "delivery_key")] = row }
+        guard let settings = rows.first else { return ([], 0) }
+        let latency = try settings.decode(Int.self, "latency_ms")
+        let world = try settings.decode(Bool.self, "perfect") ? SandboxWorld.perfect : self.world(try settings.decode(Int64.self, "seed"))
+        var answers: [Answer] = []
+        var delivered: [(key: String, receipt: String)] = []
+        for delivery in deliveries {
+            let row = requests[delivery.key]!
+            let (request, restricted) = (try row.decode(Int.self, "requests"), try row.decode(Bool.self, "restricted"))
+            if let receipt = try row.decode(String?.self, "receipt") {
+                answers.append(.delivered(Receipt(id: receipt, repeated: true)))
+            } else if let refusal = refusal(of: delivery, request: request, restricted: restricted, in: world) {
+                answers.append(.refused(refusal))
+            } else {
+                let receipt = "sbx-\(String(UInt64(world.uniform("receipt", delivery.key) * Double(1 << 53)), radix: 16))-\(delivery.key)"
+                delivered.append((delivery.key, receipt))
+                answers.append(.delivered(Receipt(id: receipt, repeated: false)))
+            }
         }
-        let world = try row.decode(Bool.self, "perfect") ? SandboxWorld.perfect : self.world(try row.decode(Int64.self, "seed"))
-        let request = try row.decode(Int.self, "requests")
-        if try row.decode(Bool.self, "restricted") {
-            return (.refused(.accountProblem(reason: "sandbox: account \(delivery.accountID) is restricted")), latency)
-        }
-        if delivery.channel == .inmail && world.optedOut(delivery.memberKey) { return (.refused(.optedOut), latency) }
-        if delivery.channel == .inmail && world.unreachable(delivery.memberKey) {
-            return (.refused(.recipientUnreachable(reason: "sandbox: \(delivery.memberKey) does not accept InMail")), latency)
-        }
-        if request == 1 && world.uniform("transient", delivery.key) < world.transientFailureRate {
-            return (.refused(.retryLater(reason: "sandbox: gateway timeout")), latency)
-        }
-        if request <= 2 && world.uniform("rate-limit", delivery.key, String(request)) < world.rateLimitRate {
-            return (.refused(.rateLimited(retryAfter: .seconds(15 * 60))), latency)
-        }
-        let receipt = "sbx-\(String(UInt64(world.uniform("receipt", delivery.key) * Double(1 << 53)), radix: 16))-\(delivery.key)"
+        guard !delivered.isEmpty else { return (answers, latency) }
         let deliveredAt = try connection.queryOne(
             """
-            update sandbox_messages set receipt = \(receipt), delivered_at = clock_now()
-            from (select set_config('synchronous_commit', 'off', true)) as quick
-            where delivery_key = \(delivery.key) returning delivered_at
+            with quick as (
+                select set_config('synchronous_commit', 'off', true)
+            ), receipt as (
+                update sandbox_messages m set receipt = d.receipt, delivered_at = clock_now()
+                from unnest(\(delivered.map(\.key))::text[], \(delivered.map(\.receipt))::text[]) as d(delivery_key, receipt)
+                where m.delivery_key = d.delivery_key
+            )
+            select clock_now() as delivered_at from quick
             """, prepared: true).decode(Date.self, "delivered_at")
-        if let response = world.response(to: delivery.key, channel: delivery.channel) {
-            let args = try JSONText(encoding: SandboxResponse(delivery_key: delivery.key, kind: response.kind.rawValue, text: response.text))
-            try JobQueue.enqueue(
-                [NewJob(kind: Self.respondKind, args: args, runAt: deliveredAt.addingTimeInterval(response.after.seconds), maxAttempts: 50)],
-                on: connection)
+        let channels = Dictionary(deliveries.map { ($0.key, $0.channel) }, uniquingKeysWith: { first, _ in first })
+        let responses = try delivered.compactMap { key, _ -> NewJob? in
+            guard let response = world.response(to: key, channel: channels[key]!) else { return nil }
+            let args = try JSONText(encoding: SandboxResponse(delivery_key: key, kind: response.kind.rawValue, text: response.text))
+            return NewJob(kind: Self.respondKind, args: args, runAt: deliveredAt.addingTimeInterval(response.after.seconds), maxAttempts: 50)
         }
-        return (.delivered(Receipt(id: receipt, repeated: false)), latency)
+        if !responses.isEmpty { try JobQueue.enqueue(responses, on: connection) }
+        return (answers, latency)
+    }
+
+    /// Why the simulated platform refuses the `request`-th request for a delivery, if it does.
+    private func refusal(of delivery: Delivery, request: Int, restricted: Bool, in world: SandboxWorld) -> CourierError? {
+        if restricted { return .accountProblem(reason: "sandbox: account \(delivery.accountID) is restricted") }
+        if delivery.channel == .inmail && world.optedOut(delivery.memberKey) { return .optedOut }
+        if delivery.channel == .inmail && world.unreachable(delivery.memberKey) {
+            return .recipientUnreachable(reason: "sandbox: \(delivery.memberKey) does not accept InMail")
+        }
+        if request == 1 && world.uniform("transient", delivery.key) < world.transientFailureRate {
+            return .retryLater(reason: "sandbox: gateway timeout")
+        }
+        if request <= 2 && world.uniform("rate-limit", delivery.key, String(request)) < world.rateLimitRate {
+            return .rateLimited(retryAfter: .seconds(15 * 60))
+        }
+        return nil
     }
 
     /// Search results that depend only on the URL: 40 to 200 people, 25 a page, some with

@@ -6,9 +6,21 @@ import Postgres
 /// until its last attempt). Called on a worker thread that owns `context` for its lifetime.
 public typealias JobHandler = @Sendable (Job, JobContext) throws -> JobOutcome
 
+/// Runs several claimed jobs of one kind together (so their database work can be done in a
+/// few set-based statements); returns each job's outcome, or the error that fails it, in the
+/// order of the jobs given. A thrown error fails them all. Called on a worker thread that owns
+/// `context` for its lifetime.
+public typealias BatchJobHandler = @Sendable ([Job], JobContext) throws -> [Result<JobOutcome, any Error>]
+
 /// The handlers a worker runs, by job kind.
 public struct JobHandlers: Sendable {
-    private(set) var byKind: [String: JobHandler] = [:]
+    struct Registered: Sendable {
+        /// Most jobs handed to one call.
+        let batchSize: Int
+        let run: BatchJobHandler
+    }
+
+    private var byKind: [String: Registered] = [:]
     /// Guards that admit jobs of their kind inside the claim's transaction.
     public private(set) var guards: [String: any ClaimGuard] = [:]
 
@@ -25,7 +37,17 @@ public struct JobHandlers: Sendable {
     /// Registers `handler` for `kind`, replacing any earlier one; with `guard`, claimed jobs of
     /// the kind run only when the guard admits them in the claim's transaction.
     public mutating func register(_ kind: String, admittedBy guard: (any ClaimGuard)? = nil, _ handler: @escaping JobHandler) {
-        byKind[kind] = handler
+        register(kind, admittedBy: `guard`, batchSize: 1) { jobs, context in
+            jobs.map { job in Result { try handler(job, context) } }
+        }
+    }
+
+    /// Registers `handler` for `kind`, called with up to `batchSize` claimed jobs of the kind at
+    /// a time (fewer when fewer are waiting), replacing any earlier one; `guard` as above.
+    public mutating func register(
+        _ kind: String, admittedBy guard: (any ClaimGuard)? = nil, batchSize: Int, _ handler: @escaping BatchJobHandler
+    ) {
+        byKind[kind] = Registered(batchSize: max(1, batchSize), run: handler)
         guards[kind] = `guard`
     }
 
@@ -38,7 +60,36 @@ public struct JobHandlers: Sendable {
     /// The kinds that have a handler, sorted.
     public var kinds: [String] { byKind.keys.sorted() }
 
-    public subscript(kind: String) -> JobHandler? { byKind[kind] }
+    /// Most jobs of `kind` run by one call of its handler.
+    public func batchSize(of kind: String) -> Int { byKind[kind]?.batchSize ?? 1 }
+
+    /// The handler of `kind` for one job at a time.
+    public subscript(kind: String) -> JobHandler? {
+        guard let registered = byKind[kind] else { return nil }
+        return { job, context in try Self.results([job], registered, context)[0].get() }
+    }
+
+    /// Runs jobs of one kind (at most its batch size) through its handler: one outcome or error
+    /// per job, in order.
+    func run(_ jobs: [Job], context: JobContext) -> [Result<JobOutcome, any Error>] {
+        guard let registered = byKind[jobs[0].kind] else {
+            return jobs.map { _ in .failure(WorkerError(description: "no handler for job kind \(jobs[0].kind)")) }
+        }
+        return Self.results(jobs, registered, context)
+    }
+
+    private static func results(_ jobs: [Job], _ registered: Registered, _ context: JobContext) -> [Result<JobOutcome, any Error>] {
+        do {
+            let results = try registered.run(jobs, context)
+            guard results.count == jobs.count else {
+                let error = WorkerError(description: "the handler of \(jobs[0].kind) answered \(results.count) outcomes for \(jobs.count) jobs")
+                return jobs.map { _ in .failure(error) }
+            }
+            return results
+        } catch {
+            return jobs.map { _ in .failure(error) }
+        }
+    }
 }
 
 /// What a handler may use while it runs a job: a database session from the process's pool

@@ -5,7 +5,8 @@ import Postgres
 /// How a worker process runs.
 public struct WorkerConfiguration: Sendable {
     public var database: ConnectionConfiguration
-    /// Jobs run at once (one handler thread each). The worker's pool holds `sessions` sessions.
+    /// Jobs run at once, and handler threads: a thread runs one job, or a batch of jobs of a kind
+    /// registered with a batch size. The worker's pool holds `sessions` sessions.
     public var concurrency: Int = 10
     /// Kinds to claim; nil means every kind that has a handler.
     public var kinds: [String]? = nil
@@ -63,7 +64,8 @@ public struct WorkerConfiguration: Sendable {
 }
 
 /// A worker process's job runtime: one thread claims jobs (woken by NOTIFY, polling only as a
-/// fallback), `concurrency` threads run handlers, one thread writes outcomes in batches and
+/// fallback), `concurrency` threads run handlers (each one job at a time, or a batch of jobs of
+/// a kind registered with a batch size), one thread writes outcomes in batches and
 /// renews leases, and one takes part in electing the worker that does maintenance.
 /// It is a swift-service-lifecycle `Service`: graceful shutdown drains, cancellation releases.
 public final class Worker: Sendable {
@@ -231,19 +233,22 @@ public final class Worker: Sendable {
         jobLogger[metadataKey: "worker_id"] = "\(configuration.workerID)"
         let context = JobContext(workerID: configuration.workerID, pool: pool, logger: jobLogger)
         let recordsMetrics = QueueMetrics.isEnabled
-        while let job = state.takeJob() {
+        while case let jobs = state.takeJobs(batchSize: handlers.batchSize(of:)), !jobs.isEmpty {
             let started = ContinuousClock.now
-            let outcome: JobOutcome
-            do {
-                outcome = try handlers[job.kind]!(job, context)
-            } catch {
-                outcome = .failed(error: "\(error)", retryIn: configuration.retryDelay(afterAttempt: job.attempt))
-            }
+            let results = handlers.run(jobs, context: context)
             context.releaseConnection()
-            state.record(job.lease, outcome)
+            let outcomes = zip(jobs, results).map { job, result in
+                switch result {
+                case .success(let outcome): (job.lease, outcome)
+                case .failure(let error): (job.lease, JobOutcome.failed(error: "\(error)", retryIn: configuration.retryDelay(afterAttempt: job.attempt)))
+                }
+            }
+            state.record(outcomes)
             let took = ContinuousClock.now - started
-            if recordsMetrics { QueueMetrics.recordRun(job, outcome, took: took, in: metrics[job.kind]!) }
-            log(job, outcome, took: took)
+            for (job, (_, outcome)) in zip(jobs, outcomes) {
+                if recordsMetrics { QueueMetrics.recordRun(job, outcome, took: took, in: metrics[job.kind]!) }
+                log(job, outcome, took: took)
+            }
         }
     }
 

@@ -99,27 +99,39 @@ final class WorkerState: @unchecked Sendable {
         }
     }
 
-    /// The next job for a handler thread; nil when the worker stops taking jobs.
-    func takeJob() -> Job? {
+    /// The next jobs for a handler thread: the oldest waiting job and, up to `batchSize(kind)`
+    /// in all, more waiting jobs of its kind; empty when the worker stops taking jobs.
+    func takeJobs(batchSize: (String) -> Int) -> [Job] {
         locked {
             while inbox.isEmpty && phase == .running {
                 monitor.wait(Self.jobWaiting)
             }
-            guard phase == .running, !inbox.isEmpty else { return nil }
-            let job = inbox.removeFirst()
-            executing.insert(job.lease)
-            return job
+            guard phase == .running, !inbox.isEmpty else { return [] }
+            var batch = [inbox.removeFirst()]
+            let limit = batchSize(batch[0].kind)
+            var index = 0
+            while batch.count < limit && index < inbox.count {
+                if inbox[index].kind == batch[0].kind {
+                    batch.append(inbox.remove(at: index))
+                } else {
+                    index += 1
+                }
+            }
+            for job in batch { executing.insert(job.lease) }
+            return batch
         }
     }
 
-    /// A handler thread's result for a job it took.
-    func record(_ lease: JobLease, _ outcome: JobOutcome) {
+    /// A handler thread's results for jobs it took.
+    func record(_ results: [(lease: JobLease, outcome: JobOutcome)]) {
         locked {
-            executing.remove(lease)
-            if abandoned.remove(lease) == nil {
-                outcomes.append((lease, outcome))
-                monitor.signal(Self.outcomeWaiting)
+            for (lease, outcome) in results {
+                executing.remove(lease)
+                if abandoned.remove(lease) == nil {
+                    outcomes.append((lease, outcome))
+                }
             }
+            monitor.signal(Self.outcomeWaiting)
             if producerWants > 0 && freeSlots >= producerWants { monitor.signal(Self.slotFree) }
             if phase != .running { monitor.broadcast(Self.control) }
         }

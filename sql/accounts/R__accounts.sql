@@ -3,7 +3,7 @@
 -- are those of README.md, "Platform rules".
 --
 -- Every change to an account's credits or usage first locks the account's row
--- (lock_account: select ... for update), so racing workers take turns per account and never
+-- (lock_account: select ... for no key update), so racing workers take turns per account and never
 -- per table. Spending is the exception (see spend_reservation).
 
 -- Waiting windows ---------------------------------------------------------------------------
@@ -53,7 +53,7 @@ language plpgsql as $$
 declare
     account sender_accounts;
 begin
-    select * into account from sender_accounts where id = p_account for update;
+    select * into account from sender_accounts where id = p_account for no key update;
     if not found then
         raise exception 'no sender account with id %', p_account using errcode = 'P0002';
     end if;
@@ -135,38 +135,68 @@ create or replace trigger credit_ledger_append_only
     for each statement execute function credit_ledger_append_only();
 
 -- The ledger check in O(1): each account carries the running sum of its ledger and of its
--- grants' remaining credits, kept by the two triggers below (and by nothing else), so the
--- check at commit compares two numbers instead of summing an ever longer ledger.
-create or replace function credit_ledger_add_to_total() returns trigger
+-- grants' remaining credits, kept by the triggers below (and by nothing else), so the check at
+-- commit compares two numbers instead of summing an ever longer ledger. They run once per
+-- statement, over its transition tables, so a claim reserving for a batch updates each account
+-- once rather than once per entry.
+drop trigger if exists credit_ledger_add_to_total on credit_ledger;  -- once per row
+drop trigger if exists credit_grants_add_to_total on credit_grants;  -- once per row
+drop function if exists credit_ledger_add_to_total();
+drop function if exists credit_grants_add_to_total();
+
+create or replace function credit_ledger_add_to_totals() returns trigger
 language plpgsql as $$
 begin
-    update sender_accounts set ledger_total = ledger_total + new.amount where id = new.account_id;
+    update sender_accounts a set ledger_total = a.ledger_total + added.amount
+    from (select account_id, sum(amount) as amount from new_entries group by account_id having sum(amount) <> 0) added
+    where a.id = added.account_id;
     return null;
 end $$;
 
-create or replace trigger credit_ledger_add_to_total
+create or replace trigger credit_ledger_add_to_totals
     after insert on credit_ledger
-    for each row when (new.amount <> 0) execute function credit_ledger_add_to_total();
+    referencing new table as new_entries
+    for each statement execute function credit_ledger_add_to_totals();
 
-create or replace function credit_grants_add_to_total() returns trigger
+-- The grants' remaining credits that a statement added (new rows) and took away (old rows),
+-- by account: one function for inserts, updates and deletes, each with the tables it has.
+create or replace function credit_grants_add_to_totals() returns trigger
 language plpgsql as $$
 begin
-    if tg_op = 'UPDATE' and new.account_id = old.account_id then  -- the common case, in one update
-        update sender_accounts set grants_total = grants_total + new.remaining - old.remaining where id = new.account_id;
-        return null;
-    end if;
-    if tg_op in ('UPDATE', 'DELETE') then
-        update sender_accounts set grants_total = grants_total - old.remaining where id = old.account_id;
-    end if;
-    if tg_op in ('INSERT', 'UPDATE') then
-        update sender_accounts set grants_total = grants_total + new.remaining where id = new.account_id;
+    if tg_op = 'INSERT' then
+        update sender_accounts a set grants_total = a.grants_total + changed.remaining
+        from (select account_id, sum(remaining) as remaining from new_grants group by account_id having sum(remaining) <> 0) changed
+        where a.id = changed.account_id;
+    elsif tg_op = 'DELETE' then
+        update sender_accounts a set grants_total = a.grants_total - changed.remaining
+        from (select account_id, sum(remaining) as remaining from old_grants group by account_id having sum(remaining) <> 0) changed
+        where a.id = changed.account_id;
+    else
+        update sender_accounts a set grants_total = a.grants_total + changed.remaining
+        from (select account_id, sum(remaining) as remaining
+              from (select account_id, remaining from new_grants
+                    union all
+                    select account_id, -remaining from old_grants) as moves
+              group by account_id having sum(remaining) <> 0) changed
+        where a.id = changed.account_id;
     end if;
     return null;
 end $$;
 
-create or replace trigger credit_grants_add_to_total
-    after insert or update of remaining, account_id or delete on credit_grants
-    for each row execute function credit_grants_add_to_total();
+create or replace trigger credit_grants_inserted_add_to_totals
+    after insert on credit_grants
+    referencing new table as new_grants
+    for each statement execute function credit_grants_add_to_totals();
+
+create or replace trigger credit_grants_updated_add_to_totals
+    after update on credit_grants
+    referencing old table as old_grants new table as new_grants
+    for each statement execute function credit_grants_add_to_totals();
+
+create or replace trigger credit_grants_deleted_add_to_totals
+    after delete on credit_grants
+    referencing old table as old_grants
+    for each statement execute function credit_grants_add_to_totals();
 
 -- The totals change only through those triggers.
 create or replace function sender_accounts_totals_kept_by_triggers() returns trigger
@@ -381,109 +411,6 @@ end $$;
 
 -- Reservations ----------------------------------------------------------------------------------
 
--- The core reservation, in the caller's (claim) transaction. Reserves one daily slot on the
--- account's local day and, for a credit InMail, one credit (from the grant that expires
--- soonest); or says why not and when to try again. A retry of the same delivery gets its live
--- reservation back (held, or spent when it was delivered) with no refusal; a released one no
--- longer answers for its key, so the delivery reserves anew.
--- With p_require_gateway (a worker delivering through the gateway), an account without a
--- gateway account is refused (account_not_connected) rather than sent through.
-create or replace function reserve_send(p_account bigint, p_delivery_key text, p_channel send_channel, p_uses_credit boolean,
-                                        p_require_gateway boolean default false)
-returns table (reservation_id bigint, reservation_state reservation_state, refusal send_refusal, retry_at timestamptz)
-language plpgsql as $$
-declare
-    account sender_accounts := lock_account(p_account);
-    plan plans;
-    existing reservations;
-    now_business timestamptz := clock_now();
-    local_now timestamp;
-    today date;
-    usage daily_usage;
-    spend_from credit_grants;
-    new_reservation reservations;
-    spacing interval;
-    opens_at timestamptz;
-begin
-    select * into existing from reservations r where r.delivery_key = p_delivery_key and r.state <> 'released';
-    if found then
-        return query select existing.id, existing.state, null::send_refusal, null::timestamptz;
-        return;
-    end if;
-    select * into plan from plans where code = account.plan_code;
-    if account.status <> 'active' then                               -- A6, A7, paused
-        return query select null::bigint, null::reservation_state, ('account_' || account.status)::send_refusal,
-            case when account.status = 'cancelled' then null else now_business + inactive_account_retry_after() end;
-        return;
-    end if;
-    if p_require_gateway and account.gateway_account_id is null then
-        return query select null::bigint, null::reservation_state, 'account_not_connected'::send_refusal,
-            now_business + inactive_account_retry_after();
-        return;
-    end if;
-    if p_channel = 'inmail' and not plan.can_send_inmail then        -- A1
-        return query select null::bigint, null::reservation_state, 'plan_cannot_send_inmail'::send_refusal, null::timestamptz;
-        return;
-    end if;
-    opens_at := next_working_moment(account, now_business);
-    if opens_at > now_business then
-        return query select null::bigint, null::reservation_state, 'outside_working_hours'::send_refusal, opens_at;
-        return;
-    end if;
-    if account.next_send_at > now_business then
-        return query select null::bigint, null::reservation_state, 'too_soon_after_last_send'::send_refusal, account.next_send_at;
-        return;
-    end if;
-    local_now := account_local_now(account);
-    today := local_now::date;
-    insert into daily_usage (account_id, local_day, inmail_limit, message_limit)
-    values (p_account, today, account.daily_inmail_limit, account.daily_message_limit)
-    on conflict (account_id, local_day) do nothing;
-    select * into usage from daily_usage where account_id = p_account and local_day = today;
-    if (p_channel = 'inmail' and usage.inmails >= usage.inmail_limit)
-       or (p_channel = 'message' and usage.messages >= usage.message_limit) then   -- S6
-        return query select null::bigint, null::reservation_state, 'daily_limit_reached'::send_refusal,
-            next_working_moment(account, (today + 1)::timestamp at time zone account.time_zone);
-        return;
-    end if;
-    if p_channel = 'inmail' and not p_uses_credit and account.monthly_free_inmail_limit is not null
-       and (select count(*) from reservations r
-            where r.account_id = p_account and r.local_day >= date_trunc('month', today)::date
-              and r.channel = 'inmail' and r.grant_id is null and r.state <> 'released') >= account.monthly_free_inmail_limit then
-        return query select null::bigint, null::reservation_state, 'free_inmail_monthly_limit'::send_refusal,
-            next_working_moment(account, (date_trunc('month', today) + interval '1 month')::timestamp at time zone account.time_zone);
-        return;
-    end if;
-    if p_uses_credit then
-        perform expire_credits(p_account);
-        if credit_balance(p_account) <= account.credit_reserve then     -- S7, S8
-            return query select null::bigint, null::reservation_state, 'credits_at_reserve'::send_refusal,
-                least(next_billing_cycle_start(account.billing_anchor, plan.renewal_anchor, now_business::date)::timestamp
-                          at time zone 'UTC' + interval '1 hour',
-                      now_business + credits_retry_after());
-            return;
-        end if;
-        select * into spend_from from credit_grants g
-        where g.account_id = p_account and g.remaining > 0 and g.expires_at > now_business
-        order by g.expires_at, g.id
-        limit 1;
-        update credit_grants set remaining = remaining - 1 where id = spend_from.id;
-    end if;
-    insert into reservations (account_id, delivery_key, channel, grant_id, local_day)
-    values (p_account, p_delivery_key, p_channel, spend_from.id, today)
-    returning * into new_reservation;
-    if p_uses_credit then
-        insert into credit_ledger (account_id, entry, amount, grant_id, reservation_id, note)
-        values (p_account, 'reserve', -1, spend_from.id, new_reservation.id, p_delivery_key);
-    end if;
-    update daily_usage
-    set inmails = inmails + (p_channel = 'inmail')::int, messages = messages + (p_channel = 'message')::int
-    where account_id = p_account and local_day = today;
-    spacing := account.min_spacing + random() * (account.max_spacing - account.min_spacing);
-    update sender_accounts set next_send_at = now_business + spacing where id = p_account;
-    return query select new_reservation.id, new_reservation.state, null::send_refusal, null::timestamptz;
-end $$;
-
 -- How long the sends of an account that another session held past reserve_sends' bounded wait
 -- wait before their claim tries again. A racing claim holds an account for milliseconds, so
 -- this is a stopped worker's, held until the server ends its session
@@ -491,21 +418,58 @@ end $$;
 create or replace function account_busy_retry_after() returns interval
 language sql immutable as $$ select interval '15 seconds' $$;
 
--- reserve_send for a whole claimed batch in one round trip. The batch's accounts are locked
--- first, all in id order, so two claims never wait on each other in a cycle; a racing claim
--- holds an account for a few milliseconds. An account held by a session that has sat idle
--- inside its transaction for over a second (a worker stopped mid-claim: SIGSTOP, a frozen VM, a
--- cut network) is not waited for: its sends are refused as account_busy, so a stuck worker
--- stalls no one else's claims until the server ends its session
--- (idle_in_transaction_session_timeout). A session stuck since this check is waited for at most
--- lock_timeout (5 s on worker sessions); the claim is then retried and finds it.
+-- The limit a send would pass beyond, or null when it fits: the daily limit of its channel
+-- (S6), then the monthly cap on free InMails, then the credits above the reserve (S7, S8).
+-- The counts are of the account's earlier sends in the same batch that fit (message_rank
+-- counts this one too); a null *_left is no limit.
+create or replace function send_limit_refusal(
+    p_channel send_channel, p_uses_credit boolean, p_message_rank bigint, p_free_before bigint, p_credit_before bigint,
+    p_messages_left integer, p_inmails_left integer, p_free_left bigint, p_credits_left bigint)
+returns send_refusal
+language sql immutable as $$
+    select case
+        when p_channel = 'message' then
+            case when p_message_rank > p_messages_left then 'daily_limit_reached'::send_refusal end
+        -- Earlier InMails of the batch that fit are the first ones of each kind, up to that kind's room.
+        when least(p_free_before, p_free_left) + least(p_credit_before, p_credits_left) >= p_inmails_left then
+            'daily_limit_reached'
+        when not p_uses_credit and p_free_before >= p_free_left then 'free_inmail_monthly_limit'
+        when p_uses_credit and p_credit_before >= p_credits_left then 'credits_at_reserve'
+    end
+$$;
+
+-- The reservation of sends for a claimed batch, in the claim's transaction, in one statement
+-- over the whole batch. Each send gets one daily slot on its account's local day and, for a
+-- credit InMail, one credit from the grant that expires soonest; or the reason it cannot go
+-- now and when to try again. The sends of one account are judged in the order given, as if one
+-- after the other: a send that does not fit takes nothing from the ones after it. A retry of a
+-- delivery gets its live reservation back (held, or spent when it was delivered) with no
+-- refusal; a released one no longer answers for its key, so the delivery reserves anew. With
+-- p_require_gateway (a worker delivering through the gateway), an account without a gateway
+-- account is refused (account_not_connected). An account with a spacing between sends
+-- (max_spacing > 0) sends at most one per batch.
+--
+-- The batch's accounts are locked first, all in id order, so two claims never wait on each
+-- other in a cycle; a racing claim holds an account for a few milliseconds. The lock is FOR NO
+-- KEY UPDATE: it excludes other claims and every credit or usage change, but not the foreign
+-- key checks of rows that merely reference the account (messages and ledger entries written by
+-- handlers finishing their sends), so those never queue behind a claim.
+-- An account held by a session that has sat idle inside its transaction for over a second (a
+-- worker stopped mid-claim: SIGSTOP, a frozen VM, a cut network) is not waited for: its sends
+-- are refused as account_busy, so a stuck worker stalls no one else's claims until the server
+-- ends its session (idle_in_transaction_session_timeout). A session stuck since this check is
+-- waited for at most lock_timeout (5 s on worker sessions); the claim is then retried and finds it.
 create or replace function reserve_sends(p_accounts bigint[], p_keys text[], p_channels send_channel[], p_uses_credit boolean[],
                                          p_require_gateway boolean default false)
 returns table (delivery_key text, reservation_id bigint, reservation_state reservation_state, refusal send_refusal,
                retry_at timestamptz)
 language plpgsql as $$
+#variable_conflict use_column
 declare
     stuck bigint[] := '{}';
+    locked bigint[];
+    unknown bigint;
+    now_business timestamptz := clock_now();
 begin
     if exists (select 1 from pg_stat_activity
                where state = 'idle in transaction' and state_change < clock_timestamp() - interval '1 second'
@@ -517,17 +481,191 @@ begin
         where a.id = any(p_accounts)
           and s.state = 'idle in transaction' and s.state_change < clock_timestamp() - interval '1 second';
     end if;
-    perform 1 from sender_accounts where id = any(p_accounts) and not id = any(stuck) order by id for update;
-    for i in 1 .. coalesce(array_length(p_keys, 1), 0) loop
-        if not p_accounts[i] = any(stuck) then
-            return query select p_keys[i], r.reservation_id, r.reservation_state, r.refusal, r.retry_at
-                         from reserve_send(p_accounts[i], p_keys[i], p_channels[i], p_uses_credit[i], p_require_gateway) r;
-        else
-            return query select p_keys[i], null::bigint, null::reservation_state, 'account_busy'::send_refusal,
-                                clock_now() + account_busy_retry_after();
-        end if;
-    end loop;
+    select coalesce(array_agg(id), '{}') into locked
+    from (select id from sender_accounts where id = any(p_accounts) and not id = any(stuck) order by id for no key update) l;
+    select a into unknown from unnest(p_accounts) a where not a = any(locked) and not a = any(stuck) limit 1;
+    if found then
+        raise exception 'no sender account with id %', unknown using errcode = 'P0002';
+    end if;
+
+    -- Each account's day starts with its limits copied in, so the check constraints of
+    -- daily_usage hold the line (S6).
+    insert into daily_usage (account_id, local_day, inmail_limit, message_limit)
+    select a.id, (now_business at time zone a.time_zone)::date, a.daily_inmail_limit, a.daily_message_limit
+    from sender_accounts a
+    where a.id = any(locked) and a.status = 'active'
+    on conflict (account_id, local_day) do nothing;
+    -- A4: credits whose time is up are booked as expired before any are counted.
+    perform expire_credits(a.id)
+    from sender_accounts a
+    where a.id = any(locked)
+      and exists (select 1 from credit_grants g where g.account_id = a.id and g.remaining > 0 and g.expires_at <= now_business);
+
+    return query
+    with request as (
+        select r.i, r.account_id, r.delivery_key, r.channel, r.uses_credit and r.channel = 'inmail' as uses_credit
+        from unnest(p_accounts, p_keys, p_channels, p_uses_credit) with ordinality as r(account_id, delivery_key, channel, uses_credit, i)
+    ),
+    live as (
+        select r.delivery_key, r.id, r.state from reservations r where r.delivery_key = any(p_keys) and r.state <> 'released'
+    ),
+    needs as (
+        select q.account_id, bool_or(q.channel = 'inmail' and not q.uses_credit) as free_inmails, bool_or(q.uses_credit) as credits
+        from request q
+        group by q.account_id
+    ),
+    -- Each send with what holds for every send of its account now, the room the account has
+    -- left, and what refuses it whatever else the batch holds.
+    judged as (
+        select q.*, u.local_day, a.next_send_at, u.message_limit - u.messages as messages_left,
+               u.inmail_limit - u.inmails as inmails_left,
+               case when n.free_inmails and a.monthly_free_inmail_limit is not null then
+                   a.monthly_free_inmail_limit - (
+                       select count(*) from reservations r   -- reservations_account_day_idx
+                       where r.account_id = a.id and r.local_day >= date_trunc('month', u.local_day)::date
+                         and r.channel = 'inmail' and r.grant_id is null and r.state <> 'released')
+               end as free_left,
+               case when n.credits then
+                   (select coalesce(sum(g.remaining), 0) from credit_grants g   -- credit_grants_spendable_idx
+                    where g.account_id = a.id and g.remaining > 0 and g.expires_at > now_business) - a.credit_reserve
+               end as credits_left,
+               a.max_spacing > interval '0' as spaced,
+               a.min_spacing + random() * (a.max_spacing - a.min_spacing) as spacing,
+               case
+                   when a.id is null then 'account_busy'::send_refusal
+                   when a.status <> 'active' then ('account_' || a.status)::send_refusal    -- A6, A7, paused
+                   when p_require_gateway and a.gateway_account_id is null then 'account_not_connected'
+                   when q.channel = 'inmail' and not p.can_send_inmail then 'plan_cannot_send_inmail'   -- A1
+                   when not (extract(isodow from local.now)::smallint = any(a.working_days)
+                             and local.now::time >= a.working_start and local.now < local.now::date + a.working_end)
+                       then 'outside_working_hours'
+                   when a.next_send_at > now_business then 'too_soon_after_last_send'
+               end as account_refusal
+        from request q
+        join needs n on n.account_id = q.account_id
+        left join sender_accounts a on a.id = q.account_id and a.id = any(locked)
+        left join plans p on p.code = a.plan_code
+        left join lateral (select now_business at time zone a.time_zone as now) local on true
+        left join daily_usage u on u.account_id = a.id and u.local_day = local.now::date
+        where not exists (select 1 from live l where l.delivery_key = q.delivery_key)
+    ),
+    -- The limits, counting the account's earlier sends of the batch that got past judged.
+    -- Every step below reads the one before it row by row (windows, no joins between them),
+    -- so a batch costs time in proportion to its size.
+    limited as (
+        select j.*,
+               send_limit_refusal(
+                   j.channel, j.uses_credit,
+                   count(*) filter (where j.account_refusal is null and j.channel = 'message') over up_to_this,
+                   coalesce(count(*) filter (where j.account_refusal is null and j.channel = 'inmail' and not j.uses_credit)
+                                over before_this, 0),
+                   coalesce(count(*) filter (where j.account_refusal is null and j.uses_credit) over before_this, 0),
+                   j.messages_left, j.inmails_left, j.free_left, j.credits_left) as refusal_in_turn,
+               send_limit_refusal(j.channel, j.uses_credit, 1, 0, 0, j.messages_left, j.inmails_left, j.free_left,
+                                  j.credits_left) as refusal_alone
+        from judged j
+        window up_to_this as (partition by j.account_id order by j.i rows between unbounded preceding and current row),
+               before_this as (partition by j.account_id order by j.i rows between unbounded preceding and 1 preceding)
+    ),
+    -- A spaced account sends the first that fits on its own; the ones after it are too soon.
+    decided as (
+        select l.*,
+               coalesce(l.account_refusal,
+                        case when not l.spaced then l.refusal_in_turn
+                             when l.i = l.first_fit then null
+                             when l.i > l.first_fit then 'too_soon_after_last_send'::send_refusal
+                             else l.refusal_alone end) as refusal,
+               l.account_refusal is null and l.spaced and l.i > l.first_fit as behind_batch_send
+        from (select l.*, min(l.i) filter (where l.account_refusal is null and l.refusal_alone is null)
+                              over (partition by l.account_id) as first_fit
+              from limited l) l
+    ),
+    admitted as (
+        select d.*, row_number() over (partition by d.account_id, d.uses_credit order by d.i) as credit_turn
+        from decided d
+        where d.refusal is null
+    ),
+    -- The n-th credit InMail of an account takes the grant whose range of credits holds n, the
+    -- grants taken in the order they are spent (soonest to expire first).
+    assigned as (
+        select a.*, g.id as grant_id
+        from admitted a
+        left join lateral (
+            select g.id
+            from (select g.id, sum(g.remaining) over (order by g.expires_at, g.id) as through
+                  from credit_grants g   -- credit_grants_spendable_idx
+                  where g.account_id = a.account_id and g.remaining > 0 and g.expires_at > now_business) g
+            where a.credit_turn <= g.through
+            order by g.through
+            limit 1
+        ) g on a.uses_credit
+    ),
+    reserved as (
+        insert into reservations (account_id, delivery_key, channel, grant_id, local_day, reserved_at)
+        select a.account_id, a.delivery_key, a.channel, a.grant_id, a.local_day, now_business from assigned a order by a.i
+        returning id, delivery_key, account_id, grant_id, state
+    ),
+    ledger as (
+        insert into credit_ledger (account_id, entry, amount, grant_id, reservation_id, note, at)
+        select r.account_id, 'reserve', -1, r.grant_id, r.id, r.delivery_key, now_business from reserved r where r.grant_id is not null
+    ),
+    taken_from_grants as (
+        update credit_grants g set remaining = g.remaining - n.taken
+        from (select a.grant_id, count(*)::integer as taken from assigned a where a.grant_id is not null group by a.grant_id) n
+        where g.id = n.grant_id
+    ),
+    used_today as (
+        update daily_usage u set inmails = u.inmails + n.inmails, messages = u.messages + n.messages
+        from (select a.account_id, a.local_day, count(*) filter (where a.channel = 'inmail')::integer as inmails,
+                     count(*) filter (where a.channel = 'message')::integer as messages
+              from assigned a group by a.account_id, a.local_day) n
+        where u.account_id = n.account_id and u.local_day = n.local_day
+    ),
+    -- Only a spaced account's next send waits; the others' next_send_at only changes when a
+    -- platform asks an account to slow down.
+    spaced_out as (
+        update sender_accounts a set next_send_at = now_business + n.spacing
+        from (select distinct a.account_id, a.spacing from assigned a where a.spaced) n
+        where a.id = n.account_id
+    )
+    select r.delivery_key, r.id, r.state, null, null from reserved r
+    union all
+    select d.delivery_key, null, null, d.refusal,
+           case d.refusal
+               when 'account_busy' then now_business + account_busy_retry_after()
+               when 'account_cancelled' then null
+               when 'account_paused' then now_business + inactive_account_retry_after()
+               when 'account_payment_failed' then now_business + inactive_account_retry_after()
+               when 'account_not_connected' then now_business + inactive_account_retry_after()
+               when 'plan_cannot_send_inmail' then null
+               when 'outside_working_hours' then next_working_moment(sa, now_business)
+               when 'too_soon_after_last_send' then
+                   case when d.behind_batch_send then now_business + d.spacing else d.next_send_at end
+               when 'daily_limit_reached' then
+                   next_working_moment(sa, (d.local_day + 1)::timestamp at time zone sa.time_zone)
+               when 'free_inmail_monthly_limit' then
+                   next_working_moment(sa, (date_trunc('month', d.local_day) + interval '1 month')::timestamp at time zone sa.time_zone)
+               when 'credits_at_reserve' then
+                   least(next_billing_cycle_start(sa.billing_anchor, p.renewal_anchor, now_business::date)::timestamp
+                             at time zone 'UTC' + interval '1 hour',
+                         now_business + credits_retry_after())
+           end
+    from decided d
+    left join sender_accounts sa on sa.id = d.account_id
+    left join plans p on p.code = sa.plan_code
+    where d.refusal is not null
+    union all
+    select l.delivery_key, l.id, l.state, null, null from live l;
 end $$;
+
+-- One send's reservation: reserve_sends for a batch of one.
+create or replace function reserve_send(p_account bigint, p_delivery_key text, p_channel send_channel, p_uses_credit boolean,
+                                        p_require_gateway boolean default false)
+returns table (reservation_id bigint, reservation_state reservation_state, refusal send_refusal, retry_at timestamptz)
+language sql as $$
+    select r.reservation_id, r.reservation_state, r.refusal, r.retry_at
+    from reserve_sends(array[p_account], array[p_delivery_key], array[p_channel], array[p_uses_credit], p_require_gateway) r
+$$;
 
 -- The message was delivered: the reservation becomes a spend. No account lock: spending
 -- changes neither the balance nor the usage, and the update of the reservation row itself

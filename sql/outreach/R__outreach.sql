@@ -389,48 +389,81 @@ begin
     return due;
 end $$;
 
--- A delivered message, in one statement: the message is sent with the courier's receipt, its
--- reservation spent, the contact moved on, and after a follow-up the next one scheduled (C3).
--- Only while the job that delivered it (p_job) still holds its lease (p_lease_token): a run
--- whose lease expired and whose job was rescued changes nothing; the job's new run finds the
--- message 'sending' and delivers again under the same key, answered with the first receipt.
+-- Delivered messages, many in one statement: each message is sent with the courier's receipt
+-- (and the conversation it went into, when the platform has one), its reservation spent, its
+-- contact moved on, and after a follow-up the next one scheduled (C3). Only while every job
+-- that delivered them (p_jobs) still holds its lease (p_lease_tokens): a run whose lease
+-- expired and whose job was rescued changes nothing; the job's new run finds the message
+-- 'sending' and delivers again under the same key, answered with the first receipt.
 --
 -- It commits durably (it once skipped the WAL flush, counting on the job's later completion to
 -- be lost with it in a server crash; the chaos run showed a worker writing that completion
 -- after the server came back, leaving a delivered message 'sending' for good).
-drop function if exists record_delivery(bigint, text);  -- before the job's lease was checked
-create or replace function record_delivery(p_message bigint, p_receipt text, p_job bigint, p_lease_token bigint,
-                                           p_chat text default null)
+drop function if exists record_delivery(bigint, text, bigint, bigint, text);  -- one delivery at a time
+create or replace function record_deliveries(p_messages bigint[], p_receipts text[], p_jobs bigint[], p_lease_tokens bigint[],
+                                             p_chats text[])
 returns void
 language plpgsql as $$
 begin
-    perform queue_require_lease(p_job, p_lease_token);
-    if p_chat is not null then
-        update messages set chat_id = p_chat where id = p_message;
-    end if;
-    perform mark_delivered(p_message, p_receipt);
+    perform queue_require_leases(p_jobs, p_lease_tokens);
+    perform mark_delivered(p_messages, p_receipts, p_chats);
 end $$;
 
--- What a delivery changes: the message is sent with its receipt, the reservation spent, the
--- contact moved on, and after a follow-up the next one scheduled (C3). For record_delivery and
--- resolve_stuck_send only.
-create or replace function mark_delivered(p_message bigint, p_receipt text) returns void
+-- What deliveries change: each message is sent with its receipt (and chat, when not null), its
+-- reservation spent, its contact moved on, and after a follow-up the next one scheduled (C3).
+-- Raises, changing nothing, when a message is not being sent or its reservation is not held.
+-- For record_deliveries and resolve_stuck_send only.
+drop function if exists mark_delivered(bigint, text);  -- one message at a time
+create or replace function mark_delivered(p_messages bigint[], p_receipts text[], p_chats text[] default null) returns void
 language plpgsql as $$
 declare
-    message messages;
+    marked bigint[];
+    unspent bigint;
+    missing bigint;
+    follow_up record;
+    now_business timestamptz := clock_now();
 begin
-    update messages set state = 'sent', receipt = p_receipt, sent_at = clock_now()
-    where id = p_message and state = 'sending'
-    returning * into message;
-    if not found then
-        raise exception 'message % is not being sent', p_message using errcode = '55000';
+    with delivered as (
+        select d.message_id, d.receipt, d.chat
+        from unnest(p_messages, p_receipts, coalesce(p_chats, array_fill(null::text, array[cardinality(p_messages)])))
+             as d(message_id, receipt, chat)
+    ),
+    sent as (
+        update messages m
+        set state = 'sent', receipt = d.receipt, sent_at = now_business, chat_id = coalesce(d.chat, m.chat_id)
+        from delivered d
+        where m.id = d.message_id and m.state = 'sending'
+        returning m.id, m.reservation_id, m.contact_id, m.step
+    ),
+    -- spend_reservation's change, for the whole batch: no account lock (see there).
+    settled as (
+        update reservations r set state = 'spent', settled_at = now_business
+        from sent s
+        where r.id = s.reservation_id and r.state = 'held'
+        returning r.id, r.account_id, r.grant_id, r.delivery_key
+    ),
+    ledger as (
+        insert into credit_ledger (account_id, entry, amount, grant_id, reservation_id, note, at)
+        select r.account_id, 'spend', 0, r.grant_id, r.id, r.delivery_key, now_business from settled r where r.grant_id is not null
+    ),
+    moved as (
+        update contacts c set status = case when s.step = 0 then 'sent' else c.status end, last_event_at = now_business
+        from sent s
+        where c.id = s.contact_id
+    )
+    select coalesce((select array_agg(s.id) from sent s), '{}'),
+           (select s.reservation_id from sent s where not exists (select 1 from settled r where r.id = s.reservation_id) limit 1)
+    into marked, unspent;
+    select m into missing from unnest(p_messages) m where not m = any(marked) limit 1;
+    if found then
+        raise exception 'message % is not being sent', missing using errcode = '55000';
     end if;
-    perform spend_reservation(message.reservation_id);
-    update contacts set status = case when message.step = 0 then 'sent' else status end, last_event_at = clock_now()
-    where id = message.contact_id;
-    if message.step > 0 then
-        perform schedule_follow_up(message.contact_id, message.step + 1);
+    if unspent is not null then
+        raise exception 'reservation % is not held', unspent using errcode = '55000';
     end if;
+    for follow_up in select m.contact_id, m.step from messages m where m.id = any(p_messages) and m.step > 0 order by m.id loop
+        perform schedule_follow_up(follow_up.contact_id, follow_up.step + 1);
+    end loop;
 end $$;
 
 -- A reservation is held only while its job is unfinished. A job can end without settling it
@@ -494,7 +527,7 @@ begin
     end if;
     select id into message_id from messages where delivery_key = p_delivery_key;
     if p_went_out then
-        perform mark_delivered(message_id, coalesce(nullif(btrim(p_receipt), ''), 'confirmed by an operator'));
+        perform mark_delivered(array[message_id], array[coalesce(nullif(btrim(p_receipt), ''), 'confirmed by an operator')]);
         return 'recorded as delivered';
     end if;
     delete from messages where id = message_id;

@@ -153,16 +153,31 @@ begin
     return found;
 end $$;
 
--- Raises (SQLSTATE 55000, naming the job) unless queue_holds_lease: for a statement that must
--- not run for a stale job.
-create or replace function queue_require_lease(p_job bigint, p_token bigint) returns void
+-- Raises (SQLSTATE 55000, naming a job) unless every job holds its lease (queue_holds_lease):
+-- for a statement that must not run for a stale job. The jobs are share-locked in id order.
+create or replace function queue_require_leases(p_jobs bigint[], p_tokens bigint[]) returns void
 language plpgsql as $$
+declare
+    stale record;
 begin
-    if not queue_holds_lease(p_job, p_token) then
+    perform 1 from jobs j
+    join unnest(p_jobs, p_tokens) as l(id, token) on l.id = j.id and l.token = j.lease_token
+    where j.state = 'running'
+    order by j.id
+    for share of j;
+    select l.id, l.token into stale
+    from unnest(p_jobs, p_tokens) as l(id, token)
+    where not exists (select 1 from jobs j where j.id = l.id and j.lease_token = l.token and j.state = 'running')
+    limit 1;
+    if found then
         raise exception 'job % no longer holds lease % (it expired and the job was rescued); this run changes nothing more',
-            p_job, p_token using errcode = '55000';
+            stale.id, stale.token using errcode = '55000';
     end if;
 end $$;
+
+-- queue_require_leases for one job.
+create or replace function queue_require_lease(p_job bigint, p_token bigint) returns void
+language sql as $$ select queue_require_leases(array[p_job], array[p_token]) $$;
 
 -- Elects p_worker maintenance leader, or renews its term, for p_ttl (real time). Returns true
 -- when p_worker leads until the new expiry: it was the leader, or the leader's term had run out

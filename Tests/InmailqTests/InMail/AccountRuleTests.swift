@@ -249,6 +249,53 @@ struct AccountRuleTests {
         #expect(f.refusal(try f.reserve(spaced, credit: false)) == nil)
     }
 
+    /// S6, S7, S8 and the free-InMail cap for a claimed batch reserved in one statement: each
+    /// account's sends are judged in order, as if one after the other, and a send that does not
+    /// fit takes nothing from the ones after it.
+    @Test func S6_S7_S8_aBatchIsJudgedInOrderAsIfItsSendsCameOneAfterTheOther() throws {
+        let connection = try TestDatabase().connect()
+        let f = AccountFixture(connection: connection)
+        let mixed = try f.account(dailyLimit: 3)
+        try connection.execute("select purchase_credits(\(mixed), 2)")  // one above the reserve of one
+        try connection.execute("update sender_accounts set monthly_free_inmail_limit = 1 where id = \(mixed)")
+        let full = try f.account(dailyLimit: 2)
+        try connection.execute("select purchase_credits(\(full), 10)")
+        let spaced = try f.account()
+        try connection.execute("select purchase_credits(\(spaced), 10)")
+        try connection.execute("update sender_accounts set min_spacing = '5 minutes', max_spacing = '10 minutes' where id = \(spaced)")
+        func send(_ account: Int64, _ key: String, _ channel: SendRequest.Channel = .inmail, credit: Bool = true) -> SendRequest {
+            SendRequest(accountID: account, deliveryKey: key, channel: channel, usesCredit: credit)
+        }
+        // Accounts interleaved, as a claim may hand them over; each account's order is what counts.
+        let batch = [
+            send(spaced, "spaced-1", credit: false), send(mixed, "mixed-credit-1"), send(full, "full-1"),
+            send(mixed, "mixed-credit-2"), send(full, "full-2"), send(mixed, "mixed-free-1", credit: false),
+            send(spaced, "spaced-2"), send(full, "full-3"), send(mixed, "mixed-free-2", credit: false),
+            send(full, "full-free", credit: false), send(mixed, "mixed-message", .message, credit: false),
+            send(spaced, "spaced-3", .message, credit: false),
+        ]
+        let refusals = try SendReservation.reserve(batch, on: connection).mapValues(\.reason.rawValue)
+        #expect(refusals == [
+            "mixed-credit-2": "credits_at_reserve",           // S7: the last credit stays
+            "mixed-free-2": "free_inmail_monthly_limit",      // the cap of one free InMail
+            "full-3": "daily_limit_reached", "full-free": "daily_limit_reached",  // S6: two a day
+            "spaced-2": "too_soon_after_last_send", "spaced-3": "too_soon_after_last_send",
+        ])
+        let held = try connection.query("select delivery_key from reservations where state = 'held' order by delivery_key").rows
+            .map { try $0.decode(String.self, "delivery_key") }
+        #expect(held == ["full-1", "full-2", "mixed-credit-1", "mixed-free-1", "mixed-message", "spaced-1"])
+        // Usage and credits moved by exactly what was admitted; the ledger still equals the grants.
+        let usage = try connection.query("select account_id, inmails, messages from daily_usage").rows.map {
+            [try $0.decode(Int64.self, "account_id"), Int64(try $0.decode(Int.self, "inmails")), Int64(try $0.decode(Int.self, "messages"))]
+        }
+        #expect(Set(usage) == Set([[mixed, 2, 1], [full, 2, 0], [spaced, 1, 0]]))
+        #expect(try f.balance(mixed) == 1 && f.balance(full) == 8 && f.balance(spaced) == 10)
+        for account in [mixed, full, spaced] { #expect(try f.ledgerSum(account) == f.balance(account)) }
+        // The spaced account's next send waits for its spacing, as its refusals say.
+        #expect(try connection.query("select count(*) as n from sender_accounts where id = \(spaced) and next_send_at >= clock_now() + interval '5 minutes'")
+            .first!.decode(Int.self, "n") == 1)
+    }
+
     @Test func S7_theLastCreditIsKeptInReserve() throws {
         let connection = try TestDatabase().connect()
         let f = AccountFixture(connection: connection)

@@ -1,6 +1,8 @@
 import Foundation
+import Logging
 import Postgres
 import Queue
+import Synchronization
 import Testing
 
 @Suite("Job queue engine")
@@ -10,6 +12,36 @@ struct JobQueueTests {
     func state(of id: Int64, on connection: Connection) throws -> (state: JobState, attempt: Int, errors: Int) {
         let row = try #require(try connection.query("select state, attempt, jsonb_array_length(errors) as errors from all_jobs where id = \(id)").first)
         return (try row.decode(JobState.self, "state"), try row.decode(Int.self, "attempt"), try row.decode(Int.self, "errors"))
+    }
+
+    /// A kind registered with a batch size gets several waiting jobs per call (never more than
+    /// the size), and each job's result is its own: one failing job of a batch fails alone.
+    @Test func aBatchHandlerGetsSeveralJobsAndEachJobKeepsItsOwnOutcome() async throws {
+        let db = try TestDatabase()
+        let connection = try db.connect()
+        let ids = try JobQueue.enqueue(
+            (0..<60).map { NewJob(kind: "test.batch", args: try JSONText(encoding: ["n": $0]), maxAttempts: 1) }, on: connection)
+        struct Refused: Error {}
+        let batchSizes = Mutex<[Int]>([])
+        var handlers = JobHandlers()
+        handlers.register("test.batch", batchSize: 16) { jobs, _ in
+            batchSizes.withLock { $0.append(jobs.count) }
+            return try jobs.map { job in
+                try job.args.decode([String: Int].self)["n"]! % 10 == 3 ? .failure(Refused()) : .success(.completed)
+            }
+        }
+        var configuration = WorkerConfiguration(database: db.configuration, workerID: "batch-test")
+        configuration.concurrency = 32
+        configuration.exitWhenDone = true
+        let pool = ConnectionPool(db.configuration, capacity: configuration.sessions)
+        try await Worker(configuration: configuration, handlers: handlers, pool: pool,
+                         logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })).run()
+        let sizes = batchSizes.withLock { $0 }
+        #expect(sizes.reduce(0, +) == 60)
+        #expect(sizes.max()! > 1 && sizes.max()! <= 16)
+        for (n, id) in ids.enumerated() {
+            #expect(try state(of: id!, on: connection).state == (n % 10 == 3 ? .discarded : .completed))
+        }
     }
 
     @Test func enqueueManyInOneStatementReturnsIdsInOrder() throws {
