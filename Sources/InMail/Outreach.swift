@@ -234,7 +234,7 @@ public enum Outreach {
             left join campaign_steps s on s.campaign_id = c.campaign_id and s.position = b.step
             left join messages m on m.delivery_key = b.delivery_key
             left join reservations r on r.delivery_key = b.delivery_key and r.state <> 'released'
-            """, prepared: true).rows
+            """).rows  // planned each time, for the tables as they are now: one plan per batch costs little
         var found: [Int: Row] = [:]
         for row in rows { found[try row.decode(Int.self, "i") - 1] = row }
         return batch.enumerated().map { position, entry in

@@ -180,7 +180,7 @@ public final class SandboxCourier: Courier {
                 where m.delivery_key = d.delivery_key
             )
             select clock_now() as delivered_at from quick
-            """, prepared: true).decode(Date.self, "delivered_at")
+            """).decode(Date.self, "delivered_at")  // planned for the table as it is now, not as it was
         let channels = Dictionary(deliveries.map { ($0.key, $0.channel) }, uniquingKeysWith: { first, _ in first })
         let responses = try delivered.compactMap { key, _ -> NewJob? in
             guard let response = world.response(to: key, channel: channels[key]!) else { return nil }

@@ -15,7 +15,8 @@ struct PipelineBench: ParsableCommand {
             reserved in the claim's transaction, rendered from the campaign's template, delivered to \
             the sandbox courier (a perfect platform: no delay, no failures, no responses), recorded, \
             and its reservation spent. One in three contacts has an open profile (a free InMail, S1). \
-            The accounts are on a benchmark plan with room for every send, so limits never stop it.
+            The accounts are on a benchmark plan with room for every send (no daily or monthly cap that \
+            a run reaches), so limits never stop it.
 
             Runs on a fresh database (inmailq_bench_<pid>) of the configured server, dropped \
             afterwards. The result is one line on standard output:
@@ -72,9 +73,10 @@ struct PipelineBench: ParsableCommand {
             try connection.execute(
                 """
                 insert into sender_accounts (workspace_id, display_name, plan_code, billing_anchor, working_days,
-                                             working_start, working_end, daily_inmail_limit, min_spacing, max_spacing)
+                                             working_start, working_end, daily_inmail_limit, monthly_free_inmail_limit,
+                                             min_spacing, max_spacing)
                 select \(workspace), 'Bench sender ' || n, 'bench', (clock_now() at time zone 'UTC')::date, '{1,2,3,4,5,6,7}',
-                       '00:00', '24:00', 1000000, '0', '0'
+                       '00:00', '24:00', 1000000, null, '0', '0'
                 from generate_series(1, \(accounts)) as n
                 """)
             try connection.execute("select renew_credits(id, (clock_now() at time zone 'UTC')::date) from sender_accounts")

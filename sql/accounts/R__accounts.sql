@@ -463,7 +463,12 @@ create or replace function reserve_sends(p_accounts bigint[], p_keys text[], p_c
                                          p_require_gateway boolean default false)
 returns table (delivery_key text, reservation_id bigint, reservation_state reservation_state, refusal send_refusal,
                retry_at timestamptz)
-language plpgsql as $$
+language plpgsql
+-- Planned on each call, for the tables as they are: a plan cached for the session, made while a
+-- table was small, would scan it whole and go on doing so as it grows (a claim's cost would
+-- grow with every reservation ever made). Planning costs about a millisecond per batch.
+set plan_cache_mode = force_custom_plan
+as $$
 #variable_conflict use_column
 declare
     stuck bigint[] := '{}';

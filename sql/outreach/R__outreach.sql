@@ -415,7 +415,9 @@ end $$;
 -- For record_deliveries and resolve_stuck_send only.
 drop function if exists mark_delivered(bigint, text);  -- one message at a time
 create or replace function mark_delivered(p_messages bigint[], p_receipts text[], p_chats text[] default null) returns void
-language plpgsql as $$
+language plpgsql
+set plan_cache_mode = force_custom_plan  -- as reserve_sends
+as $$
 declare
     marked bigint[];
     unspent bigint;
