@@ -155,7 +155,7 @@ public final class SandboxCourier: Courier {
         let latency = try settings.decode(Int.self, "latency_ms")
         let world = try settings.decode(Bool.self, "perfect") ? SandboxWorld.perfect : self.world(try settings.decode(Int64.self, "seed"))
         var answers: [Answer] = []
-        var delivered: [(key: String, receipt: String)] = []
+        var delivered: [(delivery: Delivery, receipt: String)] = []
         for delivery in deliveries {
             let row = requests[delivery.key]!
             let (request, restricted) = (try row.decode(Int.self, "requests"), try row.decode(Bool.self, "restricted"))
@@ -165,7 +165,7 @@ public final class SandboxCourier: Courier {
                 answers.append(.refused(refusal))
             } else {
                 let receipt = "sbx-\(String(UInt64(world.uniform("receipt", delivery.key) * Double(1 << 53)), radix: 16))-\(delivery.key)"
-                delivered.append((delivery.key, receipt))
+                delivered.append((delivery, receipt))
                 answers.append(.delivered(Receipt(id: receipt, repeated: false)))
             }
         }
@@ -176,15 +176,14 @@ public final class SandboxCourier: Courier {
                 select set_config('synchronous_commit', 'off', true)
             ), receipt as (
                 update sandbox_messages m set receipt = d.receipt, delivered_at = clock_now()
-                from unnest(\(delivered.map(\.key))::text[], \(delivered.map(\.receipt))::text[]) as d(delivery_key, receipt)
+                from unnest(\(delivered.map(\.delivery.key))::text[], \(delivered.map(\.receipt))::text[]) as d(delivery_key, receipt)
                 where m.delivery_key = d.delivery_key
             )
             select clock_now() as delivered_at from quick
             """).decode(Date.self, "delivered_at")  // planned for the table as it is now, not as it was
-        let channels = Dictionary(deliveries.map { ($0.key, $0.channel) }, uniquingKeysWith: { first, _ in first })
-        let responses = try delivered.compactMap { key, _ -> NewJob? in
-            guard let response = world.response(to: key, channel: channels[key]!) else { return nil }
-            let args = try JSONText(encoding: SandboxResponse(delivery_key: key, kind: response.kind.rawValue, text: response.text))
+        let responses = try delivered.compactMap { delivery, _ -> NewJob? in
+            guard let response = world.response(to: delivery.key, channel: delivery.channel) else { return nil }
+            let args = try JSONText(encoding: SandboxResponse(delivery_key: delivery.key, kind: response.kind.rawValue, text: response.text))
             return NewJob(kind: Self.respondKind, args: args, runAt: deliveredAt.addingTimeInterval(response.after.seconds), maxAttempts: 50)
         }
         if !responses.isEmpty { try JobQueue.enqueue(responses, on: connection) }

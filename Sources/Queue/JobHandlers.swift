@@ -69,13 +69,10 @@ public struct JobHandlers: Sendable {
         return { job, context in try Self.results([job], registered, context)[0].get() }
     }
 
-    /// Runs jobs of one kind (at most its batch size) through its handler: one outcome or error
-    /// per job, in order.
+    /// Runs jobs of one kind that has a handler (a worker claims no other), at most its batch
+    /// size, through that handler: one outcome or error per job, in order.
     func run(_ jobs: [Job], context: JobContext) -> [Result<JobOutcome, any Error>] {
-        guard let registered = byKind[jobs[0].kind] else {
-            return jobs.map { _ in .failure(WorkerError(description: "no handler for job kind \(jobs[0].kind)")) }
-        }
-        return Self.results(jobs, registered, context)
+        Self.results(jobs, byKind[jobs[0].kind]!, context)
     }
 
     private static func results(_ jobs: [Job], _ registered: Registered, _ context: JobContext) -> [Result<JobOutcome, any Error>] {

@@ -427,8 +427,7 @@ declare
 begin
     with delivered as (
         select d.message_id, d.receipt, d.chat
-        from unnest(p_messages, p_receipts, coalesce(p_chats, array_fill(null::text, array[cardinality(p_messages)])))
-             as d(message_id, receipt, chat)
+        from unnest(p_messages, p_receipts, p_chats) as d(message_id, receipt, chat)  -- no chats: all null
     ),
     sent as (
         update messages m

@@ -160,14 +160,9 @@ language plpgsql as $$
 declare
     stale record;
 begin
-    perform 1 from jobs j
-    join unnest(p_jobs, p_tokens) as l(id, token) on l.id = j.id and l.token = j.lease_token
-    where j.state = 'running'
-    order by j.id
-    for share of j;
     select l.id, l.token into stale
-    from unnest(p_jobs, p_tokens) as l(id, token)
-    where not exists (select 1 from jobs j where j.id = l.id and j.lease_token = l.token and j.state = 'running')
+    from (select * from unnest(p_jobs, p_tokens) as l(id, token) order by l.id) l
+    where not queue_holds_lease(l.id, l.token)
     limit 1;
     if found then
         raise exception 'job % no longer holds lease % (it expired and the job was rescued); this run changes nothing more',
