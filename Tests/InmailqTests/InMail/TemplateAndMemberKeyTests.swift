@@ -58,6 +58,31 @@ struct TemplateAndMemberKeyTests {
         #expect(try MemberKey(profileURL: "https://www.linkedin.com/sales/lead/ACwAAA1B2C3,NAME_SEARCH,xYz1?_ntb=abc").value == "sales:ACwAAA1B2C3")
     }
 
+    /// Plain links are read byte by byte, the rest by Foundation's URL parser; a link with
+    /// spaces around it always takes the second way, so both readings of each link are compared.
+    @Test func C2_theQuickReadingOfPlainLinksAgreesWithTheFullParser() {
+        let links = [
+            "https://www.linkedin.com/in/lisa", "HTTPS://WWW.LINKEDIN.COM/in/Lisa-Marie_2/", "http://linkedin.com/in/a1",
+            "www.linkedin.com/in/lisa?trk=public_profile&x=1#about", "uk.linkedin.com/in/lisa/#top?x",
+            "https://www.linkedin.com/in/lisa?q=%20a%2Fb", "https://www.linkedin.com/in/lisa?q=%2", "https://www.linkedin.com/in/lisa?q=%zz",
+            "https://www.linkedin.com/in/lisa?a#b#c", "https://www.linkedin.com/in/lisa?q=<x>", "https://www.linkedin.com/in/lisa/more",
+            "https://www.linkedin.com/IN/lisa", "https://www.linkedin.com/in/", "https://www.linkedin.com/in//",
+            "https://linkedin.com.evil.com/in/lisa", "https://evil-linkedin.com/in/lisa", "https://www..linkedin.com/in/lisa",
+            "https://.linkedin.com/in/lisa", "https://www.linkedin.com./in/lisa", "https://www.linkedin.com:443/in/lisa",
+            "https://me@www.linkedin.com/in/lisa", "ftp://linkedin.com/in/lisa", "linkedin.com/in/" + String(repeating: "a", count: 101),
+            "linkedin.com/in/" + String(repeating: "a", count: 100), "linkedin.com/in/lisa.m", "linkedin.com/in/zo%C3%AB",
+        ]
+        for link in links {
+            let quick = Result { try MemberKey(profileURL: link).value }
+            let full = Result { try MemberKey(profileURL: " \(link) ").value }
+            switch (quick, full) {
+            case (.success(let a), .success(let b)): #expect(a == b, "\(link)")
+            case (.failure, .failure): break
+            default: Issue.record("\(link): \(quick) but the full parser gives \(full)")
+            }
+        }
+    }
+
     @Test func C2_anythingElseIsRejectedWithItsReason() {
         let bad: [(String, String)] = [
             ("", "empty"),
