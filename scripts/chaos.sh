@@ -86,7 +86,7 @@ insert into campaign_steps (campaign_id, position, subject, body)
 values (:campaign, 0, '{{first_name|Hello}}, a question', 'Hi {{first_name|there}}, open to a short call?');
 insert into campaign_senders (campaign_id, account_id) select :campaign, id from sender_accounts;
 insert into contacts (campaign_id, workspace_id, member_key, profile_url, first_name)
-select :campaign, 0, 'in:chaos-' || n, 'https://www.linkedin.com/in/chaos-' || n, 'Member ' || n
+select :campaign, (select workspace_id from campaigns where id = :campaign), 'in:chaos-' || n, 'https://www.linkedin.com/in/chaos-' || n, 'Member ' || n
 from generate_series(1, $contacts) as n;
 SQL
 campaign=$(q -c "select id from campaigns")

@@ -187,7 +187,8 @@ public enum Contacts {
     /// Adds the members the links point at, in one statement, with what else is known of each
     /// (`details`, in the order of `links`). Invalid links, duplicates within the input and the
     /// campaign, members on the workspace's do-not-contact list and members in another
-    /// in-progress campaign of the workspace are counted, not added.
+    /// in-progress campaign of the workspace are counted, not added. Runs in the caller's
+    /// transaction when one is open, else in its own.
     public static func add(
         campaign: Int64, links: [(line: Int, text: String)], details: [ContactDetails]? = nil, on connection: Connection
     ) throws -> ContactAddReport {
@@ -208,7 +209,10 @@ public enum Contacts {
             kept.append(details?[index] ?? ContactDetails())
         }
         guard !keys.isEmpty else { return report }
-        let outcomes = try connection.query(
+        func addKept(on connection: Connection) throws -> [Row] {
+            // Taken before the checks, so they see what an earlier addition to the workspace added.
+            try connection.execute("select lock_campaign_workspace(\(campaign))")
+            let outcomes = try connection.query(
             """
             with input as (
                 select * from unnest(\(keys)::text[], \(urls)::text[], \(kept.map(\.firstName))::text[],
@@ -218,29 +222,29 @@ public enum Contacts {
             ), target as (
                 select id, workspace_id from campaigns where id = \(campaign)
             ), classified as (
-                select i.*,
+                select i.*, t.workspace_id,
                     case when exists (select 1 from contacts c where c.campaign_id = t.id and c.member_key = i.member_key)
                               then 'already_in_campaign'
                          when exists (select 1 from do_not_contact d where d.workspace_id = t.workspace_id and d.member_key = i.member_key)
                               then 'do_not_contact'
+                         when exists (select 1 from contacts c where c.workspace_id = t.workspace_id and c.member_key = i.member_key
+                                                                 and c.status in ('waiting', 'sent', 'accepted'))
+                              then 'in_another_campaign'
                          else 'add' end as outcome
                 from input i cross join target t
             ), added as (
-                -- workspace_id is set from the campaign by contacts_take_campaign_workspace
                 insert into contacts (campaign_id, workspace_id, member_key, profile_url, first_name, last_name, company, title, open_profile)
-                select \(campaign), 0, member_key, profile_url, first_name, last_name, company, title, open_profile
+                select \(campaign), workspace_id, member_key, profile_url, first_name, last_name, company, title, open_profile
                 from classified where outcome = 'add'
-                on conflict do nothing
-                returning member_key
             )
-            select case when c.outcome = 'add' and a.member_key is null then 'in_another_campaign' else c.outcome end as outcome,
-                   count(*) as n
-            from classified c left join added a using (member_key)
-            group by 1
+            select outcome, count(*) as n from classified group by 1
             union all
             select 'no_campaign', 1 where not exists (select 1 from target)
             """).rows
-        try Campaigns.enqueueSends(campaign: campaign, on: connection)  // nothing unless the campaign is active
+            try Campaigns.enqueueSends(campaign: campaign, on: connection)  // nothing unless the campaign is active
+            return outcomes
+        }
+        let outcomes = connection.isInTransaction ? try addKept(on: connection) : try connection.transaction(addKept)
         for row in outcomes {
             let n = try row.decode(Int.self, "n")
             switch try row.decode(String.self, "outcome") {

@@ -96,8 +96,10 @@ public struct ContactImport {
 
         try connection.transaction { connection in
             let staging = (1...headers.count).map { "c\($0) text" }.joined(separator: ", ")
+            // The checks sort and hash every staged row: in memory, not in files.
             try connection.runScript(
                 """
+                set local work_mem = '64MB';
                 create temporary table contact_import (record integer generated always as identity, \(staging)) on commit drop;
                 create temporary table contact_import_keys (record integer primary key, member_key text, error text) on commit drop;
                 """)
@@ -121,7 +123,7 @@ public struct ContactImport {
             let urls = try connection.query(SQL(unsafeText: "select record, c\(urlColumn + 1) as url from contact_import")).rows
             try connection.copyIn("copy contact_import_keys (record, member_key, error) from stdin", rows: try urls.map { row in
                 let record = try row.decode(Int.self, "record")
-                guard let url = try row.decode(String?.self, "url"), !url.trimmingCharacters(in: .whitespaces).isEmpty else {
+                guard let url = try row.decode(String?.self, "url"), !url.allSatisfy(\.isWhitespace) else {
                     return [String(record), nil, "no profile URL"]
                 }
                 do {
@@ -130,7 +132,8 @@ public struct ContactImport {
                     return [String(record), nil, "\(error)"]
                 }
             })
-            try connection.execute("analyze contact_import, contact_import_keys")
+            // Taken before the checks, so they see what an earlier import into the workspace added.
+            try connection.execute("select lock_campaign_workspace(\(campaign))")
             for row in try connection.query(checkAndAdd(columns: columns)).rows {
                 let outcome = try row.decode(String.self, "outcome")
                 let count = try row.decode(Int.self, "n")
@@ -213,8 +216,9 @@ public struct ContactImport {
         }
     }
 
-    /// One statement: checks every staged row, counts duplicates, the do-not-contact list and
-    /// members already in the campaign, adds the rest. Returns outcome counts and rejected records.
+    /// One statement: checks every staged row, counts duplicates, the do-not-contact list,
+    /// members already in the campaign and members in another in-progress campaign of the
+    /// workspace, adds the rest. Returns outcome counts and rejected records.
     private func checkAndAdd(columns: [Column]) -> SQL {
         func text(_ field: Field) -> String {
             guard let index = columns.firstIndex(of: .field(field)) else { return "null::text" }
@@ -250,32 +254,30 @@ public struct ContactImport {
                 end as rejection
                 from staged s
             ), target as (
-                select id, workspace_id from campaigns where id = \(campaign)
+                select id, workspace_id, clock_now() as now from campaigns where id = \(campaign)
             ), classified as (
-                select c.*, case
+                select c.*, t.workspace_id, t.now, case
                     when row_number() over (partition by c.member_key order by c.record) > 1 then 'duplicate_in_file'
                     when exists (select 1 from contacts x where x.campaign_id = t.id and x.member_key = c.member_key)
                         then 'already_in_campaign'
                     when exists (select 1 from do_not_contact d where d.workspace_id = t.workspace_id and d.member_key = c.member_key)
                         then 'do_not_contact'
+                    when exists (select 1 from contacts x where x.workspace_id = t.workspace_id and x.member_key = c.member_key
+                                                             and x.status in ('waiting', 'sent', 'accepted'))
+                        then 'in_another_campaign'
                     else 'add' end as outcome
                 from checked c cross join target t
                 where c.rejection is null
             ), added as (
-                -- workspace_id is set from the campaign by contacts_take_campaign_workspace
                 insert into contacts (campaign_id, workspace_id, member_key, profile_url, first_name, last_name, company, title,
-                                      custom_fields, open_profile, opted_out, connection_degree)
-                select \(campaign), 0, member_key, profile_url, first_name, last_name, company, title, custom_fields,
-                       coalesce(open_profile in \(yes), false), coalesce(opted_out in \(yes), false), left(degree, 1)::smallint
+                                      custom_fields, open_profile, opted_out, connection_degree, added_at, last_event_at)
+                select \(campaign), workspace_id, member_key, profile_url, first_name, last_name, company, title, custom_fields,
+                       coalesce(open_profile in \(yes), false), coalesce(opted_out in \(yes), false), left(degree, 1)::smallint,
+                       now, now
                 from classified where outcome = 'add'
                 order by record
-                on conflict do nothing
-                returning member_key
             )
-            select case when c.outcome = 'add' and a.member_key is null then 'in_another_campaign' else c.outcome end as outcome,
-                   count(*) as n, null::integer as record, null::text as reason
-            from classified c left join added a on a.member_key = c.member_key and c.outcome = 'add'
-            group by 1
+            select outcome, count(*) as n, null::integer as record, null::text as reason from classified group by 1
             union all
             select 'rejected', 1, record, rejection from checked where rejection is not null
             union all

@@ -90,7 +90,7 @@ struct PipelineBench: ParsableCommand {
             try connection.execute(
                 """
                 insert into contacts (campaign_id, workspace_id, member_key, profile_url, first_name, company, custom_fields, open_profile)
-                select \(campaign), 0, 'in:bench-' || n, 'https://www.linkedin.com/in/bench-' || n,
+                select \(campaign), (select workspace_id from campaigns where id = \(campaign)), 'in:bench-' || n, 'https://www.linkedin.com/in/bench-' || n,
                        case when n % 5 = 0 then null else 'Member ' || n end, 'Company ' || n % 100,
                        jsonb_build_object('role', 'engineers'), n % 3 = 0
                 from generate_series(1, \(contacts)) as n

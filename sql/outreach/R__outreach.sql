@@ -167,19 +167,17 @@ end $$;
 
 -- Contacts ------------------------------------------------------------------------------------
 
-create or replace function contacts_take_campaign_workspace() returns trigger
-language plpgsql as $$
-begin
-    select workspace_id into new.workspace_id from campaigns where id = new.campaign_id;
-    if new.workspace_id is null then
-        raise exception 'no campaign with id %', new.campaign_id using errcode = 'P0002';
-    end if;
-    return new;
-end $$;
-
-create or replace trigger contacts_take_campaign_workspace
-    before insert or update of campaign_id on contacts
-    for each row execute function contacts_take_campaign_workspace();
+-- Contacts are added to a workspace by one transaction at a time: the adding transaction takes
+-- this lock first, then (in a later statement, so its snapshot shows what the one before it
+-- added) counts members in another in-progress campaign of the workspace instead of relying on
+-- ON CONFLICT, which probes every unique index twice per row. FOR NO KEY UPDATE lets the foreign-key
+-- checks of workers go on. Returns the campaign's workspace; null for an unknown campaign.
+create or replace function lock_campaign_workspace(p_campaign bigint) returns bigint
+language sql as $$
+    select w.id from workspaces w join campaigns c on c.workspace_id = w.id
+    where c.id = p_campaign
+    for no key update of w
+$$;
 
 -- A contact's sender is one of its campaign's pool (enqueue_sends picks from it; nothing else may
 -- pick another) ...

@@ -1,6 +1,7 @@
 import Foundation
 import InMail
 import Postgres
+import Synchronization
 import Testing
 
 @Suite("Campaigns and contacts")
@@ -125,9 +126,49 @@ struct CampaignTests {
         #expect(try connection.query("select count(*) as n from contacts where campaign_id = \(campaign)").first!.decode(Int.self, "n") == 2)
         // The database holds the line too: a member in progress in one campaign of a workspace.
         let twice = #expect(throws: PostgresError.self) {
-            try connection.execute("insert into contacts (campaign_id, workspace_id, member_key, profile_url) values (\(other), 0, 'in:lisa', 'x')")
+            try connection.execute("insert into contacts (campaign_id, workspace_id, member_key, profile_url) select id, workspace_id, 'in:lisa', 'x' from campaigns where id = \(other)")
         }
         #expect(twice?.constraint == "contacts_member_in_progress_idx")
+    }
+
+    /// Two additions to one workspace at once: the second waits for the first, then counts the
+    /// members the first added as in another campaign (without the workspace lock, its insert
+    /// would fail on the in-progress index instead).
+    @Test func C2_anImportRacingAnotherAdditionToTheWorkspaceCountsTheSharedMembersOnce() throws {
+        let db = try TestDatabase()
+        let connection = try db.connect()
+        let workspace = try AccountFixture(connection: connection).workspace()
+        let first = try Campaigns.create(workspace: workspace, name: "First", on: connection)
+        let second = try Campaigns.create(workspace: workspace, name: "Second", on: connection)
+        let csv = "Profile URL,First Name\n" + (26...75).map { "https://www.linkedin.com/in/shared-\($0),M\($0)\n" }.joined()
+        let imported = Mutex<Result<ContactAddReport, any Error>?>(nil)
+        let configuration = db.configuration
+        try connection.transaction { connection in
+            let added = try Contacts.add(campaign: first, links: (1...50).map { ($0, "https://www.linkedin.com/in/shared-\($0)") }, on: connection)
+            #expect(added.added == 50)
+            let racer = Thread {
+                let result = Result { try ContactImport(campaign: second).run(Data(csv.utf8), on: try Connection(configuration)) }
+                imported.withLock { $0 = result }
+            }
+            racer.start()
+            // The import waits for this transaction's lock on the workspace.
+            var waiting = 0
+            let deadline = ContinuousClock.now + .seconds(10)
+            while waiting == 0 && ContinuousClock.now < deadline {
+                Thread.sleep(forTimeInterval: 0.05)
+                waiting = try count("select count(*) from pg_stat_activity where wait_event_type = 'Lock' and query like '%lock_campaign_workspace%'", connection)
+            }
+            #expect(waiting == 1)
+        }
+        var report: ContactAddReport?
+        let deadline = ContinuousClock.now + .seconds(20)
+        while report == nil && ContinuousClock.now < deadline {
+            Thread.sleep(forTimeInterval: 0.05)
+            report = try imported.withLock { try $0?.get() }
+        }
+        #expect(report?.added == 25)
+        #expect(report?.inAnotherCampaign == 25)
+        #expect(try count("select count(*) from contacts where workspace_id = \(workspace)", connection) == 75)
     }
 
     @Test func contactsAddCommandReportsCountsAndRejectedLinesAndCampaignCommandsExplainRefusals() throws {
