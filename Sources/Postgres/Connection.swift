@@ -20,6 +20,8 @@ public final class Connection {
     /// True while `transaction` runs its body: a reconnect then would silently run the rest of
     /// the body outside the transaction, so a lost connection fails every statement until then.
     var transactionBodyRunning = false
+    /// Cursors opened so far, to name the next one (`forEachBatch`).
+    var cursorCount = 0
 
     /// Connects, or throws a `.connection` error naming the host and port (never the password).
     /// A string that is neither a URL nor a conninfo is refused (libpq would take it for a

@@ -118,29 +118,45 @@ struct ContactsCommand: ParsableCommand {
         func run() throws {
             let connection = try options.connect()
             try connection.execute("select require_campaign(\(campaign))")
-            let rows = try connection.query(
-                """
+            let query: SQL = """
                 select contact_id, member_key, coalesce(first_name || ' ' || last_name, first_name, last_name) as name,
                        sender_account_id, status, reason, last_event, last_event_at,
                        to_jsonb(p) - 'workspace_id' as object
                 from contact_progress p
                 where campaign_id = \(campaign) and (\(status)::contact_status is null or status = \(status)::contact_status)
                 order by contact_id
-                """).rows
-            if json || jsonl {
-                let objects = try rows.map { try $0.decode(String.self, "object") }
-                print(jsonl ? objects.joined(separator: "\n") : "[" + objects.joined(separator: ",\n") + "]", terminator: jsonl && objects.isEmpty ? "" : "\n")
-                return
+                """
+            // Printed as the rows arrive, a batch at a time: a campaign of any size starts at once
+            // and never sits whole in memory.
+            func write(_ text: String) { FileHandle.standardOutput.write(Data(text.utf8)) }
+            var first = true
+            if json {
+                write("[")
+            } else if !jsonl {
+                write(["contact", "member", "name", "sender", "status", "reason", "last event"].joined(separator: "\t") + "\n")
             }
-            print(["contact", "member", "name", "sender", "status", "reason", "last event"].joined(separator: "\t"))
-            for row in rows {
-                let fields = [
-                    String(try row.decode(Int64.self, "contact_id")), try row.decode(String.self, "member_key"),
-                    try row.decode(String?.self, "name") ?? "", try row.decode(Int64?.self, "sender_account_id").map(String.init) ?? "-",
-                    try row.decode(String.self, "status"), try row.decode(String?.self, "reason") ?? "",
-                    try row.decode(String?.self, "last_event") ?? "",
-                ]
-                print(fields.joined(separator: "\t"))
+            try connection.forEachBatch(of: query) { batch in
+                var text = ""
+                for row in batch.rows {
+                    if json || jsonl {
+                        text += (first ? "" : json ? ",\n" : "\n") + (try row.decode(String.self, "object"))
+                    } else {
+                        let fields = [
+                            String(try row.decode(Int64.self, "contact_id")), try row.decode(String.self, "member_key"),
+                            try row.decode(String?.self, "name") ?? "", try row.decode(Int64?.self, "sender_account_id").map(String.init) ?? "-",
+                            try row.decode(String.self, "status"), try row.decode(String?.self, "reason") ?? "",
+                            try row.decode(String?.self, "last_event") ?? "",
+                        ]
+                        text += fields.joined(separator: "\t") + "\n"
+                    }
+                    first = false
+                }
+                write(text)
+            }
+            if json {
+                write("]\n")
+            } else if jsonl && !first {
+                write("\n")
             }
         }
     }

@@ -235,4 +235,29 @@ struct ContactSourceTests {
         let unknown = try InmailqProcess.run(["contacts", "list", "--database-url", f.db.url, "--campaign", "424242"])
         #expect(unknown.status != 0 && unknown.output.contains("no campaign with id 424242"))
     }
+
+    /// The list is streamed in batches (100, then 1,000 at a time): every format stays whole
+    /// and in order across the batches' seams.
+    @Test func peopleViewOfTwentyFiveHundredContactsIsWholeAndInOrderInEachFormat() throws {
+        let f = try OutreachFixture()
+        let campaign = try draftCampaign(f)
+        try f.connection.execute(
+            """
+            insert into contacts (campaign_id, workspace_id, member_key, profile_url)
+            select id, workspace_id, 'in:many-' || n, 'https://www.linkedin.com/in/many-' || n
+            from campaigns cross join generate_series(1, 2500) as n where id = \(campaign)
+            """)
+        let ids = try f.connection.query("select id from contacts where campaign_id = \(campaign) order by id").rows.map { try $0.decode(Int.self, "id") }
+        let text = try InmailqProcess.run(["contacts", "list", "--database-url", f.db.url, "--campaign", String(campaign)])
+        let lines = text.output.split(separator: "\n").dropFirst()
+        #expect(lines.compactMap { Int($0.prefix { $0 != "\t" }) } == ids)
+        let jsonl = try InmailqProcess.run(["contacts", "list", "--database-url", f.db.url, "--campaign", String(campaign), "--jsonl"])
+        let objects = try jsonl.output.split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(objects.compactMap { $0?["contact_id"] as? Int } == ids)
+        let json = try InmailqProcess.run(["contacts", "list", "--database-url", f.db.url, "--campaign", String(campaign), "--json"])
+        let array = try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [[String: Any]]
+        #expect(array?.compactMap { $0["contact_id"] as? Int } == ids)
+        let none = try InmailqProcess.run(["contacts", "list", "--database-url", f.db.url, "--campaign", String(campaign), "--status", "sent", "--json"])
+        #expect(none.output == "[]\n")
+    }
 }

@@ -186,6 +186,32 @@ struct ClientTests {
         #expect(ContinuousClock.now - started < .seconds(5))
     }
 
+    @Test func forEachBatchStreamsAResultThroughACursorInOrder() throws {
+        let connection = try TestDatabase(migrated: false).connect()
+        var sizes: [Int] = []
+        var next = 1
+        let total = try connection.forEachBatch(of: "select n from generate_series(1, \(2_500)) as n order by n", batchSize: 1_000) { batch in
+            sizes.append(batch.rowCount)
+            for row in batch.rows {
+                let n = try row.decode(Int.self, "n")
+                #expect(n == next)
+                next += 1
+            }
+        }
+        #expect(total == 2_500 && next == 2_501)
+        #expect(sizes == [100, 1_000, 1_000, 400])
+        #expect(!connection.isInTransaction)  // its own transaction is over
+        // In the caller's transaction: it sees that transaction's writes and leaves it open.
+        try connection.transaction { connection in
+            try connection.execute("create temporary table streamed (n int)")
+            try connection.execute("insert into streamed select generate_series(1, 5)")
+            var batches: [Int] = []
+            #expect(try connection.forEachBatch(of: "select n from streamed", batchSize: 2) { batches.append($0.rowCount) } == 5)
+            #expect(batches == [2, 2, 1])
+            #expect(connection.isInTransaction)
+        }
+    }
+
     @Test func copyLoadsTenThousandRowsAndReportsABadRow() throws {
         let connection = try TestDatabase(migrated: false).connect()
         try connection.runScript("create table people (n int not null, name text)")
