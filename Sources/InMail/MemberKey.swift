@@ -91,7 +91,7 @@ public struct MemberKey: Hashable, Sendable, CustomStringConvertible {
     private static let queryPunctuation = Set("-._~!$&'()*+,;=:@/?".utf8)
 
     /// Reads any link `init(profileURL:)` accepts, through Foundation's URL parser.
-    static func parse(_ raw: String) throws(MemberKeyError) -> String {
+    private static func parse(_ raw: String) throws(MemberKeyError) -> String {
         let trimmed = raw.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !trimmed.isEmpty else { throw .invalid(raw, reason: "empty") }
         guard trimmed.utf8.count <= Self.maximumLinkBytes else {

@@ -60,11 +60,12 @@ struct ImportBench: ParsableCommand {
             seconds.append((ContinuousClock.now - start).seconds)
             floors.append(try rawCopySeconds(file, on: connection))
         }
+        guard let report else { return }  // --runs is at least 1
         let median = seconds.sorted()[seconds.count / 2]
         let results: [(String, String)] = [
             ("bench", "import"), ("rows", "\(rows)"), ("seconds", format(median, digits: 2)),
-            ("rows_per_s", format(Double(rows) / median)), ("added", "\(report!.added)"),
-            ("duplicates", "\(report!.duplicatesInInput)"), ("rejected", "\(report!.rejected.count)"),
+            ("rows_per_s", format(Double(rows) / median)), ("added", "\(report.added)"),
+            ("duplicates", "\(report.duplicatesInInput)"), ("rejected", "\(report.rejected.count)"),
             ("copy_floor_seconds", format(floors.sorted()[floors.count / 2], digits: 2)),
             ("runs", seconds.map { format($0, digits: 2) }.joined(separator: ",")),
         ]
