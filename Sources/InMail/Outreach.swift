@@ -64,7 +64,7 @@ public enum Outreach {
         /// Deliver a message an earlier run wrote (it died mid-delivery).
         case deliver(Delivery, message: Int64)
         /// Write this new message as `sending`, then deliver it.
-        case write(NewMessage, Delivery)
+        case write(NewMessage)
     }
 
     private struct NewMessage {
@@ -76,6 +76,12 @@ public enum Outreach {
         let subject: String?
         let body: String
         let reservation: Int64
+
+        /// What the courier is handed for this message, under the job's lease.
+        func delivery(lease: JobLease) -> Delivery {
+            Delivery(key: request.deliveryKey, accountID: request.accountID, memberKey: memberKey, channel: request.channel,
+                     subject: subject, body: body, lease: lease)
+        }
     }
 
     /// A job's delivery on its way: the job's index in the batch, its args, and its message.
@@ -103,19 +109,20 @@ public enum Outreach {
         }
         let connection = try context.connection()
         var sending: [Sending] = []
-        var writes: [(index: Int, args: Args, message: NewMessage, delivery: Delivery)] = []
+        var writes: [(index: Int, args: Args, message: NewMessage)] = []
         for (index, args, plan) in try prepare(decoded, jobs, on: connection) {
             switch plan {
             case .success(.done(let outcome)): results[index] = .success(outcome)
             case .success(.deliver(let delivery, let message)): sending.append(Sending(index: index, args: args, delivery: delivery, message: message))
-            case .success(.write(let message, let delivery)): writes.append((index, args, message, delivery))
+            case .success(.write(let message)): writes.append((index, args, message))
             case .failure(let error): results[index] = .failure(error)
             }
         }
         for (position, written) in write(writes.map(\.message), on: connection).enumerated() {
-            let (index, args, _, delivery) = writes[position]
+            let (index, args, new) = writes[position]
             switch written {
-            case .success(let message): sending.append(Sending(index: index, args: args, delivery: delivery, message: message))
+            case .success(let message):
+                sending.append(Sending(index: index, args: args, delivery: new.delivery(lease: jobs[index].lease), message: message))
             case .failure(let error): results[index] = .failure(error)
             }
         }
@@ -332,9 +339,7 @@ public enum Outreach {
         return .write(
             NewMessage(
                 contactID: args.contactID, campaignID: try row.decode(Int64.self, "campaign_id"), step: args.step, request: request,
-                memberKey: memberKey, subject: subject, body: body, reservation: reservation),
-            Delivery(key: request.deliveryKey, accountID: request.accountID, memberKey: memberKey, channel: request.channel,
-                     subject: subject, body: body, lease: lease))
+                memberKey: memberKey, subject: subject, body: body, reservation: reservation))
     }
 
     /// What a refused delivery leads to. Nothing was sent, so the reservation comes back unless

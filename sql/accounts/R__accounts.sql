@@ -684,28 +684,41 @@ language sql as $$
     from reserve_sends(array[p_account], array[p_delivery_key], array[p_channel], array[p_uses_credit], p_require_gateway) r
 $$;
 
--- The message was delivered: the reservation becomes a spend. No account lock: spending
--- changes neither the balance nor the usage, and the update of the reservation row itself
--- decides a race with a release (the loser finds it not held). Handlers finishing sends
--- therefore never queue behind a claim that holds the account.
-create or replace function spend_reservation(p_reservation bigint) returns void
+-- The messages were delivered: their reservations become spends, in one statement for a
+-- batch. No account lock: spending changes neither the balance nor the usage, and the update
+-- of the reservation row itself decides a race with a release (the loser finds it not held).
+-- Handlers finishing sends therefore never queue behind a claim that holds the account.
+-- Raises, changing nothing, when a reservation is unknown or not held.
+create or replace function spend_reservations(p_reservations bigint[]) returns void
 language plpgsql as $$
 declare
-    r reservations;
+    unspent bigint;
+    now_business timestamptz := clock_now();
 begin
-    update reservations set state = 'spent', settled_at = clock_now() where id = p_reservation and state = 'held'
-    returning * into r;
-    if not found then
-        if not exists (select 1 from reservations where id = p_reservation) then
-            raise exception 'no reservation with id %', p_reservation using errcode = 'P0002';
+    with settled as (
+        update reservations r set state = 'spent', settled_at = now_business
+        where r.id = any(p_reservations) and r.state = 'held'
+        returning r.id, r.account_id, r.grant_id, r.delivery_key
+    ),
+    ledger as (
+        insert into credit_ledger (account_id, entry, amount, grant_id, reservation_id, note, at)
+        select s.account_id, 'spend', 0, s.grant_id, s.id, s.delivery_key, now_business from settled s where s.grant_id is not null
+    )
+    select wanted into unspent
+    from unnest(p_reservations) as wanted
+    where not exists (select 1 from settled s where s.id = wanted)
+    limit 1;
+    if found then
+        if not exists (select 1 from reservations where id = unspent) then
+            raise exception 'no reservation with id %', unspent using errcode = 'P0002';
         end if;
-        raise exception 'reservation % is not held', p_reservation using errcode = '55000';
-    end if;
-    if r.grant_id is not null then
-        insert into credit_ledger (account_id, entry, amount, grant_id, reservation_id, note)
-        values (r.account_id, 'spend', 0, r.grant_id, r.id, r.delivery_key);
+        raise exception 'reservation % is not held', unspent using errcode = '55000';
     end if;
 end $$;
+
+-- spend_reservations for one reservation.
+create or replace function spend_reservation(p_reservation bigint) returns void
+language sql as $$ select spend_reservations(array[p_reservation]) $$;
 
 -- The delivery failed for good before anything was sent: the slot and the credit come back.
 create or replace function release_reservation(p_reservation bigint, p_reason text) returns void

@@ -418,7 +418,7 @@ set plan_cache_mode = force_custom_plan  -- as reserve_sends
 as $$
 declare
     marked bigint[];
-    unspent bigint;
+    spent bigint[];
     missing bigint;
     follow_up record;
     now_business timestamptz := clock_now();
@@ -434,32 +434,17 @@ begin
         where m.id = d.message_id and m.state = 'sending'
         returning m.id, m.reservation_id, m.contact_id, m.step
     ),
-    -- spend_reservation's change, for the whole batch: no account lock (see there).
-    settled as (
-        update reservations r set state = 'spent', settled_at = now_business
-        from sent s
-        where r.id = s.reservation_id and r.state = 'held'
-        returning r.id, r.account_id, r.grant_id, r.delivery_key
-    ),
-    ledger as (
-        insert into credit_ledger (account_id, entry, amount, grant_id, reservation_id, note, at)
-        select r.account_id, 'spend', 0, r.grant_id, r.id, r.delivery_key, now_business from settled r where r.grant_id is not null
-    ),
     moved as (
         update contacts c set status = case when s.step = 0 then 'sent' else c.status end, last_event_at = now_business
         from sent s
         where c.id = s.contact_id
     )
-    select coalesce((select array_agg(s.id) from sent s), '{}'),
-           (select s.reservation_id from sent s where not exists (select 1 from settled r where r.id = s.reservation_id) limit 1)
-    into marked, unspent;
+    select coalesce(array_agg(s.id), '{}'), coalesce(array_agg(s.reservation_id), '{}') into marked, spent from sent s;
     select m into missing from unnest(p_messages) m where not m = any(marked) limit 1;
     if found then
         raise exception 'message % is not being sent', missing using errcode = '55000';
     end if;
-    if unspent is not null then
-        raise exception 'reservation % is not held', unspent using errcode = '55000';
-    end if;
+    perform spend_reservations(spent);
     for follow_up in select m.contact_id, m.step from messages m where m.id = any(p_messages) and m.step > 0 order by m.id loop
         perform schedule_follow_up(follow_up.contact_id, follow_up.step + 1);
     end loop;
