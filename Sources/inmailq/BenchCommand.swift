@@ -8,8 +8,8 @@ import Queue
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure the queue, the send path, the CSV import and the webhooks on a throwaway database; print one key=value line.",
-        subcommands: [QueueBench.self, PipelineBench.self, ImportBench.self, WebhookBench.self]
+        abstract: "Measure the queue, the send path, the CSV import, the webhooks and an agency at scale on a throwaway database; print one key=value line.",
+        subcommands: [QueueBench.self, PipelineBench.self, ImportBench.self, WebhookBench.self, ScaleBench.self]
     )
 }
 
@@ -108,10 +108,10 @@ struct QueueBench: ParsableCommand {
 
         if scheduled > 0 {
             try QueueBenchmarkSetup.removeAllJobs(on: connection)
-            let empty = try claimLatency(on: connection)
+            let empty = try measureClaims(on: connection)
             progress("adding \(scheduled) future-scheduled jobs and \(scheduled / 2) finished ones")
             try QueueBenchmarkSetup.addParkedJobs(scheduled: scheduled, finished: scheduled / 2, kind: "diag.noop", on: connection)
-            let loaded = try claimLatency(on: connection)
+            let loaded = try measureClaims(on: connection)
             results += [
                 ("scheduled", "\(scheduled)"),
                 ("claim_p50_ms_empty", format(empty.p50, digits: 3)), ("claim_p99_ms_empty", format(empty.p99, digits: 3)),
@@ -119,21 +119,6 @@ struct QueueBench: ParsableCommand {
             ]
         }
         print(results.map { "\($0.0)=\($0.1)" }.joined(separator: " "))
-    }
-
-    /// Times `samples` claims of one job each (enqueue and finish are not timed).
-    private func claimLatency(on connection: Connection, samples: Int = 500) throws -> (p50: Double, p99: Double) {
-        progress("timing \(samples) claims")
-        var times: [Double] = []
-        for _ in 0..<samples {
-            try JobQueue.enqueue([NewJob(kind: "diag.noop")], on: connection)
-            let start = ContinuousClock.now
-            let claimed = try JobQueue.claim(kinds: ["diag.noop"], limit: 10, owner: "bench", lease: .seconds(30), on: connection)
-            times.append((ContinuousClock.now - start).seconds * 1000)
-            try JobQueue.finish(claimed.map { ($0.lease, JobOutcome.completed) }, on: connection)
-        }
-        times.sort()
-        return (times[times.count / 2], times[min(times.count - 1, Int(Double(times.count) * 0.99))])
     }
 
     private func waitUntil(completed: Int, on connection: Connection) throws {
@@ -202,8 +187,8 @@ struct BenchDatabase {
     static let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
 
     /// A new agency and client workspace for the benchmark's accounts and campaigns.
-    func workspace(on connection: Connection) throws -> Int64 {
-        try connection.queryOne("select admin_create_workspace(admin_create_agency('Bench agency'), 'Bench client') as id")
+    func workspace(agency: String = "Bench agency", on connection: Connection) throws -> Int64 {
+        try connection.queryOne("select admin_create_workspace(admin_create_agency(\(agency)), 'Bench client') as id")
             .decode(Int64.self, "id")
     }
 
@@ -230,6 +215,21 @@ func startListening(_ arguments: [String], environment extra: [String: String], 
     child.signal(SIGKILL)
     _ = child.wait()
     throw CommandFailure("`inmailq \(arguments[0])` did not start; its output is in \(log)")
+}
+
+/// Times `samples` claims of one no-op job each (enqueue and finish are not timed); in ms.
+func measureClaims(on connection: Connection, samples: Int = 500) throws -> (p50: Double, p99: Double) {
+    progress("timing \(samples) claims")
+    var times: [Double] = []
+    for _ in 0..<samples {
+        try JobQueue.enqueue([NewJob(kind: "diag.noop")], on: connection)
+        let start = ContinuousClock.now
+        let claimed = try JobQueue.claim(kinds: ["diag.noop"], limit: 10, owner: "bench", lease: .seconds(30), on: connection)
+        times.append((ContinuousClock.now - start).seconds * 1000)
+        try JobQueue.finish(claimed.map { ($0.lease, JobOutcome.completed) }, on: connection)
+    }
+    times.sort()
+    return (times[times.count / 2], times[min(times.count - 1, Int(Double(times.count) * 0.99))])
 }
 
 func progress(_ message: String) {

@@ -63,42 +63,7 @@ struct PipelineBench: ParsableCommand {
         defer { if !keep { bench.drop() } }
         let connection = try Connection(bench.configuration)
         progress("creating \(accounts) sender accounts and a campaign of \(contacts) contacts")
-        let campaign = try connection.transaction { connection in
-            try connection.execute(
-                """
-                insert into plans (code, name, can_send_inmail, monthly_allotment, credit_cap, can_purchase)
-                values ('bench', 'Benchmark plan (room for every send)', true, 1000000, 1000000, false)
-                """)
-            let workspace = try bench.workspace(on: connection)
-            try connection.execute(
-                """
-                insert into sender_accounts (workspace_id, display_name, plan_code, billing_anchor, working_days,
-                                             working_start, working_end, daily_inmail_limit, monthly_free_inmail_limit,
-                                             min_spacing, max_spacing)
-                select \(workspace), 'Bench sender ' || n, 'bench', (clock_now() at time zone 'UTC')::date, '{1,2,3,4,5,6,7}',
-                       '00:00', '24:00', 1000000, null, '0', '0'
-                from generate_series(1, \(accounts)) as n
-                """)
-            try connection.execute("select renew_credits(id, (clock_now() at time zone 'UTC')::date) from sender_accounts")
-            let campaign = try Campaigns.create(workspace: workspace, name: "Bench", on: connection)
-            try Campaigns.setStep(
-                campaign: campaign, position: 0, subject: "{{first_name|Hello}}, a question about {{company|your team}}",
-                body: "Hi {{first_name|there}}, I help teams like {{company|yours}} hire {{role|engineers}} faster. Open to a call?",
-                delayDays: nil, on: connection)
-            try connection.execute(
-                "insert into campaign_senders (campaign_id, account_id) select \(campaign), id from sender_accounts")
-            try connection.execute(
-                """
-                insert into contacts (campaign_id, workspace_id, member_key, profile_url, first_name, company, custom_fields, open_profile)
-                select \(campaign), (select workspace_id from campaigns where id = \(campaign)), 'in:bench-' || n, 'https://www.linkedin.com/in/bench-' || n,
-                       case when n % 5 = 0 then null else 'Member ' || n end, 'Company ' || n % 100,
-                       jsonb_build_object('role', 'engineers'), n % 3 = 0
-                from generate_series(1, \(contacts)) as n
-                """)
-            try connection.execute("update sandbox_settings set perfect = true, latency_ms = 0")
-            return campaign
-        }
-        try Campaigns.activate(campaign: campaign, on: connection)
+        let campaign = try BenchCampaign.create(contacts: contacts, accounts: accounts, agency: "Bench agency", bench: bench, on: connection)
 
         var extra = ["--exit-when-done"]
         var environment: [String: String] = [:]
@@ -123,7 +88,7 @@ struct PipelineBench: ParsableCommand {
         let seconds = (ContinuousClock.now - start).seconds
         let check = try connection.queryOne(
             """
-            select (select count(*) from messages where state = 'sent') as sent,
+            select (select count(*) from messages where campaign_id = \(campaign) and state = 'sent') as sent,
                    (select count(*) from reservations where state = 'spent') as spent,
                    \(SQL(unsafeText: courier == .sandbox
                        ? "(select count(*) from sandbox_messages where receipt is not null)"
@@ -150,5 +115,53 @@ struct PipelineBench: ParsableCommand {
         try startListening(
             ["gateway-double", "--listen", "127.0.0.1:0", "--credits", "1000000", "--latency-ms", "\(latencyMs)"],
             environment: ["INMAILQ_GATEWAY_API_KEY": key], log: log, announcement: "gateway double listening on ")
+    }
+}
+
+/// A campaign for the send-path benchmarks: `accounts` new sender accounts of a new agency on a
+/// plan with room for every send (no daily or monthly cap a run reaches, credits renewed), and
+/// `contacts` waiting contacts, one in three with an open profile (S1); activated, so each
+/// contact has its send job.
+enum BenchCampaign {
+    static func create(contacts: Int, accounts: Int, agency: String, bench: BenchDatabase, on connection: Connection) throws -> Int64 {
+        let campaign = try connection.transaction { connection in
+            try connection.execute(
+                """
+                insert into plans (code, name, can_send_inmail, monthly_allotment, credit_cap, can_purchase)
+                values ('bench', 'Benchmark plan (room for every send)', true, 1000000, 1000000, false)
+                on conflict (code) do nothing
+                """)
+            let workspace = try bench.workspace(agency: agency, on: connection)
+            try connection.execute(
+                """
+                insert into sender_accounts (workspace_id, display_name, plan_code, billing_anchor, working_days,
+                                             working_start, working_end, daily_inmail_limit, monthly_free_inmail_limit,
+                                             min_spacing, max_spacing)
+                select \(workspace), 'Bench sender ' || n, 'bench', (clock_now() at time zone 'UTC')::date, '{1,2,3,4,5,6,7}',
+                       '00:00', '24:00', 1000000, null, '0', '0'
+                from generate_series(1, \(accounts)) as n
+                """)
+            try connection.execute(
+                "select renew_credits(id, (clock_now() at time zone 'UTC')::date) from sender_accounts where workspace_id = \(workspace)")
+            let campaign = try Campaigns.create(workspace: workspace, name: "Bench", on: connection)
+            try Campaigns.setStep(
+                campaign: campaign, position: 0, subject: "{{first_name|Hello}}, a question about {{company|your team}}",
+                body: "Hi {{first_name|there}}, I help teams like {{company|yours}} hire {{role|engineers}} faster. Open to a call?",
+                delayDays: nil, on: connection)
+            try connection.execute(
+                "insert into campaign_senders (campaign_id, account_id) select \(campaign), id from sender_accounts where workspace_id = \(workspace)")
+            try connection.execute(
+                """
+                insert into contacts (campaign_id, workspace_id, member_key, profile_url, first_name, company, custom_fields, open_profile)
+                select \(campaign), \(workspace), 'in:bench-' || n, 'https://www.linkedin.com/in/bench-' || n,
+                       case when n % 5 = 0 then null else 'Member ' || n end, 'Company ' || n % 100,
+                       jsonb_build_object('role', 'engineers'), n % 3 = 0
+                from generate_series(1, \(contacts)) as n
+                """)
+            try connection.execute("update sandbox_settings set perfect = true, latency_ms = 0")
+            return campaign
+        }
+        try Campaigns.activate(campaign: campaign, on: connection)
+        return campaign
     }
 }
