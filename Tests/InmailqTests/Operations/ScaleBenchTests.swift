@@ -1,0 +1,50 @@
+import Foundation
+import Testing
+
+/// `inmailq bench scale`, run small: the agency it builds passes every constraint of the schema
+/// and every measurement runs on it. (Its figures are the benchmark's business, not a test's.)
+@Suite("Scale benchmark")
+struct ScaleBenchTests {
+    /// The key=value pairs of a benchmark's result line.
+    func figures(_ output: String) -> [String: String] {
+        guard let line = output.split(separator: "\n").last(where: { $0.hasPrefix("bench=scale ") }) else { return [:] }
+        return Dictionary(line.split(separator: " ").compactMap { pair in
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            return parts.count == 2 ? (String(parts[0]), String(parts[1])) : nil
+        }, uniquingKeysWith: { $1 })
+    }
+
+    /// A month of 1,000 accounts is built consistent by construction: the foreign keys it loads
+    /// without are validated afterwards, the daily usage it writes stays under S6's check
+    /// constraints, every account's ledger matches its grants; a thirtieth of the accounts
+    /// renews on the billing day (A3) and each renewal job renews its cycle once.
+    @Test func buildsAConsistentMonthAndMeasuresItWhole() throws {
+        let db = try TestDatabase()
+        let run = try InmailqProcess.run(
+            ["bench", "scale", "--database-url", db.url, "--accounts", "1000", "--contacts", "20000", "--messages", "40000",
+             "--parked", "2000", "--pipeline-contacts", "200", "--pipeline-accounts", "5", "--concurrency", "8"])
+        #expect(run.status == 0, "\(run.output)")
+        let result = figures(run.output)
+        #expect(result["messages"] == "40000")
+        #expect(result["parked_jobs"] == "2000")
+        #expect(result["renewals"] == "34")  // billing days 1-30 in turn: accounts 0, 30, ... 990 renew on the 1st
+        for key in ["claim_p50_ms_small", "claim_p50_ms", "pipeline_jobs_per_s_small", "pipeline_jobs_per_s", "renewals_drain_s",
+                    "report_campaign_ms", "report_account_ms", "report_agency_ms", "contacts_first_row_ms", "messages_mb"] {
+            #expect(Double(result[key] ?? "") ?? -1 > 0, "\(key) in \(result)")
+        }
+        // The benchmark's database is gone afterwards.
+        let left = try db.connect().queryOne("select count(*) as n from pg_database where datname like 'inmailq_bench_%'")
+        #expect(try left.decode(Int.self, "n") == 0)
+    }
+
+    @Test func refusesAnAgencyItCannotBuildNamingTheOption() throws {
+        let db = try TestDatabase()
+        let uneven = try InmailqProcess.run(["bench", "scale", "--database-url", db.url, "--accounts", "1500"])
+        #expect(uneven.status != 0)
+        #expect(uneven.output.contains("--accounts must be 1 to 1,000 or a multiple of 1,000 (got 1500)"), "\(uneven.output)")
+        let crowded = try InmailqProcess.run(
+            ["bench", "scale", "--database-url", db.url, "--accounts", "1000", "--contacts", "10000", "--messages", "80000"])
+        #expect(crowded.status != 0)
+        #expect(crowded.output.contains("each account has 10 contacts: too few for 20 sent to"), "\(crowded.output)")
+    }
+}
