@@ -15,7 +15,8 @@ public enum InMailHandlers {
     /// with the sandbox courier, also the job that brings its simulated responses back; with the
     /// gateway courier, the duty that keeps credits in step with LinkedIn's count; and the
     /// maintenance duties that release reservations whose job ended without settling them and
-    /// book expired credits; and the sampler of each account's day and credits for metrics.
+    /// book expired credits; the one that folds the reports' counters; and the sampler of each
+    /// account's day and credits for metrics.
     public static func register(into handlers: inout JobHandlers, courier: any Courier, metricsSampleInterval: Duration = .seconds(10)) {
         handlers.register(Renewals.kind, Renewals.handler)
         handlers.register(CreditDrill.kind, admittedBy: SendReservationGuard(), CreditDrill.handler)
@@ -27,6 +28,7 @@ public enum InMailHandlers {
         handlers.register(Inbox.processKind, Inbox.handler)
         handlers.addMaintenance(OrphanedReservationRelease())
         handlers.addMaintenance(CreditExpiry())
+        handlers.addMaintenance(ReportCounterCompaction())
         handlers.addMaintenance(AccountSampler(interval: metricsSampleInterval))
         if courier is SandboxCourier {
             handlers.register(SandboxCourier.respondKind, SandboxCourier.respondHandler)
@@ -45,6 +47,17 @@ struct OrphanedReservationRelease: MaintenanceService {
 
     func runOnce(on connection: Connection) throws -> Int {
         try connection.queryOne("select release_orphaned_reservations() as n").decode(Int.self, "n")
+    }
+}
+
+/// Folds the reports' counter rows, one per statement that changed messages, responses or
+/// contacts, into one per key (`compact_report_counters`), once a minute on the elected worker.
+struct ReportCounterCompaction: MaintenanceService {
+    let name = "report counter compaction"
+    let interval: Duration = .seconds(60)
+
+    func runOnce(on connection: Connection) throws -> Int {
+        try connection.queryOne("select compact_report_counters() as n").decode(Int.self, "n")
     }
 }
 

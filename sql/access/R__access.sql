@@ -53,7 +53,8 @@ grant usage, select on all sequences in schema public to inmailq_operator;
 revoke all on all tables in schema public from inmailq_reader;
 grant select on agencies, workspaces, sender_accounts, credit_grants, credit_ledger, renewal_cycles, reservations,
     daily_usage, campaigns, campaign_steps, campaign_senders, do_not_contact, contacts, messages, responses,
-    contact_searches, plans, message_limits, response_kinds, reply_phrases, queue_clock to inmailq_reader;
+    contact_searches, message_counts, contact_counts, plans, message_limits, response_kinds, reply_phrases, queue_clock
+    to inmailq_reader;
 -- The reports' views, evaluated with the reader's rights (and so its policies) rather than
 -- their owner's.
 grant select on message_outcomes, message_stats, campaign_report, sender_report to inmailq_reader;
@@ -151,6 +152,12 @@ create policy inmailq_agency_reader on campaign_senders for select to inmailq_re
 create policy inmailq_agency_reader on contact_searches for select to inmailq_reader
     using (campaign_id = any((select reader_campaigns(current_user))::bigint[]));
 create policy inmailq_agency_reader on messages for select to inmailq_reader
+    using (campaign_id = any((select reader_campaigns(current_user))::bigint[]));
+-- A counter row's campaign and account (whichever it names) are both the reader's.
+create policy inmailq_agency_reader on message_counts for select to inmailq_reader
+    using (coalesce(campaign_id = any((select reader_campaigns(current_user))::bigint[]), true)
+           and coalesce(account_id = any((select reader_accounts(current_user))::bigint[]), true));
+create policy inmailq_agency_reader on contact_counts for select to inmailq_reader
     using (campaign_id = any((select reader_campaigns(current_user))::bigint[]));
 create policy inmailq_agency_reader on responses for select to inmailq_reader
     using (message_id in (select id from messages));  -- messages' own policy narrows it

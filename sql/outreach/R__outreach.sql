@@ -608,26 +608,234 @@ left join lateral (
     where r.message_id = m.id
 ) o on true;
 
--- Sent messages counted per campaign, per sender account, and per both (the other key is null).
--- Response rate: first messages with any response, per first message sent.
+-- Report counters (0005_report_counters.sql) ----------------------------------------------------
+
+-- Adds counted changes, given per campaign and account as jsonb rows with any of
+-- message_counts' numbers (a missing one is 0), under each of the three keys they count for.
+create or replace function add_message_counts(p_changes jsonb) returns void
+language sql as $$
+    insert into message_counts (campaign_id, account_id, first_messages, inmails_sent, free_inmails, credit_inmails, connection_messages, accepted,
+                                declined, responses, responders, follow_ups_sent, credits_spent, credits_back)
+    select k.campaign_id, k.account_id, coalesce(sum(c.first_messages), 0), coalesce(sum(c.inmails_sent), 0), coalesce(sum(c.free_inmails), 0),
+           coalesce(sum(c.credit_inmails), 0), coalesce(sum(c.connection_messages), 0), coalesce(sum(c.accepted), 0),
+           coalesce(sum(c.declined), 0), coalesce(sum(c.responses), 0), coalesce(sum(c.responders), 0),
+           coalesce(sum(c.follow_ups_sent), 0), coalesce(sum(c.credits_spent), 0), coalesce(sum(c.credits_back), 0)
+    from jsonb_to_recordset(p_changes) as c(campaign_id bigint, account_id bigint, first_messages bigint, inmails_sent bigint, free_inmails bigint, credit_inmails bigint, connection_messages bigint,
+                                           accepted bigint, declined bigint, responses bigint, responders bigint, follow_ups_sent bigint, credits_spent bigint, credits_back bigint)
+    cross join lateral (values (c.campaign_id, c.account_id), (c.campaign_id, null), (null, c.account_id)) as k(campaign_id, account_id)
+    group by k.campaign_id, k.account_id
+$$;
+
+-- What a message counts for by itself (its responses aside), times p_sign.
+create or replace function message_count_row(m messages, p_sign integer) returns jsonb
+language sql immutable as $$
+    select jsonb_build_object(
+        'campaign_id', m.campaign_id, 'account_id', m.account_id,
+        'first_messages', p_sign * (m.step = 0)::integer,
+        'inmails_sent', p_sign * (m.step = 0 and m.channel = 'inmail')::integer,
+        'free_inmails', p_sign * (m.step = 0 and m.channel = 'inmail' and not m.uses_credit)::integer,
+        'credit_inmails', p_sign * (m.step = 0 and m.uses_credit)::integer,
+        'connection_messages', p_sign * (m.step = 0 and m.channel = 'message')::integer,
+        'follow_ups_sent', p_sign * (m.step > 0)::integer,
+        'credits_spent', p_sign * m.uses_credit::integer)
+$$;
+
+-- Sent messages count as they are after the statement, minus as they were before it; a
+-- message whose counted columns did not change (a chat id, a response's time) adds nothing.
+create or replace function messages_counted() returns trigger
+language plpgsql as $$
+declare
+    changed jsonb;
+begin
+    if tg_op = 'INSERT' then
+        select jsonb_agg(message_count_row(n, 1)) into changed from new_rows n where n.state = 'sent';
+    elsif tg_op = 'DELETE' then
+        select jsonb_agg(message_count_row(o, -1)) into changed from old_rows o where o.state = 'sent';
+    else
+        select jsonb_agg(c.row) into changed
+        from new_rows n
+        join old_rows o on o.id = n.id
+        cross join lateral (select message_count_row(n, 1) where n.state = 'sent'
+                            union all
+                            select message_count_row(o, -1) where o.state = 'sent') as c(row)
+        where (n.state, n.step, n.channel, n.uses_credit, n.campaign_id, n.account_id)
+              is distinct from (o.state, o.step, o.channel, o.uses_credit, o.campaign_id, o.account_id);
+    end if;
+    if changed is not null then
+        perform add_message_counts(changed);
+    end if;
+    return null;
+end $$;
+
+create or replace trigger messages_counted_inserted after insert on messages
+    referencing new table as new_rows for each statement execute function messages_counted();
+create or replace trigger messages_counted_updated after update on messages
+    referencing old table as old_rows new table as new_rows for each statement execute function messages_counted();
+create or replace trigger messages_counted_deleted after delete on messages
+    referencing old table as old_rows for each statement execute function messages_counted();
+
+-- What responses count for (accepted, declined, responded, responders, credits back) depends
+-- on all of a message's responses and, for responders (R4), all of its contact's: those are
+-- counted after the statement and as they were before it, and the difference added.
+create or replace function responses_counted() returns trigger
+language plpgsql as $$
+declare
+    changed jsonb;  -- the statement's response rows: 1 as they are now, -1 as they were
+begin
+    if tg_op in ('INSERT', 'UPDATE') then
+        select jsonb_agg(jsonb_build_object('id', n.id, 'message_id', n.message_id, 'kind', n.kind,
+                                            'credited_back', n.credited_back, 'sign', 1)) into changed
+        from new_rows n;
+    end if;
+    if tg_op in ('DELETE', 'UPDATE') then
+        select coalesce(changed, '[]') || coalesce(jsonb_agg(jsonb_build_object('id', o.id, 'message_id', o.message_id,
+                   'kind', o.kind, 'credited_back', o.credited_back, 'sign', -1)), '[]') into changed
+        from old_rows o;
+    end if;
+    perform add_message_counts((
+        with change as (
+            select * from jsonb_to_recordset(changed) as c(id bigint, message_id bigint, kind text, credited_back boolean, sign integer)
+        ),
+        touched as (  -- every message of the contacts whose responses changed
+            select m.id, m.campaign_id, m.account_id, m.contact_id, m.step
+            from messages m
+            where m.contact_id in (select t.contact_id from messages t where t.id in (select message_id from change))
+        ),
+        versions as (  -- their responses now (1) and before the statement (-1)
+            select r.message_id, r.kind, r.credited_back, 1 as version
+            from responses r where r.message_id in (select id from touched)
+            union all
+            select r.message_id, r.kind, r.credited_back, -1
+            from responses r
+            where r.message_id in (select id from touched) and r.id not in (select id from change where sign = 1)
+            union all
+            select message_id, kind, credited_back, -1 from change where sign = -1
+        ),
+        per_message as (
+            select v.version, v.message_id, bool_or(k.acceptance) as accepted, bool_or(k.outcome = 'declined') as declined,
+                   bool_or(k.responder) as responder, bool_or(v.credited_back) as credited_back
+            from versions v join response_kinds k on k.kind = v.kind
+            group by v.version, v.message_id
+        ),
+        per_contact as (
+            select p.version, m.campaign_id, m.account_id,
+                   count(*) filter (where m.step = 0 and p.accepted) as accepted,
+                   count(*) filter (where m.step = 0 and p.declined) as declined,
+                   count(*) filter (where m.step = 0) as responses,
+                   bool_or(p.responder)::integer as responders,
+                   count(*) filter (where p.credited_back) as credits_back
+            from per_message p join touched m on m.id = p.message_id
+            group by p.version, m.campaign_id, m.account_id, m.contact_id
+        )
+        select jsonb_agg(jsonb_build_object(
+                   'campaign_id', campaign_id, 'account_id', account_id, 'accepted', version * accepted,
+                   'declined', version * declined, 'responses', version * responses,
+                   'responders', version * responders, 'credits_back', version * credits_back))
+        from per_contact));
+    return null;
+end $$;
+
+create or replace trigger responses_counted_inserted after insert on responses
+    referencing new table as new_rows for each statement execute function responses_counted();
+create or replace trigger responses_counted_updated after update on responses
+    referencing old table as old_rows new table as new_rows for each statement execute function responses_counted();
+create or replace trigger responses_counted_deleted after delete on responses
+    referencing old table as old_rows for each statement execute function responses_counted();
+
+-- Contacts counted per campaign, status and reason: each statement adds what it moved.
+create or replace function contacts_counted() returns trigger
+language plpgsql as $$
+begin
+    if tg_op = 'INSERT' then
+        insert into contact_counts (campaign_id, status, reason, contacts)
+        select campaign_id, status, reason, count(*) from new_rows group by 1, 2, 3;
+    elsif tg_op = 'DELETE' then
+        insert into contact_counts (campaign_id, status, reason, contacts)
+        select campaign_id, status, reason, -count(*) from old_rows group by 1, 2, 3;
+    else
+        insert into contact_counts (campaign_id, status, reason, contacts)
+        select c.campaign_id, c.status, c.reason, sum(c.sign)
+        from new_rows n
+        join old_rows o on o.id = n.id
+        cross join lateral (values (n.campaign_id, n.status, n.reason, 1), (o.campaign_id, o.status, o.reason, -1))
+            as c(campaign_id, status, reason, sign)
+        where (n.campaign_id, n.status, n.reason) is distinct from (o.campaign_id, o.status, o.reason)
+        group by 1, 2, 3
+        having sum(c.sign) <> 0;
+    end if;
+    return null;
+end $$;
+
+create or replace trigger contacts_counted_inserted after insert on contacts
+    referencing new table as new_rows for each statement execute function contacts_counted();
+create or replace trigger contacts_counted_updated after update on contacts
+    referencing old table as old_rows new table as new_rows for each statement execute function contacts_counted();
+create or replace trigger contacts_counted_deleted after delete on contacts
+    referencing old table as old_rows for each statement execute function contacts_counted();
+
+-- Folds each key's delta rows into one (a key whose contacts come to 0 into none); returns how
+-- many rows it removed. Run by the elected worker once a minute. Two at once are safe: a row
+-- the other folded first is gone by the time this one's delete reaches it, so not counted twice.
+create or replace function compact_report_counters() returns integer
+language plpgsql as $$
+declare
+    removed integer;
+    contacts_removed integer;
+begin
+    -- (coalesce: a null key is a key of its own, and = can be hashed where "is not distinct" cannot)
+    with keys as (
+        select campaign_id, account_id from message_counts group by 1, 2 having count(*) > 1
+    ),
+    gone as (
+        delete from message_counts m using keys k
+        where coalesce(m.campaign_id, 0) = coalesce(k.campaign_id, 0) and coalesce(m.account_id, 0) = coalesce(k.account_id, 0)
+        returning m.*
+    ),
+    folded as (
+        insert into message_counts
+        select campaign_id, account_id, sum(first_messages), sum(inmails_sent), sum(free_inmails), sum(credit_inmails), sum(connection_messages), sum(accepted),
+               sum(declined), sum(responses), sum(responders), sum(follow_ups_sent), sum(credits_spent), sum(credits_back)
+        from gone group by campaign_id, account_id
+        returning 1
+    )
+    select (select count(*) from gone) - (select count(*) from folded) into removed;
+
+    with keys as (
+        select campaign_id, status, coalesce(reason, '') as reason from contact_counts group by 1, 2, 3
+        having count(*) > 1 or sum(contacts) = 0
+    ),
+    gone as (
+        delete from contact_counts c using keys k
+        where c.campaign_id = k.campaign_id and c.status = k.status and coalesce(c.reason, '') = k.reason
+        returning c.*
+    ),
+    folded as (
+        insert into contact_counts
+        select campaign_id, status, reason, sum(contacts) from gone group by 1, 2, 3 having sum(contacts) <> 0
+        returning 1
+    )
+    select (select count(*) from gone) - (select count(*) from folded) into contacts_removed;
+    return removed + contacts_removed;
+end $$;
+
+-- Sent messages counted per campaign, per sender account, and per both (the other key is null),
+-- summed from the counters. Response rate: first messages with any response, per first message sent.
 create or replace view message_stats as
 select campaign_id, account_id,
-       count(*) filter (where step = 0 and channel = 'inmail')                     as inmails_sent,
-       count(*) filter (where step = 0 and channel = 'inmail' and not uses_credit) as free_inmails,     -- S1
-       count(*) filter (where step = 0 and uses_credit)                            as credit_inmails,
-       count(*) filter (where step = 0 and channel = 'message')                    as connection_messages,  -- S3
-       count(*) filter (where step = 0 and accepted)                               as accepted,
-       count(*) filter (where step = 0 and declined)                               as declined,
-       count(*) filter (where step = 0 and responded)                              as responses,
-       count(distinct contact_id) filter (where responder)                         as responders,        -- R4
-       round(100.0 * count(*) filter (where step = 0 and responded)
-             / nullif(count(*) filter (where step = 0), 0), 1)                     as response_rate_pct,
-       count(*) filter (where step > 0)                                            as follow_ups_sent,
-       count(*) filter (where uses_credit)                                         as credits_spent,
-       count(*) filter (where credited_back)                                       as credits_back       -- R1
-from message_outcomes
-where state = 'sent'
-group by grouping sets ((campaign_id), (account_id), (campaign_id, account_id));
+       sum(inmails_sent)::bigint        as inmails_sent,
+       sum(free_inmails)::bigint        as free_inmails,          -- S1
+       sum(credit_inmails)::bigint      as credit_inmails,
+       sum(connection_messages)::bigint as connection_messages,   -- S3
+       sum(accepted)::bigint            as accepted,
+       sum(declined)::bigint            as declined,
+       sum(responses)::bigint           as responses,
+       sum(responders)::bigint          as responders,            -- R4
+       round(100.0 * sum(responses) / nullif(sum(first_messages), 0), 1) as response_rate_pct,
+       sum(follow_ups_sent)::bigint     as follow_ups_sent,
+       sum(credits_spent)::bigint       as credits_spent,
+       sum(credits_back)::bigint        as credits_back          -- R1
+from message_counts
+group by campaign_id, account_id;
 
 -- Where a contact stands, in words: the People view.
 create or replace view contact_progress as
@@ -710,16 +918,16 @@ from campaigns c
 join workspaces w on w.id = c.workspace_id
 left join message_stats s on s.campaign_id = c.id and s.account_id is null
 cross join lateral (
-    select count(*) as contacts,
-           count(*) filter (where status = 'waiting') as waiting,
-           count(*) filter (where status in ('sent', 'accepted')) as in_sequence,
-           count(*) filter (where status in ('declined', 'replied', 'finished')) as finished,
-           count(*) filter (where status = 'skipped') as skipped,
-           count(*) filter (where status = 'failed') as failed,
+    select coalesce(sum(contacts), 0)::bigint as contacts,
+           coalesce(sum(contacts) filter (where status = 'waiting'), 0)::bigint as waiting,
+           coalesce(sum(contacts) filter (where status in ('sent', 'accepted')), 0)::bigint as in_sequence,
+           coalesce(sum(contacts) filter (where status in ('declined', 'replied', 'finished')), 0)::bigint as finished,
+           coalesce(sum(contacts) filter (where status = 'skipped'), 0)::bigint as skipped,
+           coalesce(sum(contacts) filter (where status = 'failed'), 0)::bigint as failed,
            coalesce((select jsonb_object_agg(reason, n order by reason) from (
-               select status || ': ' || reason as reason, count(*) as n from contacts
-               where campaign_id = c.id and status in ('skipped', 'failed') group by 1) r), '{}') as stopped_by_reason
-    from contacts where campaign_id = c.id
+               select status || ': ' || reason as reason, sum(contacts) as n from contact_counts
+               where campaign_id = c.id and status in ('skipped', 'failed') group by 1 having sum(contacts) <> 0) r), '{}') as stopped_by_reason
+    from contact_counts where campaign_id = c.id
 ) k;
 
 -- Per sender account: the message numbers, its credits (spent, back, expired, held now) and its waiting contacts.
