@@ -1,8 +1,10 @@
 import Foundation
 import Postgres
 
-/// The analytics of C4, read from the `campaign_report`, `sender_report` and `message_stats`
-/// views (the same numbers the `sql/admin` report scripts print).
+/// The analytics of C4, read from the `campaign_report`, `agency_report`, `sender_report` and
+/// `message_stats` views (the same numbers the `sql/admin` report scripts print), which sum the
+/// counters kept as messages, responses and contacts change: a few rows per report, whatever the
+/// agency's size.
 public enum Reports {
     /// Campaign rows (all, or one), each with a `senders` array: its numbers per sender account.
     /// JSON text: an array of objects, ordered by campaign id.
@@ -26,5 +28,11 @@ public enum Reports {
             from sender_report r
             where \(account)::bigint is null or r.account_id = \(account)
             """).decode(String.self, "report")
+    }
+
+    /// One agency's campaigns added up, as a JSON object; nil when there is no such agency.
+    public static func agency(_ agency: Int64, on connection: Connection) throws -> String? {
+        try connection.query("select to_jsonb(r)::text as report from agency_report r where r.agency_id = \(agency)")
+            .first?.decode(String.self, "report")
     }
 }

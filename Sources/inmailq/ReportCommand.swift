@@ -9,23 +9,33 @@ struct ReportCommand: ParsableCommand {
         commandName: "report",
         abstract: "Per campaign and per sender: InMails sent, responses, credits, contacts (C4).",
         discussion: """
-            Without options: every campaign, then every sender account. The numbers come from the \
-            views campaign_report, sender_report and message_stats, which sql/admin/report.sql \
-            prints too. Response rate: first messages with any response, per first message sent; \
+            Without options: every campaign, then every sender account; --agency: one agency's \
+            campaigns added up. The numbers come from the views campaign_report, sender_report and \
+            message_stats (which sql/admin/report.sql prints too) and agency_report; they add up counters \
+            kept as messages, responses and contacts change, so a report costs the same at any size. \
+            Response rate: first messages with any response, per first message sent; \
             responders: contacts who replied or accepted with an edited message (R4).
             """)
 
     @OptionGroup var options: GlobalOptions
     @Option(help: "Only this campaign.") var campaign: Int64?
     @Option(help: "Only this sender account.") var account: Int64?
-    @Flag(help: "One JSON object: {\"campaigns\": [...], \"senders\": [...]}.") var json = false
+    @Option(help: "Only this agency's totals: its campaigns added up.") var agency: Int64?
+    @Flag(help: "One JSON object: {\"campaigns\": [...], \"senders\": [...]}, or {\"agency\": {...}}.") var json = false
 
     func validate() throws {
-        if campaign != nil && account != nil { throw ValidationError("give --campaign or --account, not both") }
+        if [campaign, account, agency].compactMap({ $0 }).count > 1 {
+            throw ValidationError("give one of --campaign, --account and --agency")
+        }
     }
 
     func run() throws {
         let connection = try options.connect()
+        if let agency {
+            guard let report = try Reports.agency(agency, on: connection) else { throw CommandFailure("no agency with id \(agency)") }
+            print(json ? "{\"agency\": \(report)}" : Self.describeAgency(try JSONSerialization.jsonObject(with: Data(report.utf8)) as! [String: Any]))
+            return
+        }
         let campaigns = account == nil ? try Reports.campaigns(campaign, on: connection) : "[]"
         let senders = campaign == nil ? try Reports.senders(account, on: connection) : "[]"
         if json {
@@ -61,6 +71,16 @@ struct ReportCommand: ParsableCommand {
                 + "\(counted(sender["follow_ups_sent"], "follow-up")), \(counted(sender["credits_spent"], "credit")) spent, \(sender["credits_back"]!) back")
         }
         return lines.joined(separator: "\n")
+    }
+
+    static func describeAgency(_ r: [String: Any]) -> String {
+        [
+            "Agency \(r["agency_id"]!) \"\(r["agency"]!)\" (\(counted(r["campaigns"], "campaign")))",
+            messageLine(r), responseLine(r),
+            "  credits: \(r["credits_spent"]!) spent, \(r["credits_back"]!) credited back (R1)",
+            "  contacts \(r["contacts"]!): \(r["waiting"]!) waiting, \(r["in_sequence"]!) in sequence, "
+                + "\(r["finished"]!) finished, \(r["skipped"]!) skipped, \(r["failed"]!) failed",
+        ].joined(separator: "\n")
     }
 
     static func describeSender(_ r: [String: Any]) -> String {

@@ -57,10 +57,11 @@ grant select on agencies, workspaces, sender_accounts, credit_grants, credit_led
     to inmailq_reader;
 -- The reports' views, evaluated with the reader's rights (and so its policies) rather than
 -- their owner's.
-grant select on message_outcomes, message_stats, campaign_report, sender_report to inmailq_reader;
+grant select on message_outcomes, message_stats, campaign_report, agency_report, sender_report to inmailq_reader;
 alter view message_outcomes set (security_invoker = true);
 alter view message_stats set (security_invoker = true);
 alter view campaign_report set (security_invoker = true);
+alter view agency_report set (security_invoker = true);
 alter view sender_report set (security_invoker = true);
 alter view contact_progress set (security_invoker = true);
 alter view stuck_sends set (security_invoker = true);

@@ -930,6 +930,26 @@ cross join lateral (
     from contact_counts where campaign_id = c.id
 ) k;
 
+-- Per agency: its campaigns' numbers and contacts added up (the response rate over its first
+-- messages, InMails and connection messages).
+create or replace view agency_report as
+select g.id as agency_id, g.name as agency, count(r.campaign_id) as campaigns,
+       coalesce(sum(r.inmails_sent), 0)::bigint as inmails_sent, coalesce(sum(r.free_inmails), 0)::bigint as free_inmails,
+       coalesce(sum(r.credit_inmails), 0)::bigint as credit_inmails,
+       coalesce(sum(r.connection_messages), 0)::bigint as connection_messages,
+       coalesce(sum(r.accepted), 0)::bigint as accepted, coalesce(sum(r.declined), 0)::bigint as declined,
+       coalesce(sum(r.responses), 0)::bigint as responses, coalesce(sum(r.responders), 0)::bigint as responders,
+       coalesce(round(100.0 * sum(r.responses) / nullif(sum(r.inmails_sent + r.connection_messages), 0), 1), 0) as response_rate_pct,
+       coalesce(sum(r.follow_ups_sent), 0)::bigint as follow_ups_sent,
+       coalesce(sum(r.credits_spent), 0)::bigint as credits_spent, coalesce(sum(r.credits_back), 0)::bigint as credits_back,
+       coalesce(sum(r.contacts), 0)::bigint as contacts, coalesce(sum(r.waiting), 0)::bigint as waiting,
+       coalesce(sum(r.in_sequence), 0)::bigint as in_sequence, coalesce(sum(r.finished), 0)::bigint as finished,
+       coalesce(sum(r.skipped), 0)::bigint as skipped, coalesce(sum(r.failed), 0)::bigint as failed
+from agencies g
+left join workspaces w on w.agency_id = g.id
+left join campaign_report r on r.workspace_id = w.id
+group by g.id, g.name;
+
 -- Per sender account: the message numbers, its credits (spent, back, expired, held now) and its waiting contacts.
 create or replace view sender_report as
 select a.id as account_id, a.workspace_id, a.display_name, p.name as plan, a.status,

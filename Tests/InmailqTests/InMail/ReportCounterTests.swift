@@ -98,6 +98,19 @@ struct ReportCounterTests {
         try f.connection.execute("update contacts set status = 'failed', reason = 'by hand' where id = \(contacts[6])")
         try expectCountersAgree(f.connection, "after hand-typed changes")
 
+        // The agency's report adds its campaigns up, in the database and on the command line.
+        let agency = try f.count("select agency_id from workspaces where id = \(f.workspace)")
+        let totals = try f.connection.queryOne(
+            "select inmails_sent, responders, contacts, campaigns from agency_report where agency_id = \(agency)")
+        #expect(try totals.decode(Int.self, "inmails_sent") == f.count("select count(*) from messages where step = 0 and channel = 'inmail' and state = 'sent'"))
+        #expect(try totals.decode(Int.self, "responders") == f.count("select sum(responders) from campaign_report"))
+        #expect(try totals.decode(Int.self, "contacts") == f.count("select count(*) from contacts"))
+        #expect(try totals.decode(Int.self, "campaigns") == 2)
+        let printed = try InmailqProcess.run(["report", "--agency", "\(agency)", "--database-url", f.db.url])
+        #expect(printed.status == 0 && printed.output.contains("(2 campaigns)"), "\(printed.output)")
+        let unknown = try InmailqProcess.run(["report", "--agency", "999999", "--database-url", f.db.url])
+        #expect(unknown.status != 0 && unknown.output.contains("no agency with id 999999"), "\(unknown.output)")
+
         let allRows: SQL = "select (select count(*) from message_counts) + (select count(*) from contact_counts)"
         let rows = try f.count(allRows)
         let folded = try f.connection.queryOne("select compact_report_counters() as n").decode(Int.self, "n")
