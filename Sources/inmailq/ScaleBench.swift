@@ -271,13 +271,17 @@ struct ScaleBench: ParsableCommand {
             from messages where campaign_id = \(campaign) and responded_at is not null;
 
             -- Today every account is at its InMail limit; its next sends are parked for tomorrow.
+            create temporary table parked on commit drop as
+            select id, sender_account_id, open_profile from contacts
+            where campaign_id = \(campaign) and status = 'waiting' and sender_account_id is not null;
             insert into daily_usage (account_id, local_day, inmails, messages, inmail_limit, message_limit)
             select id, date '\(Self.now)', 10, 0, 10, 25 from sender_accounts where workspace_id = \(workspace);
-            insert into jobs (kind, args, state, run_at, max_attempts, unique_key, partition_key)
-            select 'inmail.send', send_job_args(c.id, 0, c.sender_account_id, 'inmail', not c.open_profile), 'scheduled',
-                   date '\(Self.now)' + 1 + time '09:00', 25, delivery_key(c.id, 0), c.sender_account_id::text
-            from contacts c
-            where c.campaign_id = \(campaign) and c.status = 'waiting' and c.sender_account_id is not null;
+            select count(*) from queue_enqueue(
+                (select array_agg('inmail.send'::text order by id) from parked),
+                (select array_agg(send_job_args(id, 0, sender_account_id, 'inmail', not open_profile) order by id) from parked),
+                (select array_agg((date '\(Self.now)' + 1 + time '09:00')::timestamptz order by id) from parked), '{}',
+                (select array_agg(25 order by id) from parked), (select array_agg(delivery_key(id, 0) order by id) from parked),
+                (select array_agg(sender_account_id::text order by id) from parked));
             """)
     }
 
