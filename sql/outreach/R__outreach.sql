@@ -610,59 +610,53 @@ left join lateral (
 
 -- Report counters (0005_report_counters.sql) ----------------------------------------------------
 
--- Adds counted changes, given per campaign and account as jsonb rows with any of
--- message_counts' numbers (a missing one is 0), under each of the three keys they count for.
-create or replace function add_message_counts(p_changes jsonb) returns void
+-- Adds counted changes, given as message_counts rows per campaign and account, under each of
+-- the three keys they count for; changes that cancel out add no row.
+drop function if exists add_message_counts(jsonb);
+create or replace function add_message_counts(p_changes message_counts[]) returns void
 language sql as $$
-    insert into message_counts (campaign_id, account_id, first_messages, inmails_sent, free_inmails, credit_inmails, connection_messages, accepted,
-                                declined, responses, responders, follow_ups_sent, credits_spent, credits_back)
-    select k.campaign_id, k.account_id, coalesce(sum(c.first_messages), 0), coalesce(sum(c.inmails_sent), 0), coalesce(sum(c.free_inmails), 0),
-           coalesce(sum(c.credit_inmails), 0), coalesce(sum(c.connection_messages), 0), coalesce(sum(c.accepted), 0),
-           coalesce(sum(c.declined), 0), coalesce(sum(c.responses), 0), coalesce(sum(c.responders), 0),
-           coalesce(sum(c.follow_ups_sent), 0), coalesce(sum(c.credits_spent), 0), coalesce(sum(c.credits_back), 0)
-    from jsonb_to_recordset(p_changes) as c(campaign_id bigint, account_id bigint, first_messages bigint, inmails_sent bigint, free_inmails bigint, credit_inmails bigint, connection_messages bigint,
-                                           accepted bigint, declined bigint, responses bigint, responders bigint, follow_ups_sent bigint, credits_spent bigint, credits_back bigint)
+    insert into message_counts
+    select k.campaign_id, k.account_id, sum(c.first_messages), sum(c.inmails_sent), sum(c.free_inmails), sum(c.credit_inmails), sum(c.connection_messages),
+           sum(c.accepted), sum(c.declined), sum(c.responses), sum(c.responders), sum(c.follow_ups_sent), sum(c.credits_spent), sum(c.credits_back)
+    from unnest(p_changes) as c
     cross join lateral (values (c.campaign_id, c.account_id), (c.campaign_id, null), (null, c.account_id)) as k(campaign_id, account_id)
     group by k.campaign_id, k.account_id
+    having sum(c.first_messages) <> 0 or sum(c.inmails_sent) <> 0 or sum(c.free_inmails) <> 0 or sum(c.credit_inmails) <> 0
+        or sum(c.connection_messages) <> 0 or sum(c.accepted) <> 0 or sum(c.declined) <> 0 or sum(c.responses) <> 0
+        or sum(c.responders) <> 0 or sum(c.follow_ups_sent) <> 0 or sum(c.credits_spent) <> 0 or sum(c.credits_back) <> 0
 $$;
 
 -- What a message counts for by itself (its responses aside), times p_sign.
-create or replace function message_count_row(m messages, p_sign integer) returns jsonb
+drop function if exists message_count_row(messages, integer);
+create or replace function message_count_row(m messages, p_sign integer) returns message_counts
 language sql immutable as $$
-    select jsonb_build_object(
-        'campaign_id', m.campaign_id, 'account_id', m.account_id,
-        'first_messages', p_sign * (m.step = 0)::integer,
-        'inmails_sent', p_sign * (m.step = 0 and m.channel = 'inmail')::integer,
-        'free_inmails', p_sign * (m.step = 0 and m.channel = 'inmail' and not m.uses_credit)::integer,
-        'credit_inmails', p_sign * (m.step = 0 and m.uses_credit)::integer,
-        'connection_messages', p_sign * (m.step = 0 and m.channel = 'message')::integer,
-        'follow_ups_sent', p_sign * (m.step > 0)::integer,
-        'credits_spent', p_sign * m.uses_credit::integer)
+    select row(m.campaign_id, m.account_id,
+               p_sign * (m.step = 0)::integer,                                           -- first_messages
+               p_sign * (m.step = 0 and m.channel = 'inmail')::integer,                  -- inmails_sent
+               p_sign * (m.step = 0 and m.channel = 'inmail' and not m.uses_credit)::integer,  -- free_inmails
+               p_sign * (m.step = 0 and m.uses_credit)::integer,                         -- credit_inmails
+               p_sign * (m.step = 0 and m.channel = 'message')::integer,                 -- connection_messages
+               0, 0, 0, 0,                                      -- accepted, declined, responses, responders
+               p_sign * (m.step > 0)::integer,                                           -- follow_ups_sent
+               p_sign * m.uses_credit::integer,                                          -- credits_spent
+               0)::message_counts                                                        -- credits_back
 $$;
 
--- Sent messages count as they are after the statement, minus as they were before it; a
--- message whose counted columns did not change (a chat id, a response's time) adds nothing.
+-- Sent messages count as they are after the statement, minus as they were before it: a
+-- message whose counted columns did not change (a chat id, a response's time) cancels out.
+-- (The two transition tables are never joined: the planner knows nothing of their sizes, and a
+-- nested loop over a bulk update's would be quadratic.)
 create or replace function messages_counted() returns trigger
 language plpgsql as $$
-declare
-    changed jsonb;
 begin
     if tg_op = 'INSERT' then
-        select jsonb_agg(message_count_row(n, 1)) into changed from new_rows n where n.state = 'sent';
+        perform add_message_counts(array(select message_count_row(n, 1) from new_rows n where n.state = 'sent'));
     elsif tg_op = 'DELETE' then
-        select jsonb_agg(message_count_row(o, -1)) into changed from old_rows o where o.state = 'sent';
+        perform add_message_counts(array(select message_count_row(o, -1) from old_rows o where o.state = 'sent'));
     else
-        select jsonb_agg(c.row) into changed
-        from new_rows n
-        join old_rows o on o.id = n.id
-        cross join lateral (select message_count_row(n, 1) where n.state = 'sent'
-                            union all
-                            select message_count_row(o, -1) where o.state = 'sent') as c(row)
-        where (n.state, n.step, n.channel, n.uses_credit, n.campaign_id, n.account_id)
-              is distinct from (o.state, o.step, o.channel, o.uses_credit, o.campaign_id, o.account_id);
-    end if;
-    if changed is not null then
-        perform add_message_counts(changed);
+        perform add_message_counts(array(select message_count_row(n, 1) from new_rows n where n.state = 'sent'
+                                         union all
+                                         select message_count_row(o, -1) from old_rows o where o.state = 'sent'));
     end if;
     return null;
 end $$;
@@ -727,10 +721,8 @@ begin
             from per_message p join touched m on m.id = p.message_id
             group by p.version, m.campaign_id, m.account_id, m.contact_id
         )
-        select jsonb_agg(jsonb_build_object(
-                   'campaign_id', campaign_id, 'account_id', account_id, 'accepted', version * accepted,
-                   'declined', version * declined, 'responses', version * responses,
-                   'responders', version * responders, 'credits_back', version * credits_back))
+        select array_agg(row(campaign_id, account_id, 0, 0, 0, 0, 0, version * accepted, version * declined,
+                             version * responses, version * responders, 0, 0, version * credits_back)::message_counts)
         from per_contact));
     return null;
 end $$;
@@ -753,15 +745,14 @@ begin
         insert into contact_counts (campaign_id, status, reason, contacts)
         select campaign_id, status, reason, -count(*) from old_rows group by 1, 2, 3;
     else
+        -- (a contact whose status did not change cancels out; no join, as for messages)
         insert into contact_counts (campaign_id, status, reason, contacts)
-        select c.campaign_id, c.status, c.reason, sum(c.sign)
-        from new_rows n
-        join old_rows o on o.id = n.id
-        cross join lateral (values (n.campaign_id, n.status, n.reason, 1), (o.campaign_id, o.status, o.reason, -1))
-            as c(campaign_id, status, reason, sign)
-        where (n.campaign_id, n.status, n.reason) is distinct from (o.campaign_id, o.status, o.reason)
+        select campaign_id, status, reason, sum(sign)
+        from (select campaign_id, status, reason, 1 as sign from new_rows
+              union all
+              select campaign_id, status, reason, -1 from old_rows) as moves
         group by 1, 2, 3
-        having sum(c.sign) <> 0;
+        having sum(sign) <> 0;
     end if;
     return null;
 end $$;
