@@ -186,8 +186,8 @@ struct BenchDatabase {
     /// This program, to start children of.
     static let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
 
-    /// A new agency and client workspace for the benchmark's accounts and campaigns.
-    func workspace(agency: String = "Bench agency", on connection: Connection) throws -> Int64 {
+    /// A new agency named `agency` and a client workspace for the benchmark's accounts and campaigns.
+    func workspace(agency: String, on connection: Connection) throws -> Int64 {
         try connection.queryOne("select admin_create_workspace(admin_create_agency(\(agency)), 'Bench client') as id")
             .decode(Int64.self, "id")
     }
