@@ -7,6 +7,8 @@ import PackageDescription
 //   InMail -> Gateway (an HTTP client of the LinkedIn gateway's API, knows nothing of queues or SQL)
 //   inmailq (CLI) -> GatewayDouble (a local server speaking the gateway's documented API, for tests and demos)
 //   inmailq (CLI) -> Server (the HTTP face: the gateway's webhooks into the inbox, probes, /metrics) -> InMail
+//   Server -> Console (the operators' read-only web pages, per agency: Mustache templates, bcrypt logins)
+//   Console -> Postgres (it reads the InMail schema's views under the agency's row-level security)
 //   Queue, Gateway, InMail and Server record metrics through swift-metrics; Server exposes them
 //   in Prometheus's text format (swift-prometheus), and only the CLI chooses that backend.
 let strictSettings: [SwiftSetting] = [
@@ -30,6 +32,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.100.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
+        // Only its bcrypt target (a C core, no other dependency) is built.
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.5.0"),
     ],
     targets: [
         .systemLibrary(
@@ -88,9 +93,22 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "Console",
+            dependencies: [
+                "Postgres",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "Server",
             dependencies: [
-                "Postgres", "InMail",
+                "Postgres", "InMail", "Console",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -111,6 +129,7 @@ let package = Package(
                 "Gateway",
                 "GatewayDouble",
                 "Server",
+                "Console",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -122,7 +141,7 @@ let package = Package(
         .testTarget(
             name: "InmailqTests",
             dependencies: [
-                "Postgres", "EmbeddedPostgres", "Queue", "InMail", "Gateway", "GatewayDouble", "Server",
+                "Postgres", "EmbeddedPostgres", "Queue", "InMail", "Gateway", "GatewayDouble", "Server", "Console",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],

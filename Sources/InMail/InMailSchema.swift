@@ -5,8 +5,8 @@ import Postgres
 /// what the ones before it define, never what comes after.
 public enum InMailSchema {
     /// The owners every installation has: the queue, then accounts and credits, then campaigns,
-    /// contacts, messages and reports, then the gateway's webhooks.
-    public static let owners = ["queue", "accounts", "outreach", "inbox"]
+    /// contacts, messages and reports, then the gateway's webhooks, then the web console's logins.
+    public static let owners = ["queue", "accounts", "outreach", "inbox", "console"]
     /// The sandbox courier's state, installed only where that courier is used.
     public static let sandboxOwner = "sandbox"
     /// Roles, grants and row-level security: last, so that its grants cover every table.

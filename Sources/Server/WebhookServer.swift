@@ -1,3 +1,4 @@
+import Console
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -38,6 +39,7 @@ public struct ServerSettings: Sendable {
 ///                              503 database unavailable (the gateway retries later)
 ///     GET  /healthz            200 while the process runs
 ///     GET  /readyz             200 when the database answers and its schema is current, else 503
+///     /console/...             the operators' console (see `Console`), when given one
 ///
 /// Every answer carries `X-Request-ID` (the caller's, or a new one) and is logged as one access
 /// line; header values (the secret among them) are never logged. Any number of these servers
@@ -48,13 +50,17 @@ public final class WebhookServer: Sendable {
     let settings: ServerSettings
     let writer: InboxWriter
     let readiness: @Sendable () async -> String?
+    let console: Console?
     let logger: Logger
 
     /// A server storing webhooks through `writer`; `readiness` answers nil when ready, or why not.
-    public init(settings: ServerSettings, writer: InboxWriter, readiness: @escaping @Sendable () async -> String?, logger: Logger) {
+    /// With `console`, it also serves the operators' console under /console.
+    public init(settings: ServerSettings, writer: InboxWriter, readiness: @escaping @Sendable () async -> String?,
+                console: Console? = nil, logger: Logger) {
         self.settings = settings
         self.writer = writer
         self.readiness = readiness
+        self.console = console
         self.logger = logger
     }
 
@@ -71,6 +77,7 @@ public final class WebhookServer: Sendable {
             }
             return Self.json(.ok, ["status": "ready"])
         }
+        console?.register(on: router)
         return Application(
             router: router,
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "inmailq"),

@@ -19,6 +19,7 @@ struct Inmailq: AsyncParsableCommand {
             MigrateCommand.self,
             WorkerCommand.self,
             ServeCommand.self,
+            ConsoleCommand.self,
             GatewayCommand.self,
             GatewayDoubleCommand.self,
             EnqueueCommand.self,

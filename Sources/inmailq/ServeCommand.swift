@@ -1,4 +1,5 @@
 import ArgumentParser
+import Console
 import Foundation
 import InMail
 import Logging
@@ -18,6 +19,11 @@ struct ServeCommand: AsyncParsableCommand {
             webhook changes nothing. Wrong or missing secret: 401, nothing stored. Malformed \
             JSON: 400. Body over --max-body-bytes: 413. Database unavailable: 503, so the gateway \
             retries later.
+
+            GET /console: the operators' console, a read-only web page per agency (sign in with a \
+            login made by `inmailq console add-login`). Its cookies are marked Secure (HTTPS only) \
+            unless serve listens on a loopback address; put it behind TLS to reach it from elsewhere. \
+            --no-console leaves it out.
 
             GET /healthz answers 200 while the process runs; GET /readyz answers 200 when the \
             database answers and its schema is current, else 503.
@@ -49,6 +55,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Database sessions storing webhooks; each stores all that arrived meanwhile in one transaction (one was fastest on 2 cores).")
     var dbWriters: Int = 1
 
+    @Flag(inversion: .prefixedNo, help: "Serve the operators' console under /console.")
+    var console = true
+
     func validate() throws {
         _ = try listenAddress(listen)
         try requireInRange(maxBodyBytes, 1_024...(64 << 20), "--max-body-bytes")
@@ -71,8 +80,11 @@ struct ServeCommand: AsyncParsableCommand {
         var settings = ServerSettings(host: host, port: port, secretHeader: webhookHeader, secret: secret, maxBodyBytes: maxBodyBytes)
         // Fault injection for the tests of a crash between storing a webhook and answering it.
         settings.dieAfterFirstCommit = ProcessInfo.processInfo.environment["INMAILQ_FAULT_DIE_AFTER_COMMIT"] == "1"
+        let loopback = ["127.0.0.1", "localhost", "::1"].contains(host)
+        let consolePages = console ? try Console(database: database, settings: ConsoleSettings(secureCookies: !loopback), logger: logger) : nil
         let server = WebhookServer(
-            settings: settings, writer: writer, readiness: { await Self.readiness(database, migrator) }, logger: logger)
+            settings: settings, writer: writer, readiness: { await Self.readiness(database, migrator) }, console: consolePages,
+            logger: logger)
         let webhooks = server.service { bound in
             logger.info("serving", metadata: ["address": "http://\(host):\(bound)", "webhook": "\(WebhookServer.webhookPath)"])
             FileHandle.standardOutput.write(Data("inmailq serve listening on http://\(host):\(bound)\n".utf8))

@@ -78,7 +78,7 @@ declare
         'admin_create_agency', 'admin_create_workspace', 'admin_create_sender_account', 'admin_set_sending_schedule',
         'purchase_credits', 'cancel_subscription', 'change_plan', 'connect_gateway_account', 'resolve_stuck_send',
         'create_campaign', 'activate_campaign', 'pause_campaign', 'end_campaign', 'add_to_do_not_contact',
-        'inbox_phrase', 'clock_advance', 'grant_agency_reader'];
+        'inbox_phrase', 'clock_advance', 'grant_agency_reader', 'console_agency_role'];
     f regprocedure;
 begin
     for f in select p.oid::regprocedure from pg_proc p
@@ -104,6 +104,80 @@ begin
 end $$;
 revoke execute on function grant_agency_reader(name, bigint) from public;
 grant execute on function grant_agency_reader(name, bigint) to inmailq_owner, inmailq_operator;
+
+-- The web console -----------------------------------------------------------------------------------
+
+-- The role the console reads one agency's rows as (`set local role`, request by request): a
+-- NOLOGIN reader mapped to the agency. Roles belong to the whole cluster while agency ids are
+-- per database, so the name carries the database's oid.
+create or replace function console_role_name(p_agency bigint) returns name
+language sql stable as $$
+    select format('inmailq_console_%s_%s', (select oid from pg_database where datname = current_database()), p_agency)::name
+$$;
+
+-- Makes (once) and maps the agency's console role. inmailq_worker and inmailq_owner are granted
+-- it, so `inmailq serve`, logged in as either, may take it; reader_agency() then accepts it, as
+-- the session's login is a member. Called by `inmailq console add-login`.
+create or replace function console_agency_role(p_agency bigint) returns name
+language plpgsql as $$
+declare
+    role name := console_role_name(p_agency);
+begin
+    if not exists (select 1 from agencies where id = p_agency) then
+        raise exception 'no agency with id %', p_agency using errcode = 'P0002';
+    end if;
+    if not exists (select 1 from pg_roles where rolname = role) then
+        begin
+            execute format('create role %I nologin', role);
+        exception
+            when duplicate_object or unique_violation then null;  -- made meanwhile by another session
+            when insufficient_privilege then
+                raise exception '% may not create the console''s role for agency %', current_user, p_agency
+                    using hint = 'add console logins as a login with CREATEROLE (the owner), or as a superuser';
+        end;
+    end if;
+    execute format('grant %I to inmailq_worker, inmailq_owner', role);
+    perform grant_agency_reader(role, p_agency);
+    return role;
+end $$;
+
+-- A reader's agency's jobs (readers are not granted the queue's tables, which hold every
+-- agency's work): the unfinished ones and those finished since p_finished_since. A job belongs
+-- to the agency whose sender account is its partition (sends, follow-ups, renewals). The role
+-- defaults to the caller's (a default is evaluated where the function is called).
+create or replace function reader_jobs(p_finished_since timestamptz, p_role name default current_user)
+returns setof all_jobs
+language sql stable security definer set search_path = pg_catalog, public as $$
+    select * from queue_jobs_of((select coalesce(array_agg(a::text), '{}') from unnest(reader_accounts(p_role)) a),
+                                p_finished_since)
+$$;
+
+-- One of the reader's agency's jobs by id, or nothing (whose ever else it is).
+create or replace function reader_job(p_id bigint, p_role name default current_user)
+returns setof all_jobs
+language sql stable security definer set search_path = pg_catalog, public as $$
+    select j.* from queue_job_with_id(p_id) j
+    where j.partition_key = any(array(select a::text from unnest(reader_accounts(p_role)) a))
+$$;
+
+-- A page of the People view of one of the reader's agency's campaigns (contact_progress reads
+-- the queue's jobs, which readers are not granted): its contacts after p_after_contact in id
+-- order, of one status when given, whose name, company or member key contains p_search when
+-- given; at most 200. Nothing for another agency's campaign.
+create or replace function reader_people(p_campaign bigint, p_status contact_status, p_search text, p_after_contact bigint,
+                                         p_limit integer, p_role name default current_user)
+returns setof contact_progress
+language sql stable security definer set search_path = pg_catalog, public as $$
+    select p.* from contact_progress p
+    where p.campaign_id = p_campaign and p_campaign = any(reader_campaigns(p_role))
+      and (p_status is null or p.status = p_status)
+      and (p_search is null
+           or concat_ws(' ', p.first_name, p.last_name, p.company, p.member_key)
+              ilike '%' || replace(replace(replace(p_search, '\', '\\'), '%', '\%'), '_', '\_') || '%')
+      and p.contact_id > coalesce(p_after_contact, 0)
+    order by p.contact_id
+    limit least(greatest(p_limit, 1), 200)
+$$;
 
 -- Policies -----------------------------------------------------------------------------------------
 

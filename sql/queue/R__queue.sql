@@ -134,6 +134,22 @@ language sql stable as $$
     select id, kind, args, state, run_at from jobs where unique_key = p_unique_key
 $$;
 
+-- The jobs of some partitions, for a dashboard of one tenant's work: every unfinished one, and
+-- those finished since p_finished_since (job_history found by its finished_at BRIN index).
+create or replace function queue_jobs_of(p_partitions text[], p_finished_since timestamptz)
+returns setof all_jobs
+language sql stable as $$
+    select * from all_jobs
+    where partition_key = any(p_partitions) and (finished_at is null or finished_at >= p_finished_since)
+$$;
+
+-- One job by id, unfinished or finished (job_history found by its id BRIN index).
+create or replace function queue_job_with_id(p_id bigint)
+returns setof all_jobs
+language sql stable as $$
+    select * from all_jobs where id = p_id
+$$;
+
 -- A partition's unfinished jobs whose args contain p_args_filter (inlined like queue_job).
 create or replace function queue_jobs_in(p_partition text, p_args_filter jsonb)
 returns table (id bigint, kind text, args jsonb, state job_state, run_at timestamptz)

@@ -1,0 +1,97 @@
+import Foundation
+import HummingbirdBcrypt
+import Postgres
+
+/// The console's logins and sessions (`console_logins`, `console_sessions`). Passwords are kept
+/// as bcrypt hashes; a session is a random token whose SHA-256 alone is stored.
+public enum ConsoleLogins {
+    /// Why a login cannot be added.
+    public struct Refusal: Error, CustomStringConvertible, Sendable {
+        public let description: String
+    }
+
+    /// The shortest password accepted.
+    public static let minimumPasswordLength = 12
+    /// bcrypt's work factor for new hashes (2^12 rounds: about a quarter of a second here).
+    public static let bcryptCost: UInt8 = 12
+
+    /// Adds `login` for `agency`, or gives an existing login of that agency a new password (its
+    /// sessions end). Makes and maps the agency's console role (`console_agency_role`), so the
+    /// connection must be the owner's or a superuser's. Refuses a malformed login, a short
+    /// password, an unknown agency, and a login that already belongs to another agency.
+    public static func add(login: String, agency: Int64, password: String, on connection: Connection) throws {
+        guard login.range(of: #"^[a-z0-9][a-z0-9_.@-]{2,63}$"#, options: .regularExpression) != nil else {
+            throw Refusal(description: "login \"\(login)\": use 3 to 64 characters: lower-case letters, digits, and _ . @ - (not first)")
+        }
+        guard password.count >= minimumPasswordLength else {
+            throw Refusal(description: "the password for \(login) is too short: at least \(minimumPasswordLength) characters")
+        }
+        guard password.utf8.count <= 72 else {
+            throw Refusal(description: "the password for \(login) is too long: bcrypt uses at most 72 bytes")
+        }
+        let hash = Bcrypt.hash(password, cost: bcryptCost)
+        try connection.transaction { connection in
+            guard try connection.query("select 1 from agencies where id = \(agency)").rowCount == 1 else {
+                throw Refusal(description: "no agency with id \(agency)")
+            }
+            if let owner = try connection.query("select agency_id from console_logins where login = \(login)").first,
+               try owner.decode(Int64.self, "agency_id") != agency {
+                throw Refusal(description: "login \(login) already belongs to agency \(try owner.decode(Int64.self, "agency_id"))")
+            }
+            try connection.execute("select console_agency_role(\(agency))")
+            try connection.execute("""
+                insert into console_logins (login, agency_id, password_hash) values (\(login), \(agency), \(hash))
+                on conflict (login) do update set password_hash = excluded.password_hash
+                """)
+            try connection.execute("delete from console_sessions where login = \(login)")
+        }
+    }
+
+    /// A signed-in login: whose agency, which role reads its rows, and its CSRF token.
+    struct Session: Sendable {
+        let login: String
+        let agencyID: Int64
+        let role: String
+        let csrfToken: String
+    }
+
+    /// A hash to verify against when the login is unknown, so an unknown login costs the same
+    /// time as a wrong password.
+    private static let decoyHash = Bcrypt.hash("not a password of anyone's", cost: bcryptCost)
+
+    /// A new session's token when `password` is `login`'s, else nil. Deletes expired sessions.
+    static func signIn(login: String, password: String, lifetime: Duration, on connection: Connection) throws -> String? {
+        let stored = try connection.query("select password_hash from console_logins where login = \(login)").first
+        let hash = try stored?.decode(String.self, "password_hash")
+        guard Bcrypt.verify(password, hash: hash ?? decoyHash), hash != nil else { return nil }
+        let token = randomToken()
+        try connection.execute("""
+            with expired as (delete from console_sessions where expires_at < now())
+            insert into console_sessions (token_sha256, login, csrf_token, expires_at)
+            values (sha256(convert_to(\(token), 'UTF8')), \(login), \(randomToken()),
+                    now() + \(Int(lifetime.components.seconds)) * interval '1 second')
+            """)
+        return token
+    }
+
+    /// The unexpired session of `token`, or nil.
+    static func session(token: String, on connection: Connection) throws -> Session? {
+        guard let row = try connection.query("""
+            select s.login, s.csrf_token, l.agency_id, console_role_name(l.agency_id) as role
+            from console_sessions s join console_logins l on l.login = s.login
+            where s.token_sha256 = sha256(convert_to(\(token), 'UTF8')) and s.expires_at > now()
+            """).first else { return nil }
+        return Session(login: try row.decode(String.self, "login"), agencyID: try row.decode(Int64.self, "agency_id"),
+                       role: try row.decode(String.self, "role"), csrfToken: try row.decode(String.self, "csrf_token"))
+    }
+
+    static func signOut(token: String, on connection: Connection) throws {
+        try connection.execute("delete from console_sessions where token_sha256 = sha256(convert_to(\(token), 'UTF8'))")
+    }
+
+    /// 32 random bytes from the system's generator, hex-encoded.
+    public static func randomToken() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+    }
+}
