@@ -17,12 +17,14 @@ deps:
 	fi
 
 ## test-deps: what the tests check against besides: a real PgBouncer, systemd-analyze (the
-## units in deploy/systemd) and kubernetes-validate from PyPI (deploy/kubernetes, offline schemas)
+## units in deploy/systemd), headless Chromium with chromedriver (the console in a real browser)
+## and kubernetes-validate from PyPI (deploy/kubernetes, offline schemas)
 test-deps: deps
-	@if [ ! -x /usr/sbin/pgbouncer ] || ! command -v systemd-analyze >/dev/null; then \
-		echo "installing pgbouncer and systemd"; \
+	@if [ ! -x /usr/sbin/pgbouncer ] || ! command -v systemd-analyze >/dev/null \
+	    || [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+		echo "installing pgbouncer, systemd, chromium and chromium-driver"; \
 		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq pgbouncer systemd >/dev/null; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq pgbouncer systemd chromium chromium-driver >/dev/null; \
 	fi
 	@command -v kubernetes-validate >/dev/null || python3 -m pip install -q kubernetes-validate \
 		|| python3 -m pip install -q --break-system-packages kubernetes-validate
@@ -42,7 +44,8 @@ test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
-## demo: the main job on the embedded database (./.inmailq, or INMAILQ_HOME)
+## demo: the main job on the embedded database (./.inmailq, or INMAILQ_HOME); it ends by printing
+## the console's address and a login, and serves it until Ctrl-C
 demo: build
 	./scripts/demo.sh $(BIN)
 

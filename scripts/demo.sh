@@ -4,7 +4,8 @@
 # HTTP through the gateway courier to the gateway double (a local server speaking the LinkedIn
 # gateway's API, with a few faults), members answer in their chats and the gateway's webhooks bring
 # the answers in through `inmailq serve`, follow-ups go into the chats, credits are spent, refunded
-# and renewed by cron, and the report says what happened.
+# and renewed by cron, and the report says what happened. It ends by printing the operators' console
+# address and a login, and leaves `inmailq serve` running until Ctrl-C.
 # Re-runnable: it uses a fresh database (inmailq_demo) of the local cluster each time.
 set -euo pipefail
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/inmailq-demo.XXXXXX")   # this run's own files (CSV, worker logs)
@@ -47,7 +48,7 @@ double() { curl -fsS -X "$1" "$gw/_double/$2" ${3:+-d "$3"}; }
 step "inmailq serve: the gateway's webhooks (members' answers, account status) into the database"
 INMAILQ_WEBHOOK_SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export INMAILQ_WEBHOOK_SECRET
-"$bin" serve --database-url "$url" --listen 127.0.0.1:0 --log-level warning >"$scratch/serve.log" 2>&1 &
+"$bin" serve --database-url "$url" --listen "127.0.0.1:${DEMO_PORT:-0}" --log-level warning >"$scratch/serve.log" 2>&1 &
 serve_pid=$!
 for _ in $(seq 1 100); do
   serve_url=$(sed -n 's/^inmailq serve listening on //p' "$scratch/serve.log")
@@ -309,8 +310,8 @@ for day in $(seq 1 "$days"); do
   fi
 done
 week_line "all $days days" "$begin"
-kill -TERM "${pids[@]}" "$serve_pid"; wait "${pids[@]}" "$serve_pid" 2>/dev/null || true
-say "workers and serve stopped (SIGTERM: running work finishes, then exit 0); the workers' JSON logs (warnings up): $log"
+kill -TERM "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
+say "workers stopped (SIGTERM: running work finishes, then exit 0); their JSON logs (warnings up): $log"
 q -c "select format('   webhooks received: %s (%s the accounts'' own messages, %s answers applied, %s kept for operators)',
         count(*), count(*) filter (where outcome like '%own message%'),
         count(*) filter (where state = 'processed' and outcome not like '%own message%'),
@@ -345,3 +346,12 @@ step "Fay's credits, entry by entry kind (sql/admin/account_statement.sql lists 
 q -c "select format('   %-8s %3s entries, %4s credits', entry, count(*), sum(amount)) from credit_ledger
       where account_id = ${account[blue_career]} group by entry order by min(id)"
 q -c "select format('   balance now: %s', credit_balance(${account[blue_career]}))"
+
+step "The operators' console (inmailq serve, /console): the agency's own read-only pages"
+console_password=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+INMAILQ_CONSOLE_PASSWORD=$console_password iq console add-login --agency "$agency" --login northwind >/dev/null
+say "console: $serve_url/console   login: northwind   password: $console_password"
+say "(\`inmailq console add-login --agency ID --login NAME\` makes more logins, one agency each)"
+say "serve keeps running until Ctrl-C; the database stays up until \`inmailq db stop\`."
+trap 'kill -TERM "$serve_pid" "$double_pid" 2>/dev/null; wait "$serve_pid" 2>/dev/null; exit 0' INT TERM
+wait "$serve_pid"

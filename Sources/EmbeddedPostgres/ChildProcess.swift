@@ -8,6 +8,8 @@ public struct ChildProcess: Sendable {
 
     /// Starts `arguments[0]` (an absolute path) with the rest as its arguments. Standard input
     /// is /dev/null; standard output and error go to `outputPath` (appended), or are inherited.
+    /// The child starts with no signal blocked and the stopping signals at their defaults, whatever
+    /// this process ignores (an ignored SIGTERM would be inherited, and a shell cannot trap it).
     public static func spawn(
         _ arguments: [String], environment: [String: String]? = nil, outputPath: String? = nil
     ) throws -> ChildProcess {
@@ -19,11 +21,22 @@ public struct ChildProcess: Sendable {
             posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
             posix_spawn_file_actions_adddup2(&actions, 1, 2)
         }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for stopping in [SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGPIPE] { sigaddset(&defaults, stopping) }
+        var unblocked = sigset_t()
+        sigemptyset(&unblocked)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setsigmask(&attributes, &unblocked)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
         let environmentList = (environment ?? ProcessInfo.processInfo.environment).map { "\($0.key)=\($0.value)" }
         var pid: pid_t = 0
         let status = withNullTerminatedCStrings(arguments) { argv in
             withNullTerminatedCStrings(environmentList) { envp in
-                posix_spawn(&pid, arguments[0], &actions, nil, argv, envp)
+                posix_spawn(&pid, arguments[0], &actions, &attributes, argv, envp)
             }
         }
         guard status == 0 else {
