@@ -140,7 +140,8 @@ create or replace function queue_jobs_of(p_partitions text[], p_finished_since t
 returns setof all_jobs
 language sql stable as $$
     select * from all_jobs
-    where partition_key = any(p_partitions) and (finished_at is null or finished_at >= p_finished_since)
+    -- A semi-join, hashed: `= any(p_partitions)` would compare each job with every partition.
+    where partition_key in (select unnest(p_partitions)) and (finished_at is null or finished_at >= p_finished_since)
 $$;
 
 -- One job by id, unfinished or finished (job_history found by its id BRIN index).
