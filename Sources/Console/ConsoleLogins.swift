@@ -34,15 +34,18 @@ public enum ConsoleLogins {
             guard try connection.query("select 1 from agencies where id = \(agency)").rowCount == 1 else {
                 throw Refusal(description: "no agency with id \(agency)")
             }
-            if let owner = try connection.query("select agency_id from console_logins where login = \(login)").first,
-               try owner.decode(Int64.self, "agency_id") != agency {
-                throw Refusal(description: "login \(login) already belongs to agency \(try owner.decode(Int64.self, "agency_id"))")
-            }
             try connection.execute("select console_agency_role(\(agency))")
-            try connection.execute("""
+            // A login of another agency keeps its password: the conflict updates only a login of
+            // this agency, so two operators adding the same name at once cannot take one over.
+            let stored = try connection.execute("""
                 insert into console_logins (login, agency_id, password_hash) values (\(login), \(agency), \(hash))
                 on conflict (login) do update set password_hash = excluded.password_hash
+                where console_logins.agency_id = excluded.agency_id
                 """)
+            if stored == 0 {
+                let owner = try connection.queryOne("select agency_id from console_logins where login = \(login)").decode(Int64.self, "agency_id")
+                throw Refusal(description: "login \(login) already belongs to agency \(owner)")
+            }
             try connection.execute("delete from console_sessions where login = \(login)")
         }
     }

@@ -12,12 +12,6 @@ struct PeopleFilter: Sendable {
     var search: String?
     var after: Int64 = 0
 
-    init(status: String? = nil, search: String? = nil, after: Int64 = 0) {
-        self.status = status
-        self.search = search
-        self.after = after
-    }
-
     init<Parameters: Sequence>(query: Parameters) where Parameters.Element == (key: Substring, value: Substring) {
         for (key, value) in query {
             switch key {
@@ -54,9 +48,11 @@ struct ConsolePages: Sendable {
 
     /// What every signed-in page shows at its top.
     private func frame(_ session: ConsoleLogins.Session, title: String, on connection: Connection) throws -> [String: Any] {
-        let agency = try records("select name from agencies", on: connection).first?["name"] ?? "?"
-        let now = try records("select to_char(clock_now() at time zone 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC' as now", on: connection)
-        return ["title": title, "agency": agency, "login": session.login, "csrf": session.csrfToken, "now": now.first?["now"] ?? ""]
+        let top = try records("""
+            select (select name from agencies) as agency,
+                   to_char(clock_now() at time zone 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC' as now
+            """, on: connection).first ?? [:]
+        return ["title": title, "agency": top["agency"] ?? "?", "login": session.login, "csrf": session.csrfToken, "now": top["now"] ?? ""]
     }
 
     // The overview ----------------------------------------------------------------------------
@@ -80,16 +76,19 @@ struct ConsolePages: Sendable {
             from reader_jobs(now()) where state = 'available'
             """, on: connection).first?["oldest_available"] ?? ""
         let hour = try records("""
-            with minutes as (
+            with recent as materialized (
+                select finished_at, state, errors from reader_jobs(now() - interval '1 hour')
+            ),
+            minutes as (
                 select g as bucket from generate_series(0, 11) g
             ),
             finished as (
                 select 11 - floor(extract(epoch from now() - finished_at) / 300)::int as bucket, state
-                from reader_jobs(now() - interval '1 hour') where finished_at is not null
+                from recent where finished_at is not null
             ),
             failures as (
                 select 11 - floor(extract(epoch from now() - (e->>'at')::timestamptz) / 300)::int as bucket
-                from reader_jobs(now() - interval '1 hour') j, jsonb_array_elements(j.errors) e
+                from recent j, jsonb_array_elements(j.errors) e
                 where (e->>'at')::timestamptz >= now() - interval '1 hour'
             )
             select m.bucket, to_char(now() - (11 - m.bucket) * interval '5 minutes', 'HH24:MI') as label,

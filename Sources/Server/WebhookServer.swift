@@ -95,7 +95,7 @@ public final class WebhookServer: Sendable {
 
     private func handleWebhook(_ request: Request) async throws -> (String, Response) {
         guard let given = request.headers[HTTPField.Name(settings.secretHeader)!],
-              Self.constantTimeEqual(Array(given.utf8), Array(settings.secret.utf8))
+              Console.constantTimeEqual(given, settings.secret)
         else {
             return ("unauthorized", Self.json(.unauthorized, ["error": "missing or wrong \(settings.secretHeader) header: nothing stored"]))
         }
@@ -130,14 +130,6 @@ public final class WebhookServer: Sendable {
         return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
-    /// Equal bytes, in a time that depends only on `expected`'s length.
-    static func constantTimeEqual(_ given: [UInt8], _ expected: [UInt8]) -> Bool {
-        var difference: UInt8 = given.count == expected.count ? 0 : 1
-        for index in 0..<expected.count {
-            difference |= expected[index] ^ (index < given.count ? given[index] : 0)
-        }
-        return difference == 0
-    }
 }
 
 /// One structured line per request: method, path, status, duration, sizes and request id. The

@@ -27,7 +27,8 @@ struct ConsoleBrowserTests {
         try browser.type("input[name=login]", demo.login)
         try browser.type("input[name=password]", demo.password)
         try browser.click("button[type=submit]")
-        #expect(try browser.title().contains("Overview · Northwind Outreach"))
+        // A click that submits a form returns before the next page has loaded: wait for it.
+        #expect(try browser.waitForTitle { $0.contains("Overview · Northwind Outreach") })
         let campaigns = try browser.text("#campaigns")
         #expect(campaigns.contains("Q4 hiring managers") && campaigns.contains("Acme Robotics") && campaigns.contains("Cedar Health"))
         let accounts = try browser.text("#accounts")
@@ -129,8 +130,18 @@ struct ConsoleBrowserTests {
         func open(_ url: String) throws { _ = try call(.POST, "/session/\(session)/url", ["url": url]) }
         func title() throws -> String { try call(.GET, "/session/\(session)/title") as? String ?? "" }
 
+        /// Waits up to 15 s for the page's title to satisfy `condition`; false if it never does.
+        func waitForTitle(_ condition: (String) -> Bool) throws -> Bool {
+            try eventually(timeout: .seconds(15), every: 0.1) { condition(try title()) }
+        }
+
+        /// The element `selector` finds, waiting up to 15 s for it to appear (a page still loading).
         func element(_ selector: String, using: String = "css selector") throws -> String {
-            let found = try call(.POST, "/session/\(session)/element", ["using": using, "value": selector])
+            var found: Any?
+            _ = eventually(timeout: .seconds(15), every: 0.1) {
+                found = try? call(.POST, "/session/\(session)/element", ["using": using, "value": selector])
+                return found != nil
+            }
             // The reference's one key is the W3C element identifier.
             guard let id = (found as? [String: Any])?.values.first as? String else {
                 throw DoubleProcessError(message: "no element \(selector)")
