@@ -28,9 +28,11 @@ public struct ConsoleSettings: Sendable {
 ///     POST /console/login            sign in: a session cookie, then the overview
 ///     POST /console/logout           sign out (the form carries the session's CSRF token)
 ///     GET  /console                  overview: the agency's totals, queue, campaigns, senders
+///                                    (?accounts_after= paging)
 ///     GET  /console/accounts/{id}    a sender account: limits today, credits, the ledger
-///     GET  /console/campaigns/{id}   a campaign: funnel per step and sender, a chart per day,
-///                                    and its People (?status=, ?q=, ?after= paging)
+///     GET  /console/campaigns/{id}   a campaign: funnel per step and sender, a chart per day
+///     GET  /console/campaigns/{id}/people
+///                                    its People (?status=, ?q=, ?after= paging)
 ///     GET  /console/jobs/{id}        a job with its attempts and errors
 ///
 /// Every page's queries run in a transaction that has taken the agency's reader role
@@ -64,7 +66,10 @@ public final class Console: Sendable {
         router.post(RouterPath(Self.root + "/login")) { request, _ in try await self.signIn(request) }
         router.post(RouterPath(Self.root + "/logout")) { request, _ in try await self.signOut(request) }
         router.get(RouterPath(Self.root)) { request, _ in
-            try await self.page(request) { connection, session in try self.pages.overview(session, refresh: self.settings.refreshSeconds, on: connection) }
+            let after = max(0, request.uri.queryParameters.get("accounts_after").flatMap { Int64($0) } ?? 0)
+            return try await self.page(request) { connection, session in
+                try self.pages.overview(session, accountsAfter: after, refresh: self.settings.refreshSeconds, on: connection)
+            }
         }
         router.get(RouterPath(Self.root + "/accounts/:id")) { request, context in
             let id = try Self.id(context)
@@ -72,8 +77,12 @@ public final class Console: Sendable {
         }
         router.get(RouterPath(Self.root + "/campaigns/:id")) { request, context in
             let id = try Self.id(context)
+            return try await self.page(request) { connection, session in try self.pages.campaign(id, session, on: connection) }
+        }
+        router.get(RouterPath(Self.root + "/campaigns/:id/people")) { request, context in
+            let id = try Self.id(context)
             let filter = PeopleFilter(query: request.uri.queryParameters)
-            return try await self.page(request) { connection, session in try self.pages.campaign(id, filter, session, on: connection) }
+            return try await self.page(request) { connection, session in try self.pages.people(id, filter, session, on: connection) }
         }
         router.get(RouterPath(Self.root + "/jobs/:id")) { request, context in
             let id = try Self.id(context)
@@ -99,8 +108,13 @@ public final class Console: Sendable {
         let rendered: RenderedPage? = try await database { connection in
             try connection.transaction { connection in
                 guard let session = try ConsoleLogins.session(token: token, on: connection) else { return nil }
-                // As `set local role` and `set local statement_timeout`, in one round trip.
-                try connection.execute("select set_config('role', \(session.role), true), set_config('statement_timeout', '10s', true)")
+                // As `set local role`, `set local statement_timeout` and `set local jit`, in one
+                // round trip. No JIT: at agency scale a page's cost estimates pass its threshold,
+                // and compiling took longer (160 ms) than running the query.
+                try connection.execute("""
+                    select set_config('role', \(session.role), true), set_config('statement_timeout', '10s', true),
+                           set_config('jit', 'off', true)
+                    """)
                 return try build(connection, session)
             }
         }

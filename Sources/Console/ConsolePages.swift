@@ -57,27 +57,32 @@ struct ConsolePages: Sendable {
 
     // The overview ----------------------------------------------------------------------------
 
-    func overview(_ session: ConsoleLogins.Session, refresh: Int, on connection: Connection) throws -> RenderedPage {
+    /// Sender accounts on one page of the overview.
+    static let accountsPageSize = 50
+
+    /// The overview, its accounts after account id `accountsAfter` (a page of them).
+    func overview(_ session: ConsoleLogins.Session, accountsAfter: Int64, refresh: Int, on connection: Connection) throws -> RenderedPage {
         var context = try frame(session, title: "Overview", on: connection)
         context["totals"] = try records("""
             select contacts, inmails_sent, free_inmails, credit_inmails, connection_messages, accepted, declined,
                    responders, coalesce(response_rate_pct, 0) as response_rate_pct, credits_spent, credits_back, waiting, failed
             from agency_report
             """, on: connection)
-        // The queue: the agency's jobs, unfinished or finished in the last hour.
-        context["queue"] = try records("""
-            select kind, state::text as state, count(*) as jobs
-            from reader_jobs(now() - interval '1 hour')
-            group by kind, state order by kind, state
+        // The queue: the agency's jobs, unfinished or finished in the last hour, and how long the
+        // oldest available one has waited.
+        let queue = try records("""
+            select kind, state::text as state, jobs,
+                   coalesce(to_char(justify_interval(date_trunc('second',
+                       clock_now() - min(earliest_run_at) filter (where state = 'available') over ())), 'HH24:MI:SS'),
+                       'none waiting') as oldest_available
+            from reader_job_counts(now() - interval '1 hour')
+            order by kind, state
             """, on: connection)
-        context["oldest"] = try records("""
-            select coalesce(to_char(justify_interval(date_trunc('second', clock_now() - min(run_at))), 'HH24:MI:SS'), 'none waiting')
-                   as oldest_available
-            from reader_jobs(now()) where state = 'available'
-            """, on: connection).first?["oldest_available"] ?? ""
+        context["queue"] = queue
+        context["oldest"] = queue.first?["oldest_available"] ?? "none waiting"
         let hour = try records("""
             with recent as materialized (
-                select finished_at, state, errors from reader_jobs(now() - interval '1 hour')
+                select finished_at, state, errors from reader_recent_jobs(now() - interval '1 hour')
             ),
             minutes as (
                 select g as bucket from generate_series(0, 11) g
@@ -104,7 +109,7 @@ struct ConsolePages: Sendable {
         context["errors"] = try records("""
             select j.id, j.kind, e->>'attempt' as attempt, to_char((e->>'at')::timestamptz at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS') as at,
                    left(e->>'error', 300) as error
-            from reader_jobs(now() - interval '1 day') j, jsonb_array_elements(j.errors) e
+            from reader_recent_jobs(now() - interval '1 day') j, jsonb_array_elements(j.errors) e
             order by (e->>'at')::timestamptz desc limit 10
             """, on: connection)
         context["campaigns"] = try records("""
@@ -112,14 +117,20 @@ struct ConsolePages: Sendable {
                    coalesce(response_rate_pct, 0) as response_rate_pct, credits_spent, waiting
             from campaign_report order by campaign_id
             """, on: connection)
-        context["accounts"] = try records("""
+        let accounts = try records("""
             select r.account_id, r.display_name, r.plan, r.status::text as status, r.credit_balance, r.credit_cap,
                    coalesce(u.inmails, 0) as inmails_today, a.daily_inmail_limit, r.inmails_sent, r.contacts_waiting
             from sender_report r
             join sender_accounts a on a.id = r.account_id
             left join daily_usage u on u.account_id = a.id and u.local_day = (clock_now() at time zone a.time_zone)::date
-            order by r.account_id
+            where r.account_id > \(accountsAfter)
+            order by r.account_id limit \(Self.accountsPageSize)
             """, on: connection)
+        context["accounts"] = accounts
+        if accounts.count == Self.accountsPageSize, let last = accounts.last?["account_id"] {
+            context["next_accounts"] = "\(Console.root)?accounts_after=\(last)#accounts"
+        }
+        if accountsAfter > 0 { context["first_accounts"] = "\(Console.root)#accounts" }
         return RenderedPage(html: render("overview", context), refresh: refresh)
     }
 
@@ -171,7 +182,7 @@ struct ConsolePages: Sendable {
 
     // A campaign ----------------------------------------------------------------------------------
 
-    func campaign(_ id: Int64, _ filter: PeopleFilter, _ session: ConsoleLogins.Session, on connection: Connection) throws -> RenderedPage {
+    func campaign(_ id: Int64, _ session: ConsoleLogins.Session, on connection: Connection) throws -> RenderedPage {
         let found = try records("""
             select campaign_id, workspace, campaign, status::text as status, contacts, inmails_sent, free_inmails,
                    credit_inmails, connection_messages, accepted, declined, responses, responders,
@@ -200,27 +211,47 @@ struct ConsolePages: Sendable {
             where c.campaign_id = \(id) and c.account_id is not null
             group by c.account_id, a.display_name order by c.account_id
             """, on: connection)
+        // One read of the campaign's messages: each counts on the day it was sent and on the day
+        // it was answered. (The business clock read once, not per message.)
         let days = try records("""
-            with days as (
-                select d::date as day from generate_series((clock_now() at time zone 'UTC')::date - 29,
-                                                           (clock_now() at time zone 'UTC')::date, interval '1 day') d
+            with now as (select clock_now() as now),
+            days as (
+                select d::date as day from now, generate_series((now at time zone 'UTC')::date - 29, (now at time zone 'UTC')::date,
+                                                                interval '1 day') d
             ),
-            sent as (
-                select (sent_at at time zone 'UTC')::date as day, count(*) as n from messages
-                where campaign_id = \(id) and state = 'sent' and sent_at >= clock_now() - interval '31 days' group by 1
-            ),
-            answered as (
-                select (m.responded_at at time zone 'UTC')::date as day, count(*) as n from messages m
-                where m.campaign_id = \(id) and m.responded_at >= clock_now() - interval '31 days' group by 1
+            events as (
+                select e.day, e.answered
+                from now, messages m
+                cross join lateral (values ((m.sent_at at time zone 'UTC')::date, false),
+                                           ((m.responded_at at time zone 'UTC')::date, true)) as e(day, answered)
+                where m.campaign_id = \(id) and m.state = 'sent'
+                  and (m.sent_at >= now - interval '31 days' or m.responded_at >= now - interval '31 days')
             )
-            select to_char(d.day, 'MM-DD') as label, coalesce(s.n, 0) as sent, coalesce(a.n, 0) as answered
-            from days d left join sent s on s.day = d.day left join answered a on a.day = d.day order by d.day
+            select to_char(d.day, 'MM-DD') as label, count(e.day) filter (where not e.answered) as sent,
+                   count(e.day) filter (where e.answered) as answered
+            from days d left join events e on e.day = d.day
+            group by d.day order by d.day
             """, on: connection)
         context["daily_chart"] = SVGChart.bars(
             labels: days.map { $0["label"] ?? "" },
             series: [("messages sent", days.map { Double($0["sent"] ?? "") ?? 0 }, "#2b6cb0"),
                      ("answered", days.map { Double($0["answered"] ?? "") ?? 0 }, "#2f7d4f")],
             title: "Messages sent and answered per day, last 30 days (UTC)")
+        return RenderedPage(html: render("campaign", context))
+    }
+
+    // A campaign's People ------------------------------------------------------------------------
+
+    /// A page of a campaign's People, filtered (a page of its own, so that paging reads only
+    /// the page: instant in a campaign of 100,000 contacts).
+    func people(_ id: Int64, _ filter: PeopleFilter, _ session: ConsoleLogins.Session, on connection: Connection) throws -> RenderedPage {
+        let found = try records("""
+            select c.id as campaign_id, c.name as campaign, w.name as workspace, c.status::text as status
+            from campaigns c join workspaces w on w.id = c.workspace_id where c.id = \(id)
+            """, on: connection)
+        guard let campaign = found.first else { return try notFound("campaign \(id)", session, on: connection) }
+        var context = try frame(session, title: "People · " + (campaign["campaign"] ?? ""), on: connection)
+        context["campaign"] = campaign
         let people = try records("""
             select contact_id, coalesce(nullif(concat_ws(' ', first_name, last_name), ''), member_key) as name,
                    coalesce(company, '') as company, member_key, status::text as status, coalesce(reason, '') as reason,
@@ -234,7 +265,7 @@ struct ConsolePages: Sendable {
             context["next_page"] = peopleLink(id, filter, after: last)
         }
         if filter.after > 0 { context["first_page"] = peopleLink(id, filter, after: nil) }
-        return RenderedPage(html: render("campaign", context))
+        return RenderedPage(html: render("people", context))
     }
 
     private func peopleLink(_ campaign: Int64, _ filter: PeopleFilter, after: String?) -> String {
@@ -244,7 +275,7 @@ struct ConsolePages: Sendable {
             query.append("q=\(encoded)")
         }
         if let after { query.append("after=\(after)") }
-        return "\(Console.root)/campaigns/\(campaign)?" + query.joined(separator: "&") + "#people"
+        return "\(Console.root)/campaigns/\(campaign)/people?" + query.joined(separator: "&")
     }
 
     // A job -------------------------------------------------------------------------------------------

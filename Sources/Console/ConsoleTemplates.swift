@@ -3,7 +3,7 @@
 enum ConsoleTemplates {
     static let all: [String: String] = [
         "top": top, "bottom": bottom, "login": login, "overview": overview, "account": account, "campaign": campaign,
-        "job": job, "not_found": notFound,
+        "people": people, "job": job, "not_found": notFound,
     ]
 
     static let style = """
@@ -82,6 +82,7 @@ enum ConsoleTemplates {
         <td class="n">{{inmails_today}} / {{daily_inmail_limit}}</td><td class="n">{{credit_balance}} / {{credit_cap}}</td>
         <td class="n">{{inmails_sent}}</td><td class="n">{{contacts_waiting}}</td></tr>{{/accounts}}
         </table>
+        <p>{{#first_accounts}}<a href="{{first_accounts}}">First accounts</a> {{/first_accounts}}{{#next_accounts}}<a id="next-accounts" href="{{next_accounts}}">Next accounts</a>{{/next_accounts}}</p>
         {{> bottom}}
         """
 
@@ -138,8 +139,17 @@ enum ConsoleTemplates {
         <td class="n">{{accepted}}</td><td class="n">{{declined}}</td><td class="n">{{responders}}</td><td class="n">{{follow_ups_sent}}</td>
         <td class="n">{{credits_spent}}</td><td class="n">{{credits_back}}</td></tr>{{/senders}}
         </table>
-        <h2 id="people">People</h2>
-        <form method="get" action="#people">
+        {{#campaign}}<p><a id="people-link" href="/console/campaigns/{{campaign_id}}/people">People: each of the {{contacts}} contacts, where it stands and why</a></p>{{/campaign}}
+        {{> bottom}}
+        """
+
+    static let people = """
+        {{> top}}
+        {{#campaign}}
+        <h1 id="people">People</h1>
+        <p class="muted"><a href="/console/campaigns/{{campaign_id}}">{{campaign}}</a> · {{workspace}} · {{status}}</p>
+        {{/campaign}}
+        <form method="get" action="/console/campaigns/{{#campaign}}{{campaign_id}}{{/campaign}}/people">
         <label>Status <select name="status"><option value="">any</option>
         {{#statuses}}<option{{#selected}} selected{{/selected}}>{{status}}</option>{{/statuses}}</select></label>
         <label>Name, company or profile <input name="q" value="{{search}}"></label> <button type="submit">Filter</button>

@@ -14,17 +14,17 @@ $$;
 
 create or replace function reader_workspaces(p_role name) returns bigint[]
 language sql stable security definer set search_path = pg_catalog, public as $$
-    select coalesce(array_agg(id), '{}') from workspaces where agency_id = reader_agency(p_role)
+    select coalesce(array_agg(id), '{}') from workspaces where agency_id = (select reader_agency(p_role))
 $$;
 
 create or replace function reader_accounts(p_role name) returns bigint[]
 language sql stable security definer set search_path = pg_catalog, public as $$
-    select coalesce(array_agg(a.id), '{}') from sender_accounts a where a.workspace_id = any(reader_workspaces(p_role))
+    select coalesce(array_agg(a.id), '{}') from sender_accounts a where a.workspace_id = any((select reader_workspaces(p_role))::bigint[])
 $$;
 
 create or replace function reader_campaigns(p_role name) returns bigint[]
 language sql stable security definer set search_path = pg_catalog, public as $$
-    select coalesce(array_agg(c.id), '{}') from campaigns c where c.workspace_id = any(reader_workspaces(p_role))
+    select coalesce(array_agg(c.id), '{}') from campaigns c where c.workspace_id = any((select reader_workspaces(p_role))::bigint[])
 $$;
 
 -- Tables ---------------------------------------------------------------------------------------
@@ -142,22 +142,43 @@ begin
 end $$;
 
 -- A reader's agency's jobs (readers are not granted the queue's tables, which hold every
--- agency's work): the unfinished ones and those finished since p_finished_since. A job belongs
--- to the agency whose sender account is its partition (sends, follow-ups, renewals). The role
--- defaults to the caller's (a default is evaluated where the function is called).
-create or replace function reader_jobs(p_finished_since timestamptz, p_role name default current_user)
-returns setof all_jobs
-language sql stable security definer set search_path = pg_catalog, public as $$
-    select * from queue_jobs_of((select coalesce(array_agg(a::text), '{}') from unnest(reader_accounts(p_role)) a),
-                                p_finished_since)
-$$;
+-- agency's work). A job belongs to the agency whose sender account is its partition (sends,
+-- follow-ups, renewals). The role defaults to the caller's (a default is evaluated where the
+-- function is called). PL/pgSQL hands the queue's function the partitions as a value, so it is
+-- inlined and planned with them.
+drop function if exists reader_jobs(timestamptz, name);  -- every job: counted and filtered by the page
 
--- One of the reader's agency's jobs by id, or nothing (whose ever else it is).
+-- The agency's jobs by kind and state (queue_job_counts_of): unfinished, or finished since
+-- p_finished_since.
+create or replace function reader_job_counts(p_finished_since timestamptz, p_role name default current_user)
+returns table (kind text, state job_state, jobs bigint, earliest_run_at timestamptz)
+language plpgsql stable security definer set search_path = pg_catalog, public as $$
+declare
+    partitions text[] := array(select a::text from unnest(reader_accounts(p_role)) a);
+begin
+    return query select * from queue_job_counts_of(partitions, p_finished_since);
+end $$;
+
+-- The agency's jobs attempted or finished since p_since (queue_recent_jobs_of).
+create or replace function reader_recent_jobs(p_since timestamptz, p_role name default current_user)
+returns setof all_jobs
+language plpgsql stable security definer set search_path = pg_catalog, public as $$
+declare
+    partitions text[] := array(select a::text from unnest(reader_accounts(p_role)) a);
+begin
+    return query select * from queue_recent_jobs_of(partitions, p_since);
+end $$;
+
+-- One of the reader's agency's jobs by id, or nothing (whose ever else it is): its partition is
+-- one of the agency's accounts, found by primary key (a partition key that is no account id
+-- matches none).
 create or replace function reader_job(p_id bigint, p_role name default current_user)
 returns setof all_jobs
 language sql stable security definer set search_path = pg_catalog, public as $$
     select j.* from queue_job_with_id(p_id) j
-    where j.partition_key = any(array(select a::text from unnest(reader_accounts(p_role)) a))
+    where exists (select from sender_accounts a
+                  where a.id = case when j.partition_key ~ '^[0-9]{1,18}$' then j.partition_key::bigint end
+                    and a.workspace_id = any((select reader_workspaces(p_role))::bigint[]))
 $$;
 
 -- A page of the People view of one of the reader's agency's campaigns (contact_progress reads
@@ -169,7 +190,7 @@ create or replace function reader_people(p_campaign bigint, p_status contact_sta
 returns setof contact_progress
 language sql stable security definer set search_path = pg_catalog, public as $$
     select p.* from contact_progress p
-    where p.campaign_id = p_campaign and p_campaign = any(reader_campaigns(p_role))
+    where p.campaign_id = p_campaign and p_campaign = any((select reader_campaigns(p_role))::bigint[])
       and (p_status is null or p.status = p_status)
       and (p_search is null
            or concat_ws(' ', p.first_name, p.last_name, p.company, p.member_key)
@@ -196,8 +217,17 @@ begin
     end loop;
 end $$;
 
--- A reader: its agency's rows only, each table by the key that leads to the agency. The
--- subselects make each filter an init plan, computed once per query rather than once per row.
+-- A reader: its agency's rows only. The agency's own rows and its workspaces' rows are found
+-- by key (a subselect makes the agency's few workspaces an init plan, computed once per query);
+-- every other row is visible when the row it belongs to is (its account, campaign or message),
+-- whose own policy decides. Never an array test like `account_id = any(...)`: an agency of
+-- 100,000 accounts would make it compare each row with each of them.
+-- - By account or message: a scalar subquery, a probe of that row's primary key per row. (An
+--   EXISTS may be planned as a hash of all the agency's accounts or messages, built for every
+--   query: with a row count misestimated, a page of 80 rows chose a 20-million-row index scan
+--   to avoid building one.)
+-- - By campaign: EXISTS, which the planner makes a probe per row for a page of rows, or a hash
+--   of the agency's few campaigns for a scan of many.
 create policy inmailq_agency_reader on agencies for select to inmailq_reader
     using (id = (select reader_agency(current_user)));
 create policy inmailq_agency_reader on workspaces for select to inmailq_reader
@@ -211,28 +241,28 @@ create policy inmailq_agency_reader on do_not_contact for select to inmailq_read
 create policy inmailq_agency_reader on contacts for select to inmailq_reader
     using (workspace_id = any((select reader_workspaces(current_user))::bigint[]));
 create policy inmailq_agency_reader on credit_grants for select to inmailq_reader
-    using (account_id = any((select reader_accounts(current_user))::bigint[]));
+    using ((select true from sender_accounts a where a.id = credit_grants.account_id));
 create policy inmailq_agency_reader on credit_ledger for select to inmailq_reader
-    using (account_id = any((select reader_accounts(current_user))::bigint[]));
+    using ((select true from sender_accounts a where a.id = credit_ledger.account_id));
 create policy inmailq_agency_reader on renewal_cycles for select to inmailq_reader
-    using (account_id = any((select reader_accounts(current_user))::bigint[]));
+    using ((select true from sender_accounts a where a.id = renewal_cycles.account_id));
 create policy inmailq_agency_reader on reservations for select to inmailq_reader
-    using (account_id = any((select reader_accounts(current_user))::bigint[]));
+    using ((select true from sender_accounts a where a.id = reservations.account_id));
 create policy inmailq_agency_reader on daily_usage for select to inmailq_reader
-    using (account_id = any((select reader_accounts(current_user))::bigint[]));
+    using ((select true from sender_accounts a where a.id = daily_usage.account_id));
 create policy inmailq_agency_reader on campaign_steps for select to inmailq_reader
-    using (campaign_id = any((select reader_campaigns(current_user))::bigint[]));
+    using (exists (select from campaigns c where c.id = campaign_steps.campaign_id));
 create policy inmailq_agency_reader on campaign_senders for select to inmailq_reader
-    using (campaign_id = any((select reader_campaigns(current_user))::bigint[]));
+    using (exists (select from campaigns c where c.id = campaign_senders.campaign_id));
 create policy inmailq_agency_reader on contact_searches for select to inmailq_reader
-    using (campaign_id = any((select reader_campaigns(current_user))::bigint[]));
+    using (exists (select from campaigns c where c.id = contact_searches.campaign_id));
 create policy inmailq_agency_reader on messages for select to inmailq_reader
-    using (campaign_id = any((select reader_campaigns(current_user))::bigint[]));
+    using (exists (select from campaigns c where c.id = messages.campaign_id));
 -- A counter row's campaign and account (whichever it names) are both the reader's.
 create policy inmailq_agency_reader on message_counts for select to inmailq_reader
-    using (coalesce(campaign_id = any((select reader_campaigns(current_user))::bigint[]), true)
-           and coalesce(account_id = any((select reader_accounts(current_user))::bigint[]), true));
+    using ((campaign_id is null or exists (select from campaigns c where c.id = message_counts.campaign_id))
+           and (account_id is null or (select true from sender_accounts a where a.id = message_counts.account_id)));
 create policy inmailq_agency_reader on contact_counts for select to inmailq_reader
-    using (campaign_id = any((select reader_campaigns(current_user))::bigint[]));
+    using (exists (select from campaigns c where c.id = contact_counts.campaign_id));
 create policy inmailq_agency_reader on responses for select to inmailq_reader
-    using (message_id in (select id from messages));  -- messages' own policy narrows it
+    using ((select true from messages m where m.id = responses.message_id));

@@ -134,7 +134,8 @@ $$;
 -- Credits held by unsettled reservations: they may come back, so headroom under the cap counts them.
 create or replace function credit_held(p_account bigint) returns integer
 language sql stable as $$
-    select count(*)::integer from reservations where account_id = p_account and state = 'held' and grant_id is not null
+    select count(*)::integer from reservations
+    where account_id = p_account and settled_at is null and grant_id is not null  -- held (reservations_held_idx)
 $$;
 
 create or replace function credit_ledger_append_only() returns trigger
@@ -820,7 +821,7 @@ begin
         raise exception 'account % is already cancelled', p_account using errcode = '55000';
     end if;
     perform expire_credits(p_account);  -- what expired is booked as expired, not as cancelled
-    for held in select id from reservations where account_id = p_account and state = 'held' loop
+    for held in select id from reservations where account_id = p_account and settled_at is null loop  -- held
         perform release_reservation(held.id, 'subscription cancelled');
     end loop;
     for g in select id, remaining from credit_grants where account_id = p_account and remaining > 0 loop

@@ -464,7 +464,7 @@ declare
 begin
     for orphan in
         select r.id, r.delivery_key from reservations r
-        where r.state = 'held' and r.reserved_at < clock_now() - interval '10 minutes'
+        where r.settled_at is null and r.reserved_at < clock_now() - interval '10 minutes'  -- held
           and not exists (select 1 from queue_job(r.delivery_key))
           and not exists (select 1 from queue_jobs_in(r.account_id::text, jsonb_build_object('delivery_key', r.delivery_key)))
           and not exists (select 1 from messages m where m.delivery_key = r.delivery_key and m.state = 'sending')
@@ -956,7 +956,9 @@ select a.id as account_id, a.workspace_id, a.display_name, p.name as plan, a.sta
        (select count(*) from contacts ct where ct.sender_account_id = a.id and ct.status = 'waiting') as contacts_waiting
 from sender_accounts a
 join plans p on p.code = a.plan_code
-left join message_stats s on s.account_id = a.id and s.campaign_id is null;
+-- Per account (OFFSET 0 keeps the planner from flattening this into a join with every account's
+-- sums): a page of accounts, or one, reads only its own counters.
+left join lateral (select * from message_stats where account_id = a.id and campaign_id is null offset 0) s on true;
 
 -- Delivery through a gateway --------------------------------------------------------------------
 

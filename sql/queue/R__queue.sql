@@ -134,14 +134,29 @@ language sql stable as $$
     select id, kind, args, state, run_at from jobs where unique_key = p_unique_key
 $$;
 
--- The jobs of some partitions, for a dashboard of one tenant's work: every unfinished one, and
--- those finished since p_finished_since (job_history found by its finished_at BRIN index).
-create or replace function queue_jobs_of(p_partitions text[], p_finished_since timestamptz)
+-- For a dashboard of one tenant's work, two views of the jobs of some partitions. Each reads
+-- the partitions as a hashed semi-join (`= any(p_partitions)` would compare each job with every
+-- partition), and job_history by its finished_at BRIN index.
+drop function if exists queue_jobs_of(text[], timestamptz);  -- every job, by the caller counted
+
+-- How many jobs of each kind and state: every unfinished one and those finished since
+-- p_finished_since; with the earliest run_at of each (for an available job: how long it waited).
+create or replace function queue_job_counts_of(p_partitions text[], p_finished_since timestamptz)
+returns table (kind text, state job_state, jobs bigint, earliest_run_at timestamptz)
+language sql stable as $$
+    select kind, state, count(*), min(run_at) from all_jobs
+    where partition_key in (select unnest(p_partitions)) and (finished_at is null or finished_at >= p_finished_since)
+    group by kind, state
+$$;
+
+-- The jobs that have changed since p_since: unfinished ones attempted since (a failed attempt
+-- leaves its error), and those finished since.
+create or replace function queue_recent_jobs_of(p_partitions text[], p_since timestamptz)
 returns setof all_jobs
 language sql stable as $$
     select * from all_jobs
-    -- A semi-join, hashed: `= any(p_partitions)` would compare each job with every partition.
-    where partition_key in (select unnest(p_partitions)) and (finished_at is null or finished_at >= p_finished_since)
+    where partition_key in (select unnest(p_partitions))
+      and (attempted_at >= p_since and finished_at is null or finished_at >= p_since)
 $$;
 
 -- One job by id, unfinished or finished (job_history found by its id BRIN index).

@@ -117,7 +117,8 @@ struct ConsoleTests {
     func signInRules() throws {
         let world = try TwoAgencies()
         let browser = world.browser()
-        for path in ["/console", "/console/campaigns/\(world.campaignA)", "/console/accounts/\(world.accountA)", "/console/jobs/\(world.jobA)"] {
+        for path in ["/console", "/console/campaigns/\(world.campaignA)", "/console/campaigns/\(world.campaignA)/people",
+                     "/console/accounts/\(world.accountA)", "/console/jobs/\(world.jobA)"] {
             let answer = try browser.get(path)
             #expect(answer.status == 303 && answer.location == "/console/login", "\(path): \(answer.status)")
         }
@@ -167,9 +168,12 @@ struct ConsoleTests {
         #expect(overview.body.contains("/console/accounts/\(world.accountA)\"") && !overview.body.contains("/console/accounts/\(world.accountB)\""))
         #expect(overview.body.contains("<td>inmail.send</td><td>completed</td><td class=\"n\">3</td>"), "A's three sends, not B's one")
         #expect(overview.body.contains("<svg"))
+        // The accounts are paged by id: after A's only account, none, and a way back to the first.
+        let later = try a.get("/console?accounts_after=\(world.accountA)")
+        #expect(later.status == 200 && !later.body.contains("/console/accounts/\(world.accountA)\"") && later.body.contains("First accounts"))
 
         for path in ["/console/campaigns/\(world.campaignB)", "/console/accounts/\(world.accountB)", "/console/jobs/\(world.jobB)",
-                     "/console/campaigns/999999", "/console/campaigns/\(world.campaignB)?status=sent"] {
+                     "/console/campaigns/999999", "/console/campaigns/\(world.campaignB)/people?status=sent"] {
             let answer = try a.get(path)
             #expect(answer.status == 404, "\(path): \(answer.status)")
             #expect(!answer.body.contains("dee-b") && !answer.body.contains("agency B"))
@@ -180,7 +184,7 @@ struct ConsoleTests {
 
         let b = world.browser()
         #expect(try b.signIn("agency-b", TwoAgencies.passwordB).status == 303)
-        let campaignB = try b.get("/console/campaigns/\(world.campaignB)")
+        let campaignB = try b.get("/console/campaigns/\(world.campaignB)/people")
         #expect(campaignB.status == 200 && campaignB.body.contains("in:dee-b"))
         #expect(try b.get("/console/campaigns/\(world.campaignA)").status == 404)
 
@@ -191,15 +195,19 @@ struct ConsoleTests {
             try connection.execute(SQL(unsafeText: "set local role \(quoteIdentifier(role))"))
             return try connection.queryOne("""
                 select (select count(*) from campaigns) as campaigns, (select count(*) from contacts where campaign_id = \(world.campaignB)) as b_contacts,
-                       (select count(*) from reader_jobs(now() - interval '1 day')) as jobs,
-                       (select count(*) from reader_jobs(now() - interval '1 day') where partition_key = \(String(world.accountB))) as b_jobs,
+                       (select sum(jobs) from reader_job_counts(now() - interval '1 day')) as jobs,
+                       (select count(*) from reader_recent_jobs(now() - interval '1 day')) as recent_jobs,
+                       (select count(*) from reader_recent_jobs(now() - interval '1 day') where partition_key = \(String(world.accountB))) as b_jobs,
+                       (select count(*) from reader_job(\(world.jobB))) as job_b,
                        (select count(*) from reader_people(\(world.campaignB), null, null, 0, 50)) as b_people
                 """)
         }
         #expect(try counts.decode(Int.self, "campaigns") == 1)
         #expect(try counts.decode(Int.self, "b_contacts") == 0)
         #expect(try counts.decode(Int.self, "jobs") >= 3)
+        #expect(try counts.decode(Int.self, "recent_jobs") >= 3)
         #expect(try counts.decode(Int.self, "b_jobs") == 0)
+        #expect(try counts.decode(Int.self, "job_b") == 0)
         #expect(try counts.decode(Int.self, "b_people") == 0)
     }
 
@@ -208,27 +216,30 @@ struct ConsoleTests {
         let world = try TwoAgencies()
         let browser = world.browser()
         #expect(try browser.signIn("agency-a", TwoAgencies.passwordA).status == 303)
-        let page = try browser.get("/console/campaigns/\(world.campaignA)")
-        #expect(page.status == 200)
+        let campaign = try browser.get("/console/campaigns/\(world.campaignA)")
+        #expect(campaign.status == 200)
         // Step 0: three InMails sent, one accepted (R-rules count it once).
-        #expect(page.body.contains("<tr><td>0</td><td class=\"n\">3</td><td class=\"n\">1</td>"), "\(page.body)")
-        #expect(page.body.contains("Messages sent and answered per day"))
+        #expect(campaign.body.contains("<tr><td>0</td><td class=\"n\">3</td><td class=\"n\">1</td>"), "\(campaign.body)")
+        #expect(campaign.body.contains("Messages sent and answered per day"))
+        #expect(campaign.body.contains("href=\"/console/campaigns/\(world.campaignA)/people\""))
+        let page = try browser.get("/console/campaigns/\(world.campaignA)/people")
+        #expect(page.status == 200)
         // 63 contacts: the first page holds 50 in id order and links to the rest.
         let rows = page.body.components(separatedBy: "<td class=\"n\">").count
         #expect(page.body.contains("in:ann-a") || page.body.contains("Ann"))
         #expect(!page.body.contains("in:waiting-60"))
         let next = try #require(page.body.range(of: "id=\"next-page\" href=\"").map { String(page.body[$0.upperBound...].prefix { $0 != "\"" }) })
-        let second = try browser.get(next.replacingOccurrences(of: "&amp;", with: "&").replacingOccurrences(of: "#people", with: ""))
+        let second = try browser.get(next.replacingOccurrences(of: "&amp;", with: "&"))
         #expect(second.status == 200 && second.body.contains("in:waiting-60") && !second.body.contains("in:ann-a"))
         #expect(!second.body.contains("id=\"next-page\""))
         #expect(rows > 50)
 
-        let accepted = try browser.get("/console/campaigns/\(world.campaignA)?status=accepted")
+        let accepted = try browser.get("/console/campaigns/\(world.campaignA)/people?status=accepted")
         #expect(accepted.body.contains("in:bob-a") && !accepted.body.contains("in:ann-a") && !accepted.body.contains("in:waiting-1<"))
-        let search = try browser.get("/console/campaigns/\(world.campaignA)?q=waiting-5")
+        let search = try browser.get("/console/campaigns/\(world.campaignA)/people?q=waiting-5")
         #expect(search.body.contains("in:waiting-5<") && search.body.contains("in:waiting-59") && !search.body.contains("in:waiting-4<"))
         // A search is text, never a pattern: % matches a percent sign only.
-        let pattern = try browser.get("/console/campaigns/\(world.campaignA)?q=%25")
+        let pattern = try browser.get("/console/campaigns/\(world.campaignA)/people?q=%25")
         #expect(pattern.status == 200 && pattern.body.contains("no contacts here"))
     }
 
