@@ -62,7 +62,7 @@ public final class Console: Sendable {
 
     /// Adds the console's routes to `router`.
     public func register(on router: Router<BasicRequestContext>) {
-        router.get(RouterPath(Self.root + "/login")) { request, _ in self.loginForm(request, failed: false) }
+        router.get(RouterPath(Self.root + "/login")) { request, _ in self.loginForm(request, failure: nil) }
         router.post(RouterPath(Self.root + "/login")) { request, _ in try await self.signIn(request) }
         router.post(RouterPath(Self.root + "/logout")) { request, _ in try await self.signOut(request) }
         router.get(RouterPath(Self.root)) { request, _ in
@@ -122,9 +122,30 @@ public final class Console: Sendable {
         return html(rendered.status, rendered.html, headers: rendered.refresh.map { [.refresh: "\($0)"] } ?? [:])
     }
 
-    private func loginForm(_ request: Request, failed: Bool) -> Response {
+    /// Why the sign-in form is shown again.
+    enum SignInFailure {
+        case wrongPassword
+        case throttled(until: String)
+    }
+
+    /// The sign-in form with a fresh CSRF cookie: 200, or 401 after a wrong password, or 429
+    /// (with Retry-After) while the login is throttled.
+    private func loginForm(_ request: Request, failure: SignInFailure?) -> Response {
         let csrf = ConsoleLogins.randomToken()
-        var response = html(failed ? .unauthorized : .ok, pages.login(csrf: csrf, failed: failed))
+        var context: [String: Any] = ["csrf": csrf]
+        var status = HTTPResponse.Status.ok
+        var headers: HTTPFields = [:]
+        switch failure {
+        case nil: break
+        case .wrongPassword:
+            status = .unauthorized
+            context["failed"] = true
+        case .throttled(let until):
+            status = .tooManyRequests
+            context["throttled_until"] = until
+            headers[.retryAfter] = "\(Int(ConsoleLogins.throttleWindow.components.seconds))"
+        }
+        var response = html(status, pages.render("login", context), headers: headers)
         response.headers[values: .setCookie] = [cookie(Self.loginCookie, csrf, maxAge: 3600)]
         return response
     }
@@ -140,12 +161,19 @@ public final class Console: Sendable {
         let login = (form["login"] ?? "").trimmingCharacters(in: .whitespaces).lowercased()
         let password = form["password"] ?? ""
         let lifetime = settings.sessionLifetime
-        let token = try await database { connection in
+        let outcome = try await database { connection in
             try ConsoleLogins.signIn(login: login, password: password, lifetime: lifetime, on: connection)
         }
-        guard let token else {
+        let token: String
+        switch outcome {
+        case .signedIn(let signedIn):
+            token = signedIn
+        case .refused:
             logger.notice("console sign-in refused", metadata: ["login": "\(login)"])
-            return loginForm(request, failed: true)
+            return loginForm(request, failure: .wrongPassword)
+        case .throttled(let until):
+            logger.warning("console sign-in throttled", metadata: ["login": "\(login)", "until": "\(until)"])
+            return loginForm(request, failure: .throttled(until: until))
         }
         logger.info("console sign-in", metadata: ["login": "\(login)"])
         var response = Self.redirect(to: Self.root)

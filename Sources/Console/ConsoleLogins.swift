@@ -39,7 +39,7 @@ public enum ConsoleLogins {
             // this agency, so two operators adding the same name at once cannot take one over.
             let stored = try connection.execute("""
                 insert into console_logins (login, agency_id, password_hash) values (\(login), \(agency), \(hash))
-                on conflict (login) do update set password_hash = excluded.password_hash
+                on conflict (login) do update set password_hash = excluded.password_hash, failed_sign_ins = 0
                 where console_logins.agency_id = excluded.agency_id
                 """)
             if stored == 0 {
@@ -62,19 +62,60 @@ public enum ConsoleLogins {
     /// time as a wrong password.
     private static let decoyHash = Bcrypt.hash("not a password of anyone's", cost: bcryptCost)
 
-    /// A new session's token when `password` is `login`'s, else nil. Deletes expired sessions.
-    static func signIn(login: String, password: String, lifetime: Duration, on connection: Connection) throws -> String? {
-        let stored = try connection.query("select password_hash from console_logins where login = \(login)").first
-        let hash = try stored?.decode(String.self, "password_hash")
-        guard Bcrypt.verify(password, hash: hash ?? decoyHash), hash != nil else { return nil }
-        let token = randomToken()
-        try connection.execute("""
-            with expired as (delete from console_sessions where expires_at < now())
-            insert into console_sessions (token_sha256, login, csrf_token, expires_at)
-            values (sha256(convert_to(\(token), 'UTF8')), \(login), \(randomToken()),
-                    now() + \(Int(lifetime.components.seconds)) * interval '1 second')
-            """)
-        return token
+    /// Failed sign-ins in a row a login may have before it is throttled.
+    public static let allowedFailures = 5
+    /// How long after its last failure a throttled login waits, and how close failures must
+    /// follow each other to count as in a row.
+    public static let throttleWindow: Duration = .seconds(15 * 60)
+
+    /// What became of a sign-in.
+    enum SignIn: Equatable {
+        /// Signed in: the new session's token.
+        case signedIn(token: String)
+        /// Unknown login or wrong password.
+        case refused
+        /// Too many failures in a row: refused, the password unchecked, until `until`.
+        case throttled(until: String)
+    }
+
+    /// Signs `login` in with `password`: a new session when it is the login's password and the
+    /// login is not throttled. Counts failures (`allowedFailures`, `throttleWindow`); the login's
+    /// row stays locked while its password is checked, so guesses sent at once are counted one
+    /// after another. Deletes expired sessions.
+    static func signIn(login: String, password: String, lifetime: Duration, on connection: Connection) throws -> SignIn {
+        let window = Int(throttleWindow.components.seconds)
+        return try connection.transaction { connection in
+            let stored = try connection.query("""
+                select password_hash,
+                       case when failed_sign_ins >= \(allowedFailures)
+                                 and last_failed_sign_in > now() - \(window) * interval '1 second'
+                            then to_char((last_failed_sign_in + \(window) * interval '1 second') at time zone 'UTC', 'HH24:MI') || ' UTC'
+                       end as throttled_until
+                from console_logins where login = \(login) for update
+                """).first
+            if let until = try stored?.decode(String?.self, "throttled_until") { return .throttled(until: until) }
+            let hash = try stored?.decode(String.self, "password_hash")
+            guard Bcrypt.verify(password, hash: hash ?? decoyHash), hash != nil else {
+                // A failure follows the last one in a row when it comes within the window.
+                try connection.execute("""
+                    update console_logins
+                    set failed_sign_ins = case when last_failed_sign_in > now() - \(window) * interval '1 second'
+                                               then failed_sign_ins + 1 else 1 end,
+                        last_failed_sign_in = now()
+                    where login = \(login)
+                    """)
+                return .refused
+            }
+            let token = randomToken()
+            try connection.execute("""
+                with expired as (delete from console_sessions where expires_at < now()),
+                good as (update console_logins set failed_sign_ins = 0 where login = \(login) and failed_sign_ins > 0)
+                insert into console_sessions (token_sha256, login, csrf_token, expires_at)
+                values (sha256(convert_to(\(token), 'UTF8')), \(login), \(randomToken()),
+                        now() + \(Int(lifetime.components.seconds)) * interval '1 second')
+                """)
+            return .signedIn(token: token)
+        }
     }
 
     /// The unexpired session of `token`, or nil.

@@ -42,10 +42,6 @@ struct ConsolePages: Sendable {
         templates.render(context, withTemplate: name) ?? "template \(name) is missing"
     }
 
-    func login(csrf: String, failed: Bool) -> String {
-        render("login", ["csrf": csrf, "failed": failed])
-    }
-
     /// What every signed-in page shows at its top.
     private func frame(_ session: ConsoleLogins.Session, title: String, on connection: Connection) throws -> [String: Any] {
         let top = try records("""

@@ -38,6 +38,7 @@ enum ConsoleTemplates {
         <body><header><span class="agency">inmailq console</span></header><main>
         <h1>Sign in</h1>
         {{#failed}}<p class="bad" id="failed">Wrong login or password.</p>{{/failed}}
+        {{#throttled_until}}<p class="bad" id="throttled">Too many failed sign-ins for this login: try again after {{throttled_until}}.</p>{{/throttled_until}}
         <form method="post" action="/console/login">
         <input type="hidden" name="csrf" value="{{csrf}}">
         <p><label>Login <input name="login" autocomplete="username" required></label></p>

@@ -21,7 +21,7 @@ struct ConsoleCommand: ParsableCommand {
             discussion: """
                 The password is read from INMAILQ_CONSOLE_PASSWORD, else from --password-file (its \
                 first line), else one is made up and printed once. At least \(ConsoleLogins.minimumPasswordLength) \
-                characters. A new password ends the login's sessions. Run it as the database's owner \
+                characters. A new password ends the login's sessions and lifts a sign-in throttle. Run it as the database's owner \
                 (it makes the agency's reader role on first use).
                 """)
 

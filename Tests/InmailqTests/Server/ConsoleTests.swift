@@ -157,6 +157,27 @@ struct ConsoleTests {
         #expect(try browser.get("/console").status == 303)
     }
 
+    @Test("five failed sign-ins in a row throttle a login, kept in the database: 429 with the right password, until 15 minutes after the last")
+    func signInThrottle() throws {
+        let world = try TwoAgencies()
+        let browser = world.browser()
+        for _ in 1...ConsoleLogins.allowedFailures {
+            #expect(try browser.signIn("agency-a", "not-the-password").status == 401)
+        }
+        let throttled = try browser.signIn("agency-a", TwoAgencies.passwordA)
+        #expect(throttled.status == 429 && throttled.body.contains("Too many failed sign-ins for this login"), "\(throttled.status)")
+        #expect(try world.fixture.count("select count(*) from console_sessions") == 0)
+        // Another login is not held back by agency A's.
+        #expect(try world.browser().signIn("agency-b", TwoAgencies.passwordB).status == 303)
+
+        // Failures apart by more than the window do not add up; past it, the right password works and the count starts over.
+        try world.fixture.connection.execute("update console_logins set last_failed_sign_in = now() - interval '16 minutes' where login = 'agency-a'")
+        #expect(try browser.signIn("agency-a", "not-the-password").status == 401)
+        #expect(try world.fixture.count("select failed_sign_ins from console_logins where login = 'agency-a'") == 1)
+        #expect(try browser.signIn("agency-a", TwoAgencies.passwordA).status == 303)
+        #expect(try world.fixture.count("select failed_sign_ins from console_logins where login = 'agency-a'") == 0)
+    }
+
     @Test("each agency sees its own queue, accounts, campaigns and jobs; another agency's ids are not found")
     func agencyIsolation() throws {
         let world = try TwoAgencies()
