@@ -144,30 +144,29 @@ end $$;
 -- A reader's agency's jobs (readers are not granted the queue's tables, which hold every
 -- agency's work). A job belongs to the agency whose sender account is its partition (sends,
 -- follow-ups, renewals). The role defaults to the caller's (a default is evaluated where the
--- function is called). PL/pgSQL hands the queue's function the partitions as a value, so it is
--- inlined and planned with them.
+-- function is called).
 drop function if exists reader_jobs(timestamptz, name);  -- every job: counted and filtered by the page
 
+-- The agency's sender accounts as the queue's partition keys.
+create or replace function reader_partitions(p_role name) returns text[]
+language sql stable security definer set search_path = pg_catalog, public as $$
+    select array(select a::text from unnest(reader_accounts(p_role)) a)
+$$;
+
 -- The agency's jobs by kind and state (queue_job_counts_of): unfinished, or finished since
--- p_finished_since.
+-- p_finished_since. (An argument without a subquery lets the queue's function be inlined.)
 create or replace function reader_job_counts(p_finished_since timestamptz, p_role name default current_user)
 returns table (kind text, state job_state, jobs bigint, earliest_run_at timestamptz)
-language plpgsql stable security definer set search_path = pg_catalog, public as $$
-declare
-    partitions text[] := array(select a::text from unnest(reader_accounts(p_role)) a);
-begin
-    return query select * from queue_job_counts_of(partitions, p_finished_since);
-end $$;
+language sql stable security definer set search_path = pg_catalog, public as $$
+    select * from queue_job_counts_of(reader_partitions(p_role), p_finished_since)
+$$;
 
 -- The agency's jobs attempted or finished since p_since (queue_recent_jobs_of).
 create or replace function reader_recent_jobs(p_since timestamptz, p_role name default current_user)
 returns setof all_jobs
-language plpgsql stable security definer set search_path = pg_catalog, public as $$
-declare
-    partitions text[] := array(select a::text from unnest(reader_accounts(p_role)) a);
-begin
-    return query select * from queue_recent_jobs_of(partitions, p_since);
-end $$;
+language sql stable security definer set search_path = pg_catalog, public as $$
+    select * from queue_recent_jobs_of(reader_partitions(p_role), p_since)
+$$;
 
 -- One of the reader's agency's jobs by id, or nothing (whose ever else it is): its partition is
 -- one of the agency's accounts, found by primary key (a partition key that is no account id
