@@ -413,9 +413,7 @@ end $$;
 -- For record_deliveries and resolve_stuck_send only.
 drop function if exists mark_delivered(bigint, text);  -- one message at a time
 create or replace function mark_delivered(p_messages bigint[], p_receipts text[], p_chats text[] default null) returns void
-language plpgsql
-set plan_cache_mode = force_custom_plan  -- as reserve_sends
-as $$
+language plpgsql as $$
 declare
     marked bigint[];
     spent bigint[];
@@ -423,23 +421,27 @@ declare
     follow_up record;
     now_business timestamptz := clock_now();
 begin
+    -- Planned on each call, as reserve_sends' statement is ($1 p_messages, $2 p_receipts,
+    -- $3 p_chats, $4 now_business).
+    execute $q$
     with delivered as (
         select d.message_id, d.receipt, d.chat
-        from unnest(p_messages, p_receipts, p_chats) as d(message_id, receipt, chat)  -- no chats: all null
+        from unnest($1, $2, $3) as d(message_id, receipt, chat)  -- no chats: all null
     ),
     sent as (
         update messages m
-        set state = 'sent', receipt = d.receipt, sent_at = now_business, chat_id = coalesce(d.chat, m.chat_id)
+        set state = 'sent', receipt = d.receipt, sent_at = $4, chat_id = coalesce(d.chat, m.chat_id)
         from delivered d
         where m.id = d.message_id and m.state = 'sending'
         returning m.id, m.reservation_id, m.contact_id, m.step
     ),
     moved as (
-        update contacts c set status = case when s.step = 0 then 'sent' else c.status end, last_event_at = now_business
+        update contacts c set status = case when s.step = 0 then 'sent' else c.status end, last_event_at = $4
         from sent s
         where c.id = s.contact_id
     )
-    select coalesce(array_agg(s.id), '{}'), coalesce(array_agg(s.reservation_id), '{}') into marked, spent from sent s;
+    select coalesce(array_agg(s.id), '{}'), coalesce(array_agg(s.reservation_id), '{}') from sent s
+    $q$ into marked, spent using p_messages, p_receipts, p_chats, now_business;
     select m into missing from unnest(p_messages) m where not m = any(marked) limit 1;
     if found then
         raise exception 'message % is not being sent', missing using errcode = '55000';
