@@ -146,7 +146,7 @@ public final class Console: Sendable {
             headers[.retryAfter] = "\(Int(ConsoleLogins.throttleWindow.components.seconds))"
         }
         var response = html(status, pages.render("login", context), headers: headers)
-        response.headers[values: .setCookie] = [cookie(Self.loginCookie, csrf, maxAge: 3600)]
+        response.setCookie(cookie(Self.loginCookie, csrf, maxAge: 3600))
         return response
     }
 
@@ -155,11 +155,11 @@ public final class Console: Sendable {
         let form = try await Self.form(request)
         // The sign-in form's token must come back in its cookie (double submit): another site
         // cannot sign a browser in under an account of its choosing.
-        guard let given = form["csrf"], let expected = Self.cookie(Self.loginCookie, in: request),
+        guard let given = form.csrf, let expected = Self.cookie(Self.loginCookie, in: request),
               Self.constantTimeEqual(given, expected)
         else { return Self.forbidden("the sign-in form expired: load it again") }
-        let login = (form["login"] ?? "").trimmingCharacters(in: .whitespaces).lowercased()
-        let password = form["password"] ?? ""
+        let login = (form.login ?? "").trimmingCharacters(in: .whitespaces).lowercased()
+        let password = form.password ?? ""
         let lifetime = settings.sessionLifetime
         let outcome = try await database { connection in
             try ConsoleLogins.signIn(login: login, password: password, lifetime: lifetime, on: connection)
@@ -177,9 +177,8 @@ public final class Console: Sendable {
         }
         logger.info("console sign-in", metadata: ["login": "\(login)"])
         var response = Self.redirect(to: Self.root)
-        response.headers[values: .setCookie] = [
-            cookie(Self.sessionCookie, token, maxAge: Int(lifetime.components.seconds)), cookie(Self.loginCookie, "", maxAge: 0),
-        ]
+        response.setCookie(cookie(Self.sessionCookie, token, maxAge: Int(lifetime.components.seconds)))
+        response.setCookie(cookie(Self.loginCookie, "", maxAge: 0))
         return response
     }
 
@@ -189,13 +188,13 @@ public final class Console: Sendable {
         let form = try await Self.form(request)
         let signedOut: Bool = try await database { connection in
             guard let session = try ConsoleLogins.session(token: token, on: connection) else { return true }
-            guard let given = form["csrf"], Self.constantTimeEqual(given, session.csrfToken) else { return false }
+            guard let given = form.csrf, Self.constantTimeEqual(given, session.csrfToken) else { return false }
             try ConsoleLogins.signOut(token: token, on: connection)
             return true
         }
         guard signedOut else { return Self.forbidden("the form's token does not match the session") }
         var response = Self.redirect(to: Self.root + "/login")
-        response.headers[values: .setCookie] = [cookie(Self.sessionCookie, "", maxAge: 0)]
+        response.setCookie(cookie(Self.sessionCookie, "", maxAge: 0))
         return response
     }
 
@@ -221,8 +220,8 @@ public final class Console: Sendable {
         return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 
-    private func cookie(_ name: String, _ value: String, maxAge: Int) -> String {
-        "\(name)=\(value); Path=\(Self.root); Max-Age=\(maxAge); HttpOnly; SameSite=Strict" + (settings.secureCookies ? "; Secure" : "")
+    private func cookie(_ name: String, _ value: String, maxAge: Int) -> Cookie {
+        Cookie(name: name, value: value, maxAge: maxAge, path: Self.root, secure: settings.secureCookies, httpOnly: true, sameSite: .strict)
     }
 
     static func redirect(to path: String) -> Response {
@@ -244,28 +243,24 @@ public final class Console: Sendable {
         return sourceHost + port == host
     }
 
+    /// The request's cookie `name`, unless missing or empty.
     static func cookie(_ name: String, in request: Request) -> String? {
-        for header in request.headers[values: .cookie] {
-            for pair in header.split(separator: ";") {
-                let parts = pair.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
-                if parts.count == 2, parts[0] == name, !parts[1].isEmpty { return String(parts[1]) }
-            }
-        }
-        return nil
+        request.cookies[name].map(\.value).flatMap { $0.isEmpty ? nil : $0 }
     }
 
-    /// An `application/x-www-form-urlencoded` body (at most 16 KiB).
-    static func form(_ request: Request) async throws -> [String: String] {
+    /// The fields the console's forms post (each form some of them).
+    struct Form: Decodable {
+        var login: String?
+        var password: String?
+        var csrf: String?
+    }
+
+    /// An `application/x-www-form-urlencoded` body (at most 16 KiB), the fields it lacks nil.
+    static func form(_ request: Request) async throws -> Form {
         var request = request
         let body = try await request.collectBody(upTo: 16 << 10)
-        var fields: [String: String] = [:]
-        for pair in String(buffer: body).split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1).map {
-                $0.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? ""
-            }
-            if let name = parts.first { fields[name] = parts.count > 1 ? parts[1] : "" }
-        }
-        return fields
+        // A malformed body is a form without fields: refused for its missing token.
+        return (try? URLEncodedFormDecoder().decode(Form.self, from: String(buffer: body))) ?? Form()
     }
 
     /// Equal texts, compared in a time that depends only on `expected`'s length (secrets, tokens).

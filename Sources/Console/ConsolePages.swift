@@ -76,25 +76,36 @@ struct ConsolePages: Sendable {
             """, on: connection)
         context["queue"] = queue
         context["oldest"] = queue.first?["oldest_available"] ?? "none waiting"
+        // One read of the agency's jobs of the last day: the last hour's chart (completed jobs and
+        // failed attempts per 5 minutes), and the day's latest errors (as JSON, the same on each row).
         let hour = try records("""
             with recent as materialized (
-                select finished_at, state, errors from reader_recent_jobs(now() - interval '1 hour')
+                select id, kind, finished_at, state, errors from reader_recent_jobs(now() - interval '1 day')
+            ),
+            failures as (
+                select j.id, j.kind, e->>'attempt' as attempt, (e->>'at')::timestamptz as at, e->>'error' as error
+                from recent j, jsonb_array_elements(j.errors) e
             ),
             minutes as (
                 select g as bucket from generate_series(0, 11) g
             ),
             finished as (
                 select 11 - floor(extract(epoch from now() - finished_at) / 300)::int as bucket, state
-                from recent where finished_at is not null
+                from recent where finished_at >= now() - interval '1 hour'
             ),
-            failures as (
-                select 11 - floor(extract(epoch from now() - (e->>'at')::timestamptz) / 300)::int as bucket
-                from recent j, jsonb_array_elements(j.errors) e
-                where (e->>'at')::timestamptz >= now() - interval '1 hour'
+            failed as (
+                select 11 - floor(extract(epoch from now() - at) / 300)::int as bucket
+                from failures where at >= now() - interval '1 hour'
             )
             select m.bucket, to_char(now() - (11 - m.bucket) * interval '5 minutes', 'HH24:MI') as label,
                    (select count(*) from finished f where f.bucket = m.bucket and f.state = 'completed') as completed,
-                   (select count(*) from failures f where f.bucket = m.bucket) as failed
+                   (select count(*) from failed f where f.bucket = m.bucket) as failed,
+                   (select coalesce(jsonb_agg(jsonb_build_object(
+                               'id', f.id::text, 'kind', f.kind, 'attempt', coalesce(f.attempt, ''),
+                               'at', coalesce(to_char(f.at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS'), ''),
+                               'error', coalesce(left(f.error, 300), ''))
+                           order by f.at desc), '[]')
+                    from (select * from failures order by at desc limit 10) f)::text as latest_errors
             from minutes m order by m.bucket
             """, on: connection)
         context["throughput_chart"] = SVGChart.bars(
@@ -102,12 +113,9 @@ struct ConsolePages: Sendable {
             series: [("completed", hour.map { Double($0["completed"] ?? "") ?? 0 }, "#2f7d4f"),
                      ("failed attempts", hour.map { Double($0["failed"] ?? "") ?? 0 }, "#c0392b")],
             title: "Jobs per 5 minutes, last hour")
-        context["errors"] = try records("""
-            select j.id, j.kind, e->>'attempt' as attempt, to_char((e->>'at')::timestamptz at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS') as at,
-                   left(e->>'error', 300) as error
-            from reader_recent_jobs(now() - interval '1 day') j, jsonb_array_elements(j.errors) e
-            order by (e->>'at')::timestamptz desc limit 10
-            """, on: connection)
+        context["errors"] = (hour.first?["latest_errors"]).flatMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [[String: String]]
+        } ?? []
         context["campaigns"] = try records("""
             select campaign_id, workspace, campaign, status::text as status, contacts, inmails_sent, responders,
                    coalesce(response_rate_pct, 0) as response_rate_pct, credits_spent, waiting
@@ -123,10 +131,9 @@ struct ConsolePages: Sendable {
             order by r.account_id limit \(Self.accountsPageSize)
             """, on: connection)
         context["accounts"] = accounts
-        if accounts.count == Self.accountsPageSize, let last = accounts.last?["account_id"] {
-            context["next_accounts"] = "\(Console.root)?accounts_after=\(last)#accounts"
+        context["pager"] = pager("accounts", rows: accounts, idColumn: "account_id", pageSize: Self.accountsPageSize, after: accountsAfter) {
+            "\(Console.root)?" + ($0.map { "accounts_after=\($0)" } ?? "") + "#accounts"
         }
-        if accountsAfter > 0 { context["first_accounts"] = "\(Console.root)#accounts" }
         return RenderedPage(html: render("overview", context), refresh: refresh)
     }
 
@@ -257,11 +264,20 @@ struct ConsolePages: Sendable {
         context["people"] = people
         context["statuses"] = PeopleFilter.statuses.map { ["status": $0, "selected": $0 == filter.status] }
         context["search"] = filter.search ?? ""
-        if people.count == PeopleFilter.pageSize, let last = people.last?["contact_id"] {
-            context["next_page"] = peopleLink(id, filter, after: last)
+        context["pager"] = pager("page", rows: people, idColumn: "contact_id", pageSize: PeopleFilter.pageSize, after: filter.after) {
+            peopleLink(id, filter, after: $0)
         }
-        if filter.after > 0 { context["first_page"] = peopleLink(id, filter, after: nil) }
         return RenderedPage(html: render("people", context))
+    }
+
+    /// The `pager` partial's context for a page of `rows` in id order: a link to the next page
+    /// when this one is full, and to the first when this one is not.
+    private func pager(_ noun: String, rows: [[String: String]], idColumn: String, pageSize: Int, after: Int64,
+                       link: (String?) -> String) -> [String: String] {
+        var pager = ["noun": noun]
+        if rows.count == pageSize, let last = rows.last?[idColumn] { pager["next"] = link(last) }
+        if after > 0 { pager["first"] = link(nil) }
+        return pager
     }
 
     private func peopleLink(_ campaign: Int64, _ filter: PeopleFilter, after: String?) -> String {

@@ -2,7 +2,7 @@
 /// SVG charts the server drew itself. Every page starts with `top` and ends with `bottom`.
 enum ConsoleTemplates {
     static let all: [String: String] = [
-        "top": top, "bottom": bottom, "login": login, "overview": overview, "account": account, "campaign": campaign,
+        "top": top, "bottom": bottom, "pager": pager, "login": login, "overview": overview, "account": account, "campaign": campaign,
         "people": people, "job": job, "not_found": notFound,
     ]
 
@@ -30,6 +30,12 @@ enum ConsoleTemplates {
 
     static let bottom = """
         </main></body></html>
+        """
+
+    /// Links to the first and the next page of a list paged by id: `pager` holds `noun` and the
+    /// links `first` and `next`, each when there is one.
+    static let pager = """
+        {{#pager}}<p>{{#first}}<a href="{{first}}">First {{noun}}</a> {{/first}}{{#next}}<a id="next-{{noun}}" href="{{next}}">Next {{noun}}</a>{{/next}}</p>{{/pager}}
         """
 
     static let login = """
@@ -83,7 +89,7 @@ enum ConsoleTemplates {
         <td class="n">{{inmails_today}} / {{daily_inmail_limit}}</td><td class="n">{{credit_balance}} / {{credit_cap}}</td>
         <td class="n">{{inmails_sent}}</td><td class="n">{{contacts_waiting}}</td></tr>{{/accounts}}
         </table>
-        <p>{{#first_accounts}}<a href="{{first_accounts}}">First accounts</a> {{/first_accounts}}{{#next_accounts}}<a id="next-accounts" href="{{next_accounts}}">Next accounts</a>{{/next_accounts}}</p>
+        {{> pager}}
         {{> bottom}}
         """
 
@@ -160,7 +166,7 @@ enum ConsoleTemplates {
         <td><a href="/console/accounts/{{sender_account_id}}">{{sender_account_id}}</a></td></tr>{{/people}}
         {{^people}}<tr><td colspan="7" class="muted">no contacts here</td></tr>{{/people}}
         </table>
-        <p>{{#first_page}}<a href="{{first_page}}">First page</a> {{/first_page}}{{#next_page}}<a id="next-page" href="{{next_page}}">Next page</a>{{/next_page}}</p>
+        {{> pager}}
         {{> bottom}}
         """
 
