@@ -228,29 +228,47 @@ create or replace trigger sender_accounts_totals_kept_by_triggers
     for each row when (new.ledger_total is distinct from old.ledger_total or new.grants_total is distinct from old.grants_total)
     execute function sender_accounts_totals_kept_by_triggers();
 
--- At commit: ledger = grants, balance within the cap (A5). Deferred constraint triggers on both
--- tables, so a transaction may pass through intermediate states but can never commit a wrong
--- one, whoever wrote the SQL. An entry of zero credits (a spend) cannot unbalance anything and
--- is not checked.
-create or replace function credit_invariants_hold() returns trigger
+-- At commit: ledger = grants, balance within the cap (A5). Deferred constraint triggers, so a
+-- transaction may pass through intermediate states but can never commit a wrong one, whoever
+-- wrote the SQL.
+--
+-- Ledger = grants is checked per account, on the totals: every change to either goes through an
+-- update of the account's row, and an update that leaves them apart queues the check (the WHEN
+-- is evaluated at the update, the check reads the row again at commit). So the last change of a
+-- transaction decides: balanced, nothing was queued after it and any earlier check finds the row
+-- balanced; apart, its check refuses the commit. A claim's batch queues one check per account
+-- (its ledger entries and its grants' changes each update the totals once), not one per entry.
+drop trigger if exists credit_invariants_hold on credit_ledger;        -- both checks, once per entry
+drop trigger if exists credit_grants_invariants_hold on credit_grants;  -- both checks, once per grant change
+drop function if exists credit_invariants_hold();
+
+create or replace function credit_totals_agree() returns trigger
 language plpgsql as $$
 declare
     account sender_accounts;
-    cap integer;
 begin
-    select * into account from sender_accounts where id = new.account_id;
+    select * into account from sender_accounts where id = new.id;
     if account.ledger_total <> account.grants_total then
-        raise exception 'credit ledger of account % says %, its grants hold %', new.account_id, account.ledger_total, account.grants_total
+        raise exception 'credit ledger of account % says %, its grants hold %', account.id, account.ledger_total, account.grants_total
             using errcode = '23514';
     end if;
-    -- Only an increase can pass the cap: a reserve moves a credit from the balance to held, a
-    -- spend or expiry lowers them.
-    if tg_table_name = 'credit_ledger' then
-        if new.amount <= 0 then return null; end if;
-    elsif tg_op = 'UPDATE' then
-        if new.remaining <= old.remaining then return null; end if;
-    end if;
-    select p.credit_cap into cap from plans p where p.code = account.plan_code;
+    return null;
+end $$;
+
+drop trigger if exists sender_accounts_credit_totals_agree on sender_accounts;
+create constraint trigger sender_accounts_credit_totals_agree
+    after insert or update of ledger_total, grants_total on sender_accounts
+    deferrable initially deferred
+    for each row when (new.ledger_total <> new.grants_total) execute function credit_totals_agree();
+
+-- The cap (A5), after every increase: only an increase can pass it (a reserve moves a credit from
+-- the balance to held; a spend, a release or an expiry lowers them or leaves them as they were).
+create or replace function credit_cap_holds() returns trigger
+language plpgsql as $$
+declare
+    cap integer;
+begin
+    select p.credit_cap into cap from sender_accounts a join plans p on p.code = a.plan_code where a.id = new.account_id;
     if credit_balance(new.account_id) + credit_held(new.account_id) > cap then
         raise exception 'account % would hold more than its cap of % credits (A5)', new.account_id, cap
             using errcode = '23514';
@@ -258,17 +276,23 @@ begin
     return null;
 end $$;
 
-drop trigger if exists credit_invariants_hold on credit_ledger;
-create constraint trigger credit_invariants_hold
+drop trigger if exists credit_ledger_cap_holds on credit_ledger;
+create constraint trigger credit_ledger_cap_holds
     after insert on credit_ledger
     deferrable initially deferred
-    for each row when (new.amount <> 0) execute function credit_invariants_hold();
+    for each row when (new.amount > 0) execute function credit_cap_holds();
 
-drop trigger if exists credit_grants_invariants_hold on credit_grants;
-create constraint trigger credit_grants_invariants_hold
-    after insert or update of remaining on credit_grants
+drop trigger if exists credit_grants_inserted_cap_holds on credit_grants;
+create constraint trigger credit_grants_inserted_cap_holds
+    after insert on credit_grants
     deferrable initially deferred
-    for each row execute function credit_invariants_hold();
+    for each row when (new.remaining > 0) execute function credit_cap_holds();
+
+drop trigger if exists credit_grants_raised_cap_holds on credit_grants;
+create constraint trigger credit_grants_raised_cap_holds
+    after update of remaining on credit_grants
+    deferrable initially deferred
+    for each row when (new.remaining > old.remaining) execute function credit_cap_holds();
 
 -- A4: grants whose time is up give their remaining credits back to nobody.
 create or replace function expire_credits(p_account bigint) returns integer
@@ -553,9 +577,8 @@ begin
                        where r.account_id = a.id and r.local_day >= date_trunc('month', u.local_day)::date
                          and r.channel = 'inmail' and r.grant_id is null and r.state <> 'released')
                end as free_left,
-               case when n.credits then
-                   credit_balance(a.id) - a.credit_reserve
-               end as credits_left,
+               -- The account's unexpired credits: its grants' total, as the ones due were expired above.
+               case when n.credits then a.grants_total - a.credit_reserve end as credits_left,
                a.max_spacing > interval '0' as spaced,
                a.min_spacing + random() * (a.max_spacing - a.min_spacing) as spacing,
                case

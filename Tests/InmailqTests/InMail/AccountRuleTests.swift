@@ -391,6 +391,37 @@ struct AccountRuleTests {
         #expect(try f.balance(account) == 5)
     }
 
+    /// The ledger = grants check runs once per account at commit, on the state the transaction
+    /// ends in: passing through a disagreement is allowed, ending in one is not, from either side.
+    @Test func theLedgerAndTheGrantsMustAgreeWhenATransactionCommitsWhateverItPassedThrough() throws {
+        let connection = try TestDatabase().connect()
+        let f = AccountFixture(connection: connection)
+        let account = try f.account(plan: "premium_business")
+        try f.renewCurrentCycle(account)  // 15 credits
+        // Apart after the first statement, together after the second: commits.
+        try connection.transaction { tx in
+            try tx.execute("update credit_grants set remaining = remaining - 2 where account_id = \(account) and remaining > 0")
+            try tx.execute(
+                """
+                insert into credit_ledger (account_id, entry, amount, grant_id, note)
+                select \(account), 'reconcile', -2, id, 'counted by hand' from credit_grants where account_id = \(account)
+                """)
+        }
+        #expect(try f.balance(account) == 13)
+        #expect(try f.ledgerSum(account) == 13)
+        // Together, then apart: refused, and nothing of it stays.
+        let ledgerOnly = #expect(throws: PostgresError.self) {
+            try connection.transaction { tx in
+                try tx.execute("select purchase_credits(\(account), 1)")
+                try tx.execute("insert into credit_ledger (account_id, entry, amount, note) values (\(account), 'reconcile', -3, 'forged')")
+            }
+        }
+        #expect(ledgerOnly?.sqlState == "23514")
+        #expect(ledgerOnly?.message == "credit ledger of account \(account) says 11, its grants hold 14")
+        #expect(try f.balance(account) == 13)
+        #expect(try f.ledgerSum(account) == 13)
+    }
+
     @Test func aRefusedJobMovesItsAccountsWaitingJobsToTheNextMomentInOneStatement() throws {
         let connection = try TestDatabase().connect()
         let f = AccountFixture(connection: connection)
