@@ -144,8 +144,11 @@ public final class Worker: Sendable {
         startThread("producer") { self.producerLoop() }
 
         state.sleep(.seconds(Double(Int32.max)), unlessPhaseReaches: .draining)
+        let deadline = ContinuousClock.now + configuration.shutdownDeadline
+        // A claim under way releases its jobs when it returns, while the completer still writes.
+        state.waitForProducer(until: deadline)
         state.releaseUnstarted()
-        let stillRunning = state.waitForExecutingJobs(until: .now + configuration.shutdownDeadline)
+        let stillRunning = state.waitForExecutingJobs(until: deadline)
         if !stillRunning.isEmpty {
             logger.warning("releasing jobs that did not finish before the shutdown deadline", metadata: [
                 "job_ids": "\(stillRunning.map(\.id).sorted().map(String.init).joined(separator: ","))",
@@ -187,6 +190,7 @@ public final class Worker: Sendable {
     }
 
     private func producerLoop() {
+        defer { state.markProducerDone() }
         guard let connection = connectPersistently("producer", direct: configuration.producerDatabase) else { return }
         var failures = 0
         // Through a transaction pooler a LISTEN would hold on to whichever server session ran it.

@@ -35,6 +35,7 @@ final class WorkerState: @unchecked Sendable {
     private var leased: Set<JobLease> = []
     /// Jobs released at the deadline: a late outcome from their handler is dropped.
     private var abandoned: Set<JobLease> = []
+    private var producerDone = false
     private var completerDone = false
     /// Free slots the producer waits for (0 when it is not waiting): handlers wake it only then.
     private var producerWants = 0
@@ -89,11 +90,17 @@ final class WorkerState: @unchecked Sendable {
         }
     }
 
-    /// Hands claimed jobs to the handler threads.
+    /// Hands claimed jobs to the handler threads; once the worker takes no more jobs (a claim
+    /// that was under way when shutdown began), releases them to other workers instead.
     func dispatch(_ jobs: [Job]) {
         locked {
-            inbox.append(contentsOf: jobs)
             for job in jobs { leased.insert(job.lease) }
+            guard phase == .running else {
+                for job in jobs { outcomes.append((job.lease, .released)) }
+                monitor.signal(Self.outcomeWaiting)
+                return
+            }
+            inbox.append(contentsOf: jobs)
             // One wake-up per job, not a broadcast to every idle handler thread.
             for _ in jobs { monitor.signal(Self.jobWaiting) }
         }
@@ -192,6 +199,23 @@ final class WorkerState: @unchecked Sendable {
 
     /// True when this worker holds nothing: no job waiting, running, or unwritten.
     var isIdle: Bool { locked { inbox.isEmpty && executing.isEmpty && outcomes.isEmpty && leased.isEmpty } }
+
+    func markProducerDone() {
+        locked {
+            producerDone = true
+            monitor.broadcast(Self.control)
+        }
+    }
+
+    /// Waits until the producer has stopped claiming (its last claim's jobs dispatched or
+    /// released), until `deadline`, or until release is requested.
+    func waitForProducer(until deadline: ContinuousClock.Instant) {
+        locked {
+            while !producerDone && ContinuousClock.now < deadline && phase < .releasing {
+                monitor.wait(Self.control, timeout: deadline - ContinuousClock.now)
+            }
+        }
+    }
 
     func markCompleterDone() {
         locked {

@@ -76,7 +76,7 @@ struct WorkerProcessTests {
         let db = try TestDatabase()
         let connection = try db.connect()
         // Jobs long enough that a loaded machine still sees the first six running before they end.
-        try JobQueue.enqueue(Array(repeating: NewJob(kind: "diag.sleep", args: JSONText("{\"ms\": 3000}")), count: 12), on: connection)
+        try JobQueue.enqueue(Array(repeating: NewJob(kind: "diag.sleep", args: JSONText("{\"ms\": 6000}")), count: 12), on: connection)
         let process = try worker(db, ["--concurrency", "6", "--shutdown-deadline", "20"])
         defer { stop(process) }
         let busy = try eventually(timeout: .seconds(20)) { try count("select count(*) from jobs where state = 'running'", connection) == 6 }
@@ -87,6 +87,41 @@ struct WorkerProcessTests {
         #expect(try count("select count(*) from all_jobs where state = 'completed' and attempt = 1", connection) == 6)
         // The six it never started are still there for other workers, no attempt spent.
         #expect(try count("select count(*) from jobs where state = 'available' and attempt = 0", connection) == 6)
+    }
+
+    /// A claim still under way when SIGTERM arrives hands its jobs back at once, rather than
+    /// leaving them 'running' under a lease nobody renews (they would wait for it to expire).
+    @Test(.timeLimit(.minutes(2)))
+    func jobsOfAClaimUnderWayAtSigtermAreReleasedNotLeftRunning() throws {
+        let db = try TestDatabase()
+        let connection = try db.connect()
+        let observer = try db.connect()
+        let first = try #require(try JobQueue.enqueue([NewJob(kind: "diag.sleep", args: JSONText("{\"ms\": 4000}"))], on: connection)[0])
+        let process = try worker(db, ["--concurrency", "2", "--poll-interval", "0.2", "--shutdown-deadline", "20"])
+        defer { stop(process) }
+        #expect(try eventually(timeout: .seconds(20)) { try count("select count(*) from jobs where state = 'running'", connection) == 1 })
+        // The table locked, the next job enqueued behind the lock: the worker's next claim waits for it.
+        let second = try connection.transaction { tx -> Int64 in
+            try tx.execute("lock table jobs in exclusive mode")
+            let second = try #require(try JobQueue.enqueue([NewJob(kind: "diag.noop")], on: tx)[0])
+            let waiting = try eventually(timeout: .seconds(10)) {
+                try count(
+                    """
+                    select count(*) from pg_stat_activity
+                    where application_name = 'inmailq-producer' and wait_event_type = 'Lock'
+                    """, observer) == 1
+            }
+            #expect(waiting, "the worker's claim never waited for the lock: \(process.output.suffix(2000))")
+            process.child.signal(SIGTERM)
+            Thread.sleep(forTimeInterval: 0.5)  // the first job still runs: the worker waits for it
+            return second
+        }  // the commit lets the claim go on, after shutdown began
+        #expect(process.wait(timeout: .seconds(30)) == 0, "output: \(process.output.suffix(2000))")
+        #expect(try count("select count(*) from all_jobs where id = \(first) and state = 'completed' and attempt = 1", connection) == 1)
+        let states = try connection.query("select format('%s attempt %s owner %s', state, attempt, lease_owner) as s from jobs").rows
+            .map { try $0.decode(String.self, "s") }
+        #expect(try count("select count(*) from jobs where id = \(second) and state = 'available' and attempt = 0 and lease_owner is null", connection) == 1,
+                "jobs: \(states)")
     }
 
     @Test(.timeLimit(.minutes(2)))
