@@ -1,5 +1,3 @@
-import Foundation
-
 /// A message text with personalisation fields: `{{first_name}}`, `{{company}}`, any custom field
 /// of the contact, and fallbacks (`{{first_name|there}}`) used when the contact has no value.
 public struct MessageTemplate: Sendable, Equatable {
@@ -12,27 +10,54 @@ public struct MessageTemplate: Sendable, Equatable {
     let pieces: [Piece]
 
     /// Parses `source`; throws `TemplateError.malformed` for an unclosed `{{` or an empty field name.
+    /// (Every send parses its step's template: this stays in the standard library, no Foundation
+    /// search or regular expression.)
     public init(_ source: String) throws {
         self.source = source
         var pieces: [Piece] = []
         var rest = Substring(source)
-        while let open = rest.range(of: "{{") {
+        while let open = rest.firstRange(of: "{{") {
             if open.lowerBound > rest.startIndex { pieces.append(.text(String(rest[..<open.lowerBound]))) }
-            guard let close = rest[open.upperBound...].range(of: "}}") else {
+            guard let close = rest[open.upperBound...].firstRange(of: "}}") else {
                 throw TemplateError.malformed(reason: "\"{{\" at \"\(rest[open.lowerBound...].prefix(30))\" is never closed with \"}}\"")
             }
             let inside = rest[open.upperBound..<close.lowerBound]
             let parts = inside.split(separator: "|", maxSplits: 1, omittingEmptySubsequences: false)
-            let name = parts[0].trimmingCharacters(in: .whitespaces).lowercased()
-            guard name.range(of: #"^[a-z][a-z0-9_]*$"#, options: .regularExpression) != nil else {
+            let name = parts[0].trimmed(where: Self.isSpace).lowercased()
+            guard Self.isFieldName(name) else {
                 throw TemplateError.malformed(reason: "\"{{\(inside)}}\" does not name a field (letters, digits and _)")
             }
-            let fallback = parts.count > 1 ? parts[1].trimmingCharacters(in: .whitespaces) : nil
+            let fallback = parts.count > 1 ? String(parts[1].trimmed(where: Self.isSpace)) : nil
             pieces.append(.field(name: name, fallback: fallback))
             rest = rest[close.upperBound...]
         }
         if !rest.isEmpty { pieces.append(.text(String(rest))) }
         self.pieces = pieces
+    }
+
+    /// A letter a-z, then letters a-z, digits and _.
+    static func isFieldName(_ name: String) -> Bool {
+        var bytes = name.utf8.makeIterator()
+        guard let first = bytes.next(), (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(first) else { return false }
+        while let byte = bytes.next() {
+            guard (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+                || byte == UInt8(ascii: "_")
+            else { return false }
+        }
+        return true
+    }
+
+    /// Spaces and tabs (Foundation's `CharacterSet.whitespaces`).
+    static func isSpace(_ scalar: Unicode.Scalar) -> Bool {
+        scalar == "\t" || scalar == " " || (scalar.value > 0x7F && scalar.properties.generalCategory == .spaceSeparator)
+    }
+
+    /// Spaces, tabs and line breaks (Foundation's `CharacterSet.whitespacesAndNewlines`).
+    static func isSpaceOrNewline(_ scalar: Unicode.Scalar) -> Bool {
+        if isSpace(scalar) || (0x0A...0x0D).contains(scalar.value) || scalar.value == 0x85 { return true }
+        guard scalar.value > 0x7F else { return false }
+        let category = scalar.properties.generalCategory
+        return category == .lineSeparator || category == .paragraphSeparator
     }
 
     /// The field names the template uses, in order of first use.
@@ -73,7 +98,7 @@ public struct MessageTemplate: Sendable, Equatable {
             case .text(let fixed):
                 text += fixed
             case .field(let name, let fallback):
-                let value = values[name]?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+                let value = values[name].map { Substring($0).trimmed(where: Self.isSpaceOrNewline) } ?? ""
                 if !value.isEmpty {
                     text += value
                 } else if let fallback {
@@ -105,5 +130,15 @@ public enum TemplateError: Error, Equatable, Sendable, CustomStringConvertible {
         case .tooLong(let part, let length, let limit):
             "\(part): \(length) characters, more than the limit of \(limit) (S5)"
         }
+    }
+}
+
+extension Substring {
+    /// Without the leading and trailing Unicode scalars `isTrimmed` picks.
+    func trimmed(where isTrimmed: (Unicode.Scalar) -> Bool) -> Substring {
+        let scalars = unicodeScalars
+        guard let first = scalars.firstIndex(where: { !isTrimmed($0) }) else { return self[endIndex...] }
+        let last = scalars.lastIndex(where: { !isTrimmed($0) })!
+        return Substring(scalars[first...last])
     }
 }

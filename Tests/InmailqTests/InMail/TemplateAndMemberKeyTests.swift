@@ -17,6 +17,21 @@ struct TemplateAndMemberKeyTests {
         }
     }
 
+    @Test func valuesAreTrimmedOfSpacesAndLineBreaksAndFieldNamesAreLettersDigitsAndUnderscores() throws {
+        let template = try MessageTemplate("{{\tFirst_Name\u{00A0}|\u{2003}friend }} at {{company|your company}}.")
+        #expect(template.fieldNames == ["first_name", "company"])
+        // Spaces, tabs, no-break and em spaces, line breaks and a line separator around a value go;
+        // inside it they stay, and so do characters that only look blank (a zero-width joiner).
+        #expect(try template.render(["first_name": "\u{00A0}\t Zoë Ann \r\n", "company": "\u{2028}Acme\u{200D}"], limit: 100, part: "step 1 body")
+            == "Zoë Ann at Acme\u{200D}.")
+        #expect(try template.render(["first_name": "\n\u{3000}\u{85}"], limit: 100, part: "step 1 body") == "friend at your company.")
+        for malformed in ["{{1st}}", "{{first-name}}", "{{né}}", "{{ | there}}", "{{first name}}"] {
+            #expect(throws: TemplateError.self, "\(malformed)") { try MessageTemplate(malformed) }
+        }
+        #expect(try MessageTemplate("no fields, {single} braces }} alone").render([:], limit: 100, part: "step 1 body")
+            == "no fields, {single} braces }} alone")
+    }
+
     @Test func S5_activationRefusesUnknownFieldsAndTextsThatCannotFitNamingStepAndField() throws {
         let unknown = try MessageTemplate("Hello {{nickname}}")
         #expect(throws: TemplateError.unknownField(part: "step 2 body", field: "nickname", known: known.sorted())) {
