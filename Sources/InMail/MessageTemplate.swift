@@ -16,9 +16,9 @@ public struct MessageTemplate: Sendable, Equatable {
         self.source = source
         var pieces: [Piece] = []
         var rest = Substring(source)
-        while let open = rest.firstRange(of: "{{") {
+        while let open = rest.firstRange(ofPair: UInt8(ascii: "{")) {
             if open.lowerBound > rest.startIndex { pieces.append(.text(String(rest[..<open.lowerBound]))) }
-            guard let close = rest[open.upperBound...].firstRange(of: "}}") else {
+            guard let close = rest[open.upperBound...].firstRange(ofPair: UInt8(ascii: "}")) else {
                 throw TemplateError.malformed(reason: "\"{{\" at \"\(rest[open.lowerBound...].prefix(30))\" is never closed with \"}}\"")
             }
             let inside = rest[open.upperBound..<close.lowerBound]
@@ -134,6 +134,22 @@ public enum TemplateError: Error, Equatable, Sendable, CustomStringConvertible {
 }
 
 extension Substring {
+    /// The first two `byte`s in a row ("{{"), an ASCII byte, so the range is on character boundaries.
+    func firstRange(ofPair byte: UInt8) -> Range<Index>? {
+        var previous: Index?
+        var index = utf8.startIndex
+        while index < utf8.endIndex {
+            if utf8[index] == byte {
+                if let previous { return previous..<utf8.index(after: index) }
+                previous = index
+            } else {
+                previous = nil
+            }
+            index = utf8.index(after: index)
+        }
+        return nil
+    }
+
     /// Without the leading and trailing Unicode scalars `isTrimmed` picks.
     func trimmed(where isTrimmed: (Unicode.Scalar) -> Bool) -> Substring {
         let scalars = unicodeScalars

@@ -18,7 +18,7 @@ struct ClientTests {
         let at = Date(timeIntervalSince1970: 1_795_000_000.123456)
         let id = UUID()
         let text = "Zoë — 東京 🚀 'quote' \"double\" \\ back"
-        let texts = ["a,b", "with \"quotes\"", "NULL", "", "ünï {brace}"]
+        let texts = ["a,b", "with \"quotes\"", "NULL", "", "ünï {brace}", "back\\slash \\\" 東京 🚀"]
         let doc = try JSONText(encoding: ["name": "Zoë", "n": "1"])
         let none: String? = nil
         try connection.execute(
