@@ -212,20 +212,20 @@ create or replace trigger credit_grants_deleted_add_to_totals
     referencing old table as old_grants
     for each statement execute function credit_grants_add_to_totals();
 
--- The totals change only through those triggers.
+-- The totals change only through those triggers: a statement that sets them from anywhere else
+-- (no trigger under way) is refused before it changes a row. Checked once per statement, not per
+-- row (the WHEN is all it takes: the function only raises).
 create or replace function sender_accounts_totals_kept_by_triggers() returns trigger
 language plpgsql as $$
 begin
-    if pg_trigger_depth() < 2 then
-        raise exception 'ledger_total and grants_total of account % are kept by the database; change credits with the credit functions',
-            new.id using errcode = '42501';
-    end if;
-    return new;
+    raise exception 'ledger_total and grants_total of sender accounts are kept by the database; change credits with the credit functions'
+        using errcode = '42501';
 end $$;
 
-create or replace trigger sender_accounts_totals_kept_by_triggers
+drop trigger if exists sender_accounts_totals_kept_by_triggers on sender_accounts;  -- once per row
+create trigger sender_accounts_totals_kept_by_triggers
     before update of ledger_total, grants_total on sender_accounts
-    for each row when (new.ledger_total is distinct from old.ledger_total or new.grants_total is distinct from old.grants_total)
+    for each statement when (pg_trigger_depth() < 1)
     execute function sender_accounts_totals_kept_by_triggers();
 
 -- At commit: ledger = grants, balance within the cap (A5). Deferred constraint triggers, so a

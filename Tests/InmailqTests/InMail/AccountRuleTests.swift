@@ -388,6 +388,11 @@ struct AccountRuleTests {
             try connection.execute("update sender_accounts set grants_total = 99 where id = \(account)")
         }
         #expect(totalEdit?.message.contains("kept by the database") == true)
+        let totalEditInAFunction = #expect(throws: PostgresError.self) {
+            try connection.execute("do $$ begin update sender_accounts set ledger_total = 0; end $$")
+        }
+        #expect(totalEditInAFunction?.sqlState == "42501")
+        try connection.execute("update sender_accounts set display_name = 'Renamed' where id = \(account)")  // other columns: as ever
         #expect(try f.balance(account) == 5)
     }
 
