@@ -15,9 +15,9 @@ public enum InMailHandlers {
     /// with the sandbox courier, also the job that brings its simulated responses back; with the
     /// gateway courier, the duty that keeps credits in step with LinkedIn's count; and the
     /// maintenance duties that release reservations whose job ended without settling them and
-    /// book expired credits; the one that folds the reports' counters; and the sampler of each
-    /// account's day and credits for metrics.
-    public static func register(into handlers: inout JobHandlers, courier: any Courier, metricsSampleInterval: Duration = .seconds(10)) {
+    /// book expired credits; the one that folds the reports' counters; and, given an interval
+    /// (the process exports metrics), the sampler of each account's day and credits.
+    public static func register(into handlers: inout JobHandlers, courier: any Courier, metricsSampleInterval: Duration? = nil) {
         handlers.register(Renewals.kind, Renewals.handler)
         handlers.register(CreditDrill.kind, admittedBy: SendReservationGuard(), CreditDrill.handler)
         let send = Outreach.handler(courier: courier)
@@ -29,7 +29,7 @@ public enum InMailHandlers {
         handlers.addMaintenance(OrphanedReservationRelease())
         handlers.addMaintenance(CreditExpiry())
         handlers.addMaintenance(ReportCounterCompaction())
-        handlers.addMaintenance(AccountSampler(interval: metricsSampleInterval))
+        if let metricsSampleInterval { handlers.addMaintenance(AccountSampler(interval: metricsSampleInterval)) }
         if courier is SandboxCourier {
             handlers.register(SandboxCourier.respondKind, SandboxCourier.respondHandler)
         }

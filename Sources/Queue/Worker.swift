@@ -25,8 +25,9 @@ public struct WorkerConfiguration: Sendable {
     /// second), so a stopped leader's role is taken over well before its jobs' leases expire.
     public var leaderTerm: Duration { max(.seconds(1), lease / 2) }
     /// How often the elected worker samples the database for metrics (queue depth, the layer
-    /// above's gauges).
-    public var metricsSampleInterval: Duration = .seconds(10)
+    /// above's gauges); nil, the default, when the process exports no metrics: the samples'
+    /// queries read every unfinished job, a cost with nobody to read the result.
+    public var metricsSampleInterval: Duration? = nil
     /// Finished jobs older than this are pruned.
     public var retention: Duration = .seconds(7 * 86_400)
     /// Most jobs claimed in one round trip.
@@ -335,8 +336,7 @@ public final class Worker: Sendable {
                 JobPromoter(interval: configuration.maintenanceInterval),
                 JobRescuer(interval: max(.milliseconds(250), configuration.lease / 4), logger: logger),
                 HistoryPruner(interval: .seconds(60), retention: configuration.retention),
-                QueueSampler(interval: configuration.metricsSampleInterval),
-            ] + handlers.maintenance,
+            ] + (configuration.metricsSampleInterval.map { [QueueSampler(interval: $0)] } ?? []) + handlers.maintenance,
             workerID: configuration.workerID, leaderTerm: configuration.leaderTerm, logger: logger)
         while state.currentPhase == .running {
             maintainer.tick(on: connection)

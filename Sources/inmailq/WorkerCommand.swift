@@ -130,7 +130,7 @@ struct WorkerCommand: AsyncParsableCommand {
             throw ValidationError("--direct-database-url goes with --pool-mode transaction (the database URL leading to PgBouncer)")
         }
         settings.concurrency = concurrency
-        settings.metricsSampleInterval = .milliseconds(Int(metrics.metricsInterval * 1000))
+        if metrics.metricsListen != nil { settings.metricsSampleInterval = .milliseconds(Int(metrics.metricsInterval * 1000)) }
         let pool = ConnectionPool(database, capacity: settings.sessions)
         let delivery: any Courier = courier == .gateway ? try gatewayCourier(pool: pool, logger: logger) : SandboxCourier(pool: pool)
         defer { (delivery as? GatewayCourier)?.client.shutdown() }

@@ -641,7 +641,8 @@ language sql immutable as $$
                0, 0, 0, 0,                                      -- accepted, declined, responses, responders
                p_sign * (m.step > 0)::integer,                                           -- follow_ups_sent
                p_sign * m.uses_credit::integer,                                          -- credits_spent
-               0)::message_counts                                                        -- credits_back
+               0,                                                                        -- credits_back
+               false)::message_counts                                                    -- folded
 $$;
 
 -- Sent messages count as they are after the statement, minus as they were before it: a
@@ -724,7 +725,7 @@ begin
             group by p.version, m.campaign_id, m.account_id, m.contact_id
         )
         select array_agg(row(campaign_id, account_id, 0, 0, 0, 0, 0, version * accepted, version * declined,
-                             version * responses, version * responders, 0, 0, version * credits_back)::message_counts)
+                             version * responses, version * responders, 0, 0, version * credits_back, false)::message_counts)
         from per_contact));
     return null;
 end $$;
@@ -766,45 +767,67 @@ create or replace trigger contacts_counted_updated after update on contacts
 create or replace trigger contacts_counted_deleted after delete on contacts
     referencing old table as old_rows for each statement execute function contacts_counted();
 
--- Folds each key's delta rows into one (a key whose contacts come to 0 into none); returns how
--- many rows it removed. Run by the elected worker once a minute. Two at once are safe: a row
--- the other folded first is gone by the time this one's delete reaches it, so not counted twice.
+-- Folds the rows of each key that changed since the last compaction (a row not folded: added
+-- by a trigger) into one (a key whose contacts come to 0 into none); returns how many rows it
+-- removed. Run by the elected worker once a minute; it reads the changed keys, never the whole
+-- tables. Two at once are safe: a row the other folded first is gone by the time this one's
+-- delete reaches it, so not counted twice.
+-- The changed keys are few and the tables large, but the planner cannot know how many keys the
+-- first statement finds: it sorted a whole table to merge-join them (90 ms for 600 keys with
+-- 100,000 accounts). Nested loops over the indexes read only those keys' rows (55 ms for 6,000).
 create or replace function compact_report_counters() returns integer
-language plpgsql as $$
+language plpgsql
+set enable_hashjoin = off
+set enable_mergejoin = off
+as $$
 declare
     removed integer;
     contacts_removed integer;
 begin
-    -- (coalesce: a null key is a key of its own, and = can be hashed where "is not distinct" cannot)
+    -- A key is a campaign and an account, a campaign alone (account null) or an account alone
+    -- (campaign null); each kind is deleted through its index (message_counts_campaign_idx,
+    -- message_counts_account_idx), as = never matches a null.
     with keys as (
-        select campaign_id, account_id from message_counts group by 1, 2 having count(*) > 1
+        select distinct campaign_id, account_id from message_counts where not folded   -- message_counts_unfolded_idx
     ),
     gone as (
         delete from message_counts m using keys k
-        where coalesce(m.campaign_id, 0) = coalesce(k.campaign_id, 0) and coalesce(m.account_id, 0) = coalesce(k.account_id, 0)
+        where m.campaign_id = k.campaign_id and m.account_id = k.account_id
         returning m.*
+    ),
+    gone_campaigns as (
+        delete from message_counts m using keys k
+        where k.account_id is null and m.campaign_id = k.campaign_id and m.account_id is null
+        returning m.*
+    ),
+    gone_accounts as (
+        delete from message_counts m using keys k
+        where k.campaign_id is null and m.campaign_id is null and m.account_id = k.account_id
+        returning m.*
+    ),
+    all_gone as (
+        select * from gone union all select * from gone_campaigns union all select * from gone_accounts
     ),
     folded as (
         insert into message_counts
         select campaign_id, account_id, sum(first_messages), sum(inmails_sent), sum(free_inmails), sum(credit_inmails), sum(connection_messages), sum(accepted),
-               sum(declined), sum(responses), sum(responders), sum(follow_ups_sent), sum(credits_spent), sum(credits_back)
-        from gone group by campaign_id, account_id
+               sum(declined), sum(responses), sum(responders), sum(follow_ups_sent), sum(credits_spent), sum(credits_back), true
+        from all_gone group by campaign_id, account_id
         returning 1
     )
-    select (select count(*) from gone) - (select count(*) from folded) into removed;
+    select (select count(*) from all_gone) - (select count(*) from folded) into removed;
 
     with keys as (
-        select campaign_id, status, coalesce(reason, '') as reason from contact_counts group by 1, 2, 3
-        having count(*) > 1 or sum(contacts) = 0
+        select distinct campaign_id from contact_counts where not folded   -- contact_counts_unfolded_idx
     ),
     gone as (
         delete from contact_counts c using keys k
-        where c.campaign_id = k.campaign_id and c.status = k.status and coalesce(c.reason, '') = k.reason
+        where c.campaign_id = k.campaign_id
         returning c.*
     ),
     folded as (
-        insert into contact_counts
-        select campaign_id, status, reason, sum(contacts) from gone group by 1, 2, 3 having sum(contacts) <> 0
+        insert into contact_counts (campaign_id, status, reason, contacts, folded)
+        select campaign_id, status, reason, sum(contacts), true from gone group by 1, 2, 3 having sum(contacts) <> 0
         returning 1
     )
     select (select count(*) from gone) - (select count(*) from folded) into contacts_removed;

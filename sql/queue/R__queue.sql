@@ -236,9 +236,11 @@ drop function if exists queue_depth();
 create function queue_depth()
 returns table (kind text, state job_state, jobs bigint, oldest_available_s float8, oldest_running_s float8)
 language sql stable as $$
+    -- clock_now() outside the aggregates: read once per group (a join with it, grouped by it,
+    -- read the clock's table once per job: 1.4 of 2.6 s with a million jobs scheduled).
     select j.kind, j.state, count(*),
-           extract(epoch from clock.now - min(j.run_at) filter (where j.state = 'available'))::float8,
+           extract(epoch from clock_now() - min(j.run_at) filter (where j.state = 'available'))::float8,
            extract(epoch from clock_timestamp() - min(j.attempted_at) filter (where j.state = 'running'))::float8
-    from jobs j, (select clock_now() as now) as clock
-    group by j.kind, j.state, clock.now
+    from jobs j
+    group by j.kind, j.state
 $$;
