@@ -13,8 +13,8 @@ struct ScaleBench: ParsableCommand {
         abstract: "Build an agency of 100,000 accounts and 10 million contacts; measure claims, sends, renewals, reports and listings on it.",
         discussion: """
             On a fresh database (inmailq_bench_<pid>, dropped afterwards) the business clock is set to \
-            \(ScaleBench.now) and the claim and a send pipeline are measured first on the empty \
-            database. Then it builds, with generate_series, one agency of a simulated month: every \
+            noon (UTC) of the next first of a month that falls on a weekday (the clock only moves \
+            forward), and the claim and a send pipeline are measured first on the empty database. Then it builds, with generate_series, one agency of a simulated month: every \
             client workspace has 1,000 sender accounts (Sales Navigator Core, billing days spread over \
             the month) and one campaign of their contacts; each account sent its first InMail and three \
             follow-ups to some contacts (reservations, credit ledger and daily usage to match, the \
@@ -25,9 +25,6 @@ struct ScaleBench: ParsableCommand {
             renewals=... renewals_schedule_s=... renewals_drain_s=... report_campaign_ms=... report_account_ms=... \
             report_agency_ms=... contacts_first_row_ms=... then the sizes (MB) and dead rows of the hot tables.
             """)
-
-    /// The business time the agency's month ends at: a Tuesday, the first of the month.
-    static let now = "2026-12-01 12:00:00+00"
 
     @OptionGroup var options: GlobalOptions
 
@@ -87,7 +84,7 @@ struct ScaleBench: ParsableCommand {
         let bench = try BenchDatabase(options: options)
         defer { if !keep { bench.drop() } }
         let connection = try Connection(bench.configuration)
-        try connection.execute("update queue_clock set offset_by = \(Self.now)::timestamptz - now()")
+        let today = try setBusinessDay(on: connection)
         var results: [(String, String)] = [
             ("bench", "scale"), ("cores", "\(ProcessInfo.processInfo.activeProcessorCount)"), ("accounts", "\(accounts)"),
             ("contacts", "\(contacts)"), ("messages", "\(sentPerAccount * 4 * accounts)"), ("parked_jobs", "\(parkedPerAccount * accounts)"),
@@ -98,7 +95,7 @@ struct ScaleBench: ParsableCommand {
         let smallPipeline = try sendPipeline(agency: "Small agency", bench: bench, on: connection)
 
         let buildStart = ContinuousClock.now
-        let agency = try build(on: connection)
+        let agency = try build(endingOn: today, on: connection)
         results.append(("build_s", format((ContinuousClock.now - buildStart).seconds, digits: 1)))
 
         progress("measuring on the large database")
@@ -118,8 +115,27 @@ struct ScaleBench: ParsableCommand {
 
     // MARK: The agency
 
-    /// Builds the agency a workspace (1,000 accounts) at a time; returns the agency's id.
-    private func build(on connection: Connection) throws -> Int64 {
+    /// Sets the business clock to noon (UTC) of the first day of a month in the future (a
+    /// weekday, inside the default working hours, so that sends go at once; a billing day on which
+    /// a thirtieth of the accounts renews); returns that day as `YYYY-MM-DD`. The clock only
+    /// moves forward, so no fixed date can serve every run.
+    private func setBusinessDay(on connection: Connection) throws -> String {
+        let day = try connection.queryOne(
+            """
+            select to_char(d, 'YYYY-MM-DD') as day
+            from generate_series(date_trunc('month', now() at time zone 'UTC') + interval '1 month',
+                                 date_trunc('month', now() at time zone 'UTC') + interval '12 months', interval '1 month') as d
+            where extract(isodow from d) <= 5
+            order by d
+            limit 1
+            """).decode(String.self, "day")
+        try connection.execute("update queue_clock set offset_by = (\(day)::date + time '12:00') at time zone 'UTC' - now()")
+        return day
+    }
+
+    /// Builds the agency of the month ending on `today`, a workspace (1,000 accounts) at a time;
+    /// returns the agency's id.
+    private func build(endingOn today: String, on connection: Connection) throws -> Int64 {
         let agency = try connection.queryOne("select admin_create_agency('Scale agency') as id").decode(Int64.self, "id")
         let workspaces = accounts / perWorkspace
         // The data is consistent by construction, so the row triggers that check what a worker or
@@ -143,7 +159,7 @@ struct ScaleBench: ParsableCommand {
         var last = ContinuousClock.now
         for index in 0..<workspaces {
             try connection.transaction { connection in
-                try buildWorkspace(index, agency: agency, on: connection)
+                try buildWorkspace(index, agency: agency, today: today, on: connection)
             }
             if ContinuousClock.now - last > .seconds(10) || index == workspaces - 1 {
                 progress("built \(index + 1) of \(workspaces) workspaces (\((index + 1) * perWorkspace) accounts)")
@@ -169,7 +185,7 @@ struct ScaleBench: ParsableCommand {
 
     /// One client workspace: its accounts, its campaign and contacts, a month of sent messages
     /// with everything they hold in the ledger, and tomorrow's parked sends.
-    private func buildWorkspace(_ index: Int, agency: Int64, on connection: Connection) throws {
+    private func buildWorkspace(_ index: Int, agency: Int64, today: String, on connection: Connection) throws {
         let workspace = try connection.queryOne("select admin_create_workspace(\(agency), \("Client \(index + 1)")) as id")
             .decode(Int64.self, "id")
         let first = index * perWorkspace
@@ -201,7 +217,7 @@ struct ScaleBench: ParsableCommand {
             -- Every cycle up to yesterday renewed; this cycle's grant of 50 is what the month spent from.
             insert into renewal_cycles (account_id, cycle_start, granted, expired, renewed_at)
             select distinct a.id, billing_cycle_start(a.billing_anchor, 'billing_date', d::date), 50, 0, clock_now() - interval '1 day'
-            from sender_accounts a, generate_series(date '\(Self.now)' - 92, date '\(Self.now)' - 1, interval '1 day') as d
+            from sender_accounts a, generate_series(date '\(today)' - 92, date '\(today)' - 1, interval '1 day') as d
             where a.workspace_id = \(workspace);
             insert into credit_grants (account_id, source, amount, remaining, granted_at, expires_at)
             select a.id, 'renewal', 50, 50, c.start, c.start + interval '90 days'
@@ -231,7 +247,7 @@ struct ScaleBench: ParsableCommand {
             select c.id as contact_id, c.sender_account_id as account_id, c.member_key, s.step,
                    case when s.step = 0 then 'inmail' else 'message' end::send_channel as channel,
                    s.step = 0 and not c.open_profile as uses_credit,
-                   (date '\(Self.now)' - 29 + c.day + 3 * s.step) + time '10:00' as sent_at,
+                   (date '\(today)' - 29 + c.day + 3 * s.step) + time '10:00' as sent_at,
                    c.status = 'replied' and s.step = 3 as replied
             from (select *, (row_number() over (partition by sender_account_id order by id) % 20)::integer as day
                   from contacts where campaign_id = \(campaign) and status in ('finished', 'replied')) c
@@ -275,11 +291,11 @@ struct ScaleBench: ParsableCommand {
             select id, sender_account_id, open_profile from contacts
             where campaign_id = \(campaign) and status = 'waiting' and sender_account_id is not null;
             insert into daily_usage (account_id, local_day, inmails, messages, inmail_limit, message_limit)
-            select id, date '\(Self.now)', 10, 0, 10, 25 from sender_accounts where workspace_id = \(workspace);
+            select id, date '\(today)', 10, 0, 10, 25 from sender_accounts where workspace_id = \(workspace);
             select count(*) from queue_enqueue(
                 (select array_agg('inmail.send'::text order by id) from parked),
                 (select array_agg(send_job_args(id, 0, sender_account_id, 'inmail', not open_profile) order by id) from parked),
-                (select array_agg((date '\(Self.now)' + 1 + time '09:00')::timestamptz order by id) from parked), '{}',
+                (select array_agg((date '\(today)' + 1 + time '09:00')::timestamptz order by id) from parked), '{}',
                 (select array_agg(25 order by id) from parked), (select array_agg(delivery_key(id, 0) order by id) from parked),
                 (select array_agg(sender_account_id::text order by id) from parked));
             """)
