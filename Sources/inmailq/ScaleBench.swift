@@ -14,8 +14,9 @@ struct ScaleBench: ParsableCommand {
         discussion: """
             On a fresh database (inmailq_bench_<pid>, dropped afterwards) the business clock is set to \
             noon (UTC) of the next first of a month that falls on a weekday (the clock only moves \
-            forward), and the claim and a send pipeline are measured first on the empty database. Then it builds, with generate_series, one agency of a simulated month: every \
-            client workspace has 1,000 sender accounts (Sales Navigator Core, billing days spread over \
+            forward), and the claim and a send pipeline are measured first on the empty database. \
+            Then it builds, with generate_series, one agency of a simulated month: every client \
+            workspace has 1,000 sender accounts (Sales Navigator Core, billing days spread over \
             the month) and one campaign of their contacts; each account sent its first InMail and three \
             follow-ups to some contacts (reservations, credit ledger and daily usage to match, the \
             acceptances and some replies recorded) and has send jobs parked for tomorrow because it is \
