@@ -130,7 +130,7 @@ struct ScaleBench: ParsableCommand {
             order by d
             limit 1
             """).decode(String.self, "day")
-        try connection.execute("update queue_clock set offset_by = (\(day)::date + time '12:00') at time zone 'UTC' - now()")
+        try connection.execute("select clock_advance((\(day)::date + time '12:00') at time zone 'UTC' - clock_now())")
         return day
     }
 

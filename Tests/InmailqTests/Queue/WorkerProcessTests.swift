@@ -78,14 +78,13 @@ struct WorkerProcessTests {
         // Six jobs fill the worker; the six after them are enqueued once those run, just before
         // the signal, so however late a loaded machine lets this test look, no second round of
         // jobs can have started (a round takes 10 s).
-        let running = try JobQueue.enqueue(
-            Array(repeating: NewJob(kind: "diag.sleep", args: JSONText("{\"ms\": 10000}")), count: 6), on: connection).compactMap { $0 }
+        let sixJobs = Array(repeating: NewJob(kind: "diag.sleep", args: JSONText("{\"ms\": 10000}")), count: 6)
+        let running = try JobQueue.enqueue(sixJobs, on: connection).compactMap { $0 }
         let process = try worker(db, ["--concurrency", "6", "--shutdown-deadline", "20"])
         defer { stop(process) }
         let busy = try eventually(timeout: .seconds(20)) { try count("select count(*) from jobs where state = 'running'", connection) == 6 }
         #expect(busy)
-        let waiting = try JobQueue.enqueue(
-            Array(repeating: NewJob(kind: "diag.sleep", args: JSONText("{\"ms\": 10000}")), count: 6), on: connection).compactMap { $0 }
+        let waiting = try JobQueue.enqueue(sixJobs, on: connection).compactMap { $0 }
         process.child.signal(SIGTERM)
         #expect(process.wait(timeout: .seconds(30)) == 0, "output: \(process.output.suffix(2000))")
         #expect(try count("select count(*) from jobs where state = 'running'", connection) == 0)
