@@ -171,9 +171,9 @@ public enum Outreach {
             let rows = try connection.query(
                 """
                 insert into messages (contact_id, campaign_id, account_id, member_key, step, channel, uses_credit, delivery_key,
-                                      subject, body, reservation_id)
+                                      subject, body, reservation_id, created_at)
                 select m.contact_id, m.campaign_id, m.account_id, m.member_key, m.step, m.channel, m.uses_credit, m.delivery_key,
-                       m.subject, m.body, m.reservation_id
+                       m.subject, m.body, m.reservation_id, (select clock_now())  -- read once, not per row as the default is
                 from unnest(\(messages.map(\.contactID))::bigint[], \(messages.map(\.campaignID))::bigint[],
                             \(messages.map(\.request.accountID))::bigint[], \(messages.map(\.memberKey))::text[],
                             \(messages.map(\.step))::smallint[], \(messages.map(\.request.channel))::send_channel[],
@@ -225,7 +225,7 @@ public enum Outreach {
                    c.campaign_id, cp.status as campaign_status, s.subject as template_subject, s.body as template_body,
                    a.status as account_status,
                    m.id as message_id, m.state as message_state, m.subject, m.body,
-                   clock_now() + inactive_account_retry_after() as inactive_until,
+                   (select clock_now() + inactive_account_retry_after()) as inactive_until,  -- read once, not per row
                    r.id as reservation_id, r.state as reservation_state,
                    (select max_characters from message_limits where part = 'subject') as subject_limit,
                    (select max_characters from message_limits where part = 'body') as body_limit,

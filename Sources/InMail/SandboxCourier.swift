@@ -175,7 +175,7 @@ public final class SandboxCourier: Courier {
             with quick as (
                 select set_config('synchronous_commit', 'off', true)
             ), receipt as (
-                update sandbox_messages m set receipt = d.receipt, delivered_at = clock_now()
+                update sandbox_messages m set receipt = d.receipt, delivered_at = (select clock_now())  -- read once, not per row
                 from unnest(\(delivered.map(\.delivery.key))::text[], \(delivered.map(\.receipt))::text[]) as d(delivery_key, receipt)
                 where m.delivery_key = d.delivery_key
             )

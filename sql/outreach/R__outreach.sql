@@ -613,10 +613,16 @@ left join lateral (
 -- Report counters (0005_report_counters.sql) ----------------------------------------------------
 
 -- Adds counted changes, given as message_counts rows per campaign and account, under each of
--- the three keys they count for; changes that cancel out add no row.
+-- the three keys they count for; changes that cancel out add no row, and no changes cost no
+-- statement. PL/pgSQL, so that its insert is planned once per session (a SQL function's body is
+-- planned on every call).
 drop function if exists add_message_counts(jsonb);
 create or replace function add_message_counts(p_changes message_counts[]) returns void
-language sql as $$
+language plpgsql as $$
+begin
+    if cardinality(p_changes) = 0 then
+        return;
+    end if;
     insert into message_counts
     select k.campaign_id, k.account_id, sum(c.first_messages), sum(c.inmails_sent), sum(c.free_inmails), sum(c.credit_inmails), sum(c.connection_messages),
            sum(c.accepted), sum(c.declined), sum(c.responses), sum(c.responders), sum(c.follow_ups_sent), sum(c.credits_spent), sum(c.credits_back)
@@ -625,8 +631,8 @@ language sql as $$
     group by k.campaign_id, k.account_id
     having sum(c.first_messages) <> 0 or sum(c.inmails_sent) <> 0 or sum(c.free_inmails) <> 0 or sum(c.credit_inmails) <> 0
         or sum(c.connection_messages) <> 0 or sum(c.accepted) <> 0 or sum(c.declined) <> 0 or sum(c.responses) <> 0
-        or sum(c.responders) <> 0 or sum(c.follow_ups_sent) <> 0 or sum(c.credits_spent) <> 0 or sum(c.credits_back) <> 0
-$$;
+        or sum(c.responders) <> 0 or sum(c.follow_ups_sent) <> 0 or sum(c.credits_spent) <> 0 or sum(c.credits_back) <> 0;
+end $$;
 
 -- What a message counts for by itself (its responses aside), times p_sign.
 drop function if exists message_count_row(messages, integer);
