@@ -101,8 +101,9 @@ public final class SandboxCourier: Courier {
         case refused(CourierError)
     }
 
-    /// Deliveries go in batches: a batch costs the sandbox's database a few statements in all.
-    public var batchSize: Int { 32 }
+    /// Deliveries go in batches: a batch costs the sandbox's database a few statements in all,
+    /// and each of the send path's statements serves as many jobs (64 ran 10-15% faster than 32).
+    public var batchSize: Int { 64 }
 
     public func deliver(_ delivery: Delivery) throws(CourierError) -> Receipt {
         try deliver([delivery])[0].get()
