@@ -143,7 +143,7 @@ struct ScaleBench: ParsableCommand {
         // an operator writes are off while it loads (a million calls each); the ledger's balance
         // is checked once at the end instead of per entry.
         let rowChecks = [
-            ("messages", "messages_from_the_contacts_sender"), ("messages", "messages_within_limits"),
+            ("messages", "messages_from_the_contacts_sender_inserted"), ("messages", "messages_within_limits_inserted"),
             ("contacts", "contacts_sender_in_the_pool"), ("credit_ledger", "credit_ledger_cap_holds"),
             ("credit_grants", "credit_grants_inserted_cap_holds"), ("sender_accounts", "sender_accounts_credit_totals_agree"),
         ]

@@ -155,6 +155,27 @@ struct OutreachFixture {
         try connection.query("select * from messages where contact_id = \(contact) and step = \(step)").first
     }
 
+    /// Writes a regular message at `step` to `contact` by hand, as hand-typed SQL could: from
+    /// `account` (the contact's sender when nil), with a reservation of its own. Raises what the
+    /// database refuses, having written nothing.
+    func writeMessageByHand(to contact: Int64, step: Int, from account: Int64? = nil, body: String) throws {
+        try connection.execute(
+            """
+            with reserved as (
+                insert into reservations (account_id, delivery_key, channel, local_day)
+                select coalesce(\(account)::bigint, c.sender_account_id), 'by-hand:' || c.id || ':' || \(step)::integer, 'message',
+                       (clock_now() at time zone 'UTC')::date
+                from contacts c where c.id = \(contact)
+                returning id, account_id, delivery_key
+            )
+            insert into messages (contact_id, campaign_id, account_id, member_key, step, channel, uses_credit, delivery_key, body,
+                                  reservation_id)
+            select c.id, c.campaign_id, r.account_id, c.member_key, \(step)::smallint, 'message', false, r.delivery_key, \(body)::text, r.id
+            from contacts c, reserved r
+            where c.id = \(contact)
+            """)
+    }
+
     func respond(_ contact: Int64, step: Int = 0, _ kind: ResponseKind, text: String? = nil) throws -> RecordedResponse {
         let message = try self.message(contact, step: step)!.decode(Int64.self, "id")
         return try Responses.record(message: message, kind: kind, text: text, on: connection)

@@ -119,6 +119,16 @@ struct OutreachTests {
             try f.connection.execute("update messages set body = repeat('y', 1901) where contact_id = \(fine)")
         }
         #expect(tooLong?.message.contains("more than the limit of 1900 (S5)") == true)
+        // An insert is refused as well, writing nothing; one within the limit is written.
+        let messages = try f.count("select count(*) from messages")
+        let tooLongInserted = #expect(throws: PostgresError.self) {
+            try f.writeMessageByHand(to: fine, step: 1, body: String(repeating: "y", count: 1901))
+        }
+        #expect(tooLongInserted?.sqlState == "23514")
+        #expect(tooLongInserted?.message.contains("body has 1901 characters, more than the limit of 1900 (S5)") == true)
+        #expect(try f.count("select count(*) from messages") == messages)
+        try f.writeMessageByHand(to: fine, step: 1, body: String(repeating: "y", count: 1900))
+        #expect(try f.count("select count(*) from messages") == messages + 1)
     }
 
     @Test func R1_R2_R3_C3_aDefaultAcceptanceGivesTheCreditBackAndStartsFollowUpsAtTheirDelays() throws {
@@ -326,6 +336,19 @@ struct OutreachTests {
             try f.connection.execute("update contacts set sender_account_id = \(large) where id = \(ids[0]) and sender_account_id <> \(large)")
         }
         #expect(moved?.message.contains("its sender cannot change") == true)
+        // Nor can a message to it go from another account, whether inserted or moved.
+        let sender = try f.message(ids[0])!.decode(Int64.self, "account_id")
+        let another = [small, other, large].first { $0 != sender }!
+        let fromAnother = #expect(throws: PostgresError.self) {
+            try f.writeMessageByHand(to: ids[0], step: 2, from: another, body: "Hello again")
+        }
+        #expect(fromAnother?.sqlState == "23514")
+        #expect(fromAnother?.message.contains("but contact \(ids[0])'s sender is account") == true)
+        #expect(try f.message(ids[0], step: 2) == nil)
+        let movedMessage = #expect(throws: PostgresError.self) {
+            try f.connection.execute("update messages set account_id = \(another) where contact_id = \(ids[0]) and step = 0")
+        }
+        #expect(movedMessage?.sqlState == "23514")
     }
 
     @Test func courierRefusalsAreClassed_retryKeepsTheReservation_rateLimitAndAccountProblemWait_unreachableSkips() throws {
