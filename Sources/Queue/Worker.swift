@@ -32,6 +32,13 @@ public struct WorkerConfiguration: Sendable {
     public var retention: Duration = .seconds(7 * 86_400)
     /// Most jobs claimed in one round trip.
     public var maxClaimBatch: Int = 1_000
+    /// Jobs claimed ahead, beyond the `concurrency` running: they wait for a handler slot, so that
+    /// a handler finishing its batch starts the next at once while the next claim is under way
+    /// (a batch frees its slots all at once, so claiming and running would otherwise take turns;
+    /// jobs run one at a time free theirs one by one, and the next claim overlaps the others).
+    /// nil: the largest batch size of the worker's kinds registered with one; none without.
+    /// Shutdown releases them unstarted.
+    public var claimAhead: Int? = nil
     /// Exit once no unfinished job of the worker's kinds remains (benchmarks, batch runs).
     public var exitWhenDone: Bool = false
     /// This worker's name in leases and logs.
@@ -99,7 +106,8 @@ public final class Worker: Sendable {
         self.logger = logger
         self.kinds = kinds
         metrics = QueueMetrics.of(kinds)
-        state = WorkerState(concurrency: configuration.concurrency)
+        state = WorkerState(concurrency: configuration.concurrency,
+                            claimAhead: configuration.claimAhead ?? kinds.map(handlers.batchSize(of:)).filter { $0 > 1 }.max() ?? 0)
         var descriptors: [Int32] = [0, 0]
         guard pipe(&descriptors) == 0 else { throw WorkerError(description: "cannot create a pipe: \(String(cString: strerror(errno)))") }
         _ = fcntl(descriptors[0], F_SETFL, fcntl(descriptors[0], F_GETFL) | O_NONBLOCK)

@@ -3,6 +3,13 @@ import Foundation
 /// The state a worker's threads share: claimed jobs waiting for a handler thread, outcomes
 /// waiting to be written, the jobs this worker holds leases on, and the shutdown phase.
 ///
+/// At most `concurrency` jobs run at once. While every job running is part of a batch (a kind
+/// registered with a batch size over one), up to `claimAhead` more may be claimed and wait in the
+/// inbox: a batch frees its slots all at once, so without them claiming and running would take
+/// turns; with them, a handler finishing a batch starts the next at once while the producer's
+/// next claim is under way. Jobs run one at a time free their slots one by one, and claims
+/// overlap the jobs still running; none are claimed ahead of them, for another worker may be idle.
+///
 /// `@unchecked Sendable` because it is a monitor: every mutable field is read and written only
 /// while `monitor` is locked, which the compiler cannot see.
 final class WorkerState: @unchecked Sendable {
@@ -24,11 +31,14 @@ final class WorkerState: @unchecked Sendable {
     private static let outcomeWaiting = 2  // the completer: an outcome to write
     private static let control = 3  // shutdown steps: phase changes, jobs ending, completer done
     private let concurrency: Int
+    private let claimAhead: Int
     private var phase = Phase.running
     /// Claimed jobs no handler thread has taken yet.
     private var inbox: [Job] = []
     /// Jobs a handler thread is running (ids), for the release at the deadline.
     private var executing: Set<JobLease> = []
+    /// Those of `executing` run in batches of more than one.
+    private var executingInBatches: Set<JobLease> = []
     /// Outcomes not yet written to the database.
     private var outcomes: [(lease: JobLease, outcome: JobOutcome)] = []
     /// Jobs leased to this worker whose outcome is not yet written: their leases are renewed.
@@ -40,8 +50,9 @@ final class WorkerState: @unchecked Sendable {
     /// Free slots the producer waits for (0 when it is not waiting): handlers wake it only then.
     private var producerWants = 0
 
-    init(concurrency: Int) {
+    init(concurrency: Int, claimAhead: Int = 0) {
         self.concurrency = concurrency
+        self.claimAhead = max(0, claimAhead)
     }
 
     private func locked<T>(_ body: () throws -> T) rethrows -> T {
@@ -62,8 +73,12 @@ final class WorkerState: @unchecked Sendable {
         }
     }
 
-    /// Free handler slots: jobs neither waiting nor running.
-    private var freeSlots: Int { concurrency - inbox.count - executing.count }
+    /// Jobs the producer may claim: the handler slots (and the claim-ahead while only batches
+    /// run), less the jobs waiting or running.
+    private var freeSlots: Int {
+        let ahead = !executing.isEmpty && executingInBatches.count == executing.count ? claimAhead : 0
+        return concurrency + ahead - inbox.count - executing.count
+    }
 
     /// Waits until at least `minimum` slots are free, or some are and `patience` has passed
     /// (so that claims come in batches), or the worker stops claiming. Returns the free slots,
@@ -106,16 +121,18 @@ final class WorkerState: @unchecked Sendable {
         }
     }
 
-    /// The next jobs for a handler thread: the oldest waiting job and, up to `batchSize(kind)`
-    /// in all, more waiting jobs of its kind; empty when the worker stops taking jobs.
+    /// The next jobs for a handler thread, once a job waits and fewer than `concurrency` run: the
+    /// oldest waiting job and, up to `batchSize(kind)` in all and within `concurrency`, more
+    /// waiting jobs of its kind; empty when the worker stops taking jobs.
     func takeJobs(batchSize: (String) -> Int) -> [Job] {
         locked {
-            while inbox.isEmpty && phase == .running {
+            while (inbox.isEmpty || executing.count >= concurrency) && phase == .running {
                 monitor.wait(Self.jobWaiting)
             }
             guard phase == .running, !inbox.isEmpty else { return [] }
             var batch = [inbox.removeFirst()]
-            let limit = batchSize(batch[0].kind)
+            let kindBatch = batchSize(batch[0].kind)
+            let limit = min(kindBatch, concurrency - executing.count)
             var index = 0
             while batch.count < limit && index < inbox.count {
                 if inbox[index].kind == batch[0].kind {
@@ -125,6 +142,9 @@ final class WorkerState: @unchecked Sendable {
                 }
             }
             for job in batch { executing.insert(job.lease) }
+            if kindBatch > 1 { for job in batch { executingInBatches.insert(job.lease) } }
+            if !inbox.isEmpty && executing.count < concurrency { monitor.signal(Self.jobWaiting) }  // room for another thread
+            if producerWants > 0 && freeSlots >= producerWants { monitor.signal(Self.slotFree) }  // a batch began: claim ahead
             return batch
         }
     }
@@ -134,11 +154,13 @@ final class WorkerState: @unchecked Sendable {
         locked {
             for (lease, outcome) in results {
                 executing.remove(lease)
+                executingInBatches.remove(lease)
                 if abandoned.remove(lease) == nil {
                     outcomes.append((lease, outcome))
                 }
             }
             monitor.signal(Self.outcomeWaiting)
+            if !inbox.isEmpty { monitor.signal(Self.jobWaiting) }  // claimed ahead: it may start now
             if producerWants > 0 && freeSlots >= producerWants { monitor.signal(Self.slotFree) }
             if phase != .running { monitor.broadcast(Self.control) }
         }
@@ -167,6 +189,7 @@ final class WorkerState: @unchecked Sendable {
     func abandon(_ leases: Set<JobLease>) {
         locked {
             for lease in leases where executing.remove(lease) != nil {
+                executingInBatches.remove(lease)
                 abandoned.insert(lease)
                 outcomes.append((lease, .released))
             }

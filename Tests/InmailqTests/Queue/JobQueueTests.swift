@@ -44,6 +44,51 @@ struct JobQueueTests {
         }
     }
 
+    /// While a batch runs, the worker claims the next batch ahead (its reservations and leases
+    /// taken), so that it starts as soon as the first ends; never more than `concurrency` run.
+    @Test func whileABatchRunsTheNextIsClaimedAheadButNoMoreThanConcurrencyRun() async throws {
+        let db = try TestDatabase()
+        let connection = try db.connect()
+        try JobQueue.enqueue((0..<40).map { _ in NewJob(kind: "test.batch") }, on: connection)
+        let firstBatchMayEnd = DispatchSemaphore(value: 0)
+        let running = Mutex((now: 0, most: 0, batches: 0))
+        var handlers = JobHandlers()
+        handlers.register("test.batch", batchSize: 8) { jobs, _ in
+            let batch = running.withLock { counts -> Int in
+                counts.now += jobs.count
+                counts.most = max(counts.most, counts.now)
+                counts.batches += 1
+                return counts.batches
+            }
+            if batch == 1 { firstBatchMayEnd.wait() }
+            running.withLock { $0.now -= jobs.count }
+            return jobs.map { _ in .success(.completed) }
+        }
+        var configuration = WorkerConfiguration(database: db.configuration, workerID: "claim-ahead-test")
+        configuration.concurrency = 8
+        configuration.exitWhenDone = true
+        let pool = ConnectionPool(db.configuration, capacity: configuration.sessions)
+        let worker = Task {
+            try await Worker(configuration: configuration, handlers: handlers, pool: pool,
+                             logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })).run()
+        }
+        // The first batch holds its 8 slots; 8 more jobs are claimed ahead of them, and no more.
+        // (Polled without blocking a thread of Swift's cooperative pool, which the worker's task needs.)
+        var claimedAhead = false
+        for _ in 0..<400 where !claimedAhead {
+            claimedAhead = try InmailqTests.count("select count(*) from jobs where state = 'running'", connection) == 16
+            if !claimedAhead { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(claimedAhead)
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try InmailqTests.count("select count(*) from jobs where state = 'running'", connection) == 16)
+        #expect(running.withLock { $0.batches } == 1)  // the claimed-ahead batch waits for a slot
+        firstBatchMayEnd.signal()
+        try await worker.value
+        #expect(try InmailqTests.count("select count(*) from all_jobs where state = 'completed'", connection) == 40)
+        #expect(running.withLock { $0.most } == 8)
+    }
+
     @Test func enqueueManyInOneStatementReturnsIdsInOrder() throws {
         let connection = try TestDatabase().connect()
         let ids = try JobQueue.enqueue((0..<50).map { NewJob(kind: "diag.noop", args: JSONText("{\"n\": \($0)}")) }, on: connection)
