@@ -75,8 +75,9 @@ public enum JobQueue {
     public static func finish(_ outcomes: [(lease: JobLease, outcome: JobOutcome)], on connection: Connection) throws -> Int {
         guard !outcomes.isEmpty else { return 0 }
         // Completions, the bulk, are finished by id and token alone; the rest join their details.
-        // Every access to jobs is bounded by an id array, so no plan can scan or loop over the table:
-        // the statement is prepared once per session (planning it took as long as running it).
+        // Every access to jobs is bounded by an id array, so no plan can scan or loop over the table.
+        // Planned on each call: a generic plan, which knows nothing of the arrays' sizes, joined a
+        // seq scan of jobs (bench queue drained 1,900-3,800 jobs/s instead of 19,000-22,000).
         var completedIDs: [Int64] = []
         var completedTokens: [Int64] = []
         var ids: [Int64] = []
@@ -153,7 +154,7 @@ public enum JobQueue {
                 returning 1
             )
             select (select count(*) from archived) + (select count(*) from updated) as changed
-            """, prepared: true)
+            """)
         return try row.decode(Int.self, "changed")
     }
 
