@@ -36,7 +36,8 @@ public struct WorkerConfiguration: Sendable {
     /// a handler finishing its batch starts the next at once while the next claim is under way
     /// (a batch frees its slots all at once, so claiming and running would otherwise take turns;
     /// jobs run one at a time free theirs one by one, and the next claim overlaps the others).
-    /// nil: the largest batch size of the worker's kinds registered with one; none without.
+    /// nil: the largest batch size of the worker's kinds registered with one (at most
+    /// `concurrency`, the most a batch can hold); none without.
     /// Shutdown releases them unstarted.
     public var claimAhead: Int? = nil
     /// Exit once no unfinished job of the worker's kinds remains (benchmarks, batch runs).
@@ -107,7 +108,8 @@ public final class Worker: Sendable {
         self.kinds = kinds
         metrics = QueueMetrics.of(kinds)
         state = WorkerState(concurrency: configuration.concurrency,
-                            claimAhead: configuration.claimAhead ?? kinds.map(handlers.batchSize(of:)).filter { $0 > 1 }.max() ?? 0)
+                            claimAhead: configuration.claimAhead
+                                ?? min(configuration.concurrency, kinds.map(handlers.batchSize(of:)).filter { $0 > 1 }.max() ?? 0))
         var descriptors: [Int32] = [0, 0]
         guard pipe(&descriptors) == 0 else { throw WorkerError(description: "cannot create a pipe: \(String(cString: strerror(errno)))") }
         _ = fcntl(descriptors[0], F_SETFL, fcntl(descriptors[0], F_GETFL) | O_NONBLOCK)
