@@ -156,24 +156,22 @@ struct OutreachFixture {
     }
 
     /// Writes a regular message at `step` to `contact` by hand, as hand-typed SQL could: from
-    /// `account` (the contact's sender when nil), with a reservation of its own. Raises what the
-    /// database refuses, having written nothing.
+    /// `account` (the contact's sender when nil), under a reservation of its own, in one
+    /// transaction. Raises what the database refuses, having written nothing.
     func writeMessageByHand(to contact: Int64, step: Int, from account: Int64? = nil, body: String) throws {
-        try connection.execute(
-            """
-            with reserved as (
-                insert into reservations (account_id, delivery_key, channel, local_day)
-                select coalesce(\(account)::bigint, c.sender_account_id), 'by-hand:' || c.id || ':' || \(step)::integer, 'message',
-                       (clock_now() at time zone 'UTC')::date
-                from contacts c where c.id = \(contact)
-                returning id, account_id, delivery_key
-            )
-            insert into messages (contact_id, campaign_id, account_id, member_key, step, channel, uses_credit, delivery_key, body,
-                                  reservation_id)
-            select c.id, c.campaign_id, r.account_id, c.member_key, \(step)::smallint, 'message', false, r.delivery_key, \(body)::text, r.id
-            from contacts c, reserved r
-            where c.id = \(contact)
-            """)
+        try connection.transaction { connection in
+            let sender = try account ?? connection.queryOne("select sender_account_id from contacts where id = \(contact)")
+                .decode(Int64.self, "sender_account_id")
+            let key = "by-hand:\(contact):\(step)"
+            let reservation = try accounts.reserve(sender, key: key, channel: .message, credit: false).get()
+            try connection.execute(
+                """
+                insert into messages (contact_id, campaign_id, account_id, member_key, step, channel, uses_credit, delivery_key, body,
+                                      reservation_id)
+                select id, campaign_id, \(sender), member_key, \(step)::smallint, 'message', false, \(key), \(body)::text, \(reservation)
+                from contacts where id = \(contact)
+                """)
+        }
     }
 
     func respond(_ contact: Int64, step: Int = 0, _ kind: ResponseKind, text: String? = nil) throws -> RecordedResponse {
