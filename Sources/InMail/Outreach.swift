@@ -8,10 +8,11 @@ import Queue
 /// The claim has already reserved the account's daily slot and credit (`SendReservationGuard`).
 /// A run then checks the contact and its campaign, renders the text (S5), writes the message
 /// as `sending`, delivers it under its key (contact, step), and in one statement
-/// (`record_delivery`) marks it sent, spends the reservation and moves the contact on. A run
-/// that dies anywhere is retried: it finds the `sending` message and delivers again under the
-/// same key, and the courier answers with the first receipt. Whatever stops a delivery before anything was sent releases
-/// the reservation, so no slot or credit is spent on it.
+/// (`record_deliveries`) marks it sent, spends the reservation, moves the contact on and
+/// completes the job. A run that dies anywhere is retried: it finds the `sending` message and
+/// delivers again under the same key, and the courier answers with the first receipt. Whatever
+/// stops a delivery before anything was sent releases the reservation, so no slot or credit is
+/// spent on it.
 public enum Outreach {
     /// The job that sends a contact's first message (step 0): an InMail, or a regular message
     /// to a 1st-degree connection (S3). `enqueue_sends` creates these.
@@ -150,7 +151,7 @@ public enum Outreach {
             for (position, recorded) in record(delivered.map { (jobs[$0.sending.index].lease, $0.sending.message, $0.receipt) },
                                                on: try context.connection()).enumerated() {
                 let (entry, receipt) = delivered[position]
-                results[entry.index] = recorded.map { .completed }
+                results[entry.index] = recorded.map { .completedInTransaction }
                 guard case .success = recorded else { continue }
                 InMailMetrics.delivered()
                 context.logger.debug("delivered", metadata: [
@@ -193,8 +194,9 @@ public enum Outreach {
         return messages.map { message in Result { try insert([message])[0] } }
     }
 
-    /// Records deliveries in one statement (`record_deliveries`), or one by one when that fails
-    /// (a stale run's lease, a message an operator settled meanwhile); success or the error, in order.
+    /// Records deliveries and completes their jobs in one statement (`record_deliveries`), or one
+    /// by one when that fails (a stale run's lease, a message an operator settled meanwhile);
+    /// success or the error, in order.
     private static func record(_ deliveries: [(lease: JobLease, message: Int64, receipt: Receipt)], on connection: Connection)
         -> [Result<Void, any Error>]
     {

@@ -80,6 +80,9 @@ public struct Job: Sendable {
 public enum JobOutcome: Sendable, Equatable {
     /// Done; the job is completed.
     case completed
+    /// Done, and already completed by the handler in its own transaction (`JobQueue.complete`,
+    /// or `queue_complete` in SQL): the worker writes nothing more for it.
+    case completedInTransaction
     /// Failed; retried after a backoff, or discarded after its last attempt.
     case failed(error: String, retryIn: Duration)
     /// Run again after `delay` (business time), without spending an attempt.

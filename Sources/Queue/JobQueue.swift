@@ -93,6 +93,7 @@ public enum JobQueue {
                 completedIDs.append(lease.id)
                 completedTokens.append(lease.token)
                 continue
+            case .completedInTransaction: continue  // the handler's transaction finished it
             case .failed(let error, let retryIn): (action, message, delay) = ("fail", error, retryIn.seconds)
             case .snoozed(let wait): (action, delay) = ("snooze", wait.seconds)
             case .deferred(let date): (action, until) = ("snooze", date)
@@ -183,6 +184,15 @@ public enum JobQueue {
             from unnest(\(leases.map(\.id))::bigint[], \(leases.map(\.token))::bigint[]) as l(id, token)
             where j.id = any(\(leases.map(\.id))::bigint[]) and j.id = l.id and j.lease_token = l.token and j.state = 'running'
             """)
+    }
+
+    /// Completes jobs in the caller's transaction (`queue_complete`), so that a handler's own
+    /// writes and its jobs' completion commit together or not at all; the handler then returns
+    /// `.completedInTransaction`. Raises (SQLSTATE 55000), changing nothing, unless every lease is
+    /// still held.
+    public static func complete(_ leases: [JobLease], on connection: Connection) throws {
+        guard !leases.isEmpty else { return }
+        try connection.execute("select queue_complete(\(leases.map(\.id))::bigint[], \(leases.map(\.token))::bigint[])", prepared: true)
     }
 
     /// Raises unless `lease` is still held: call it in the transaction of a write that a stale

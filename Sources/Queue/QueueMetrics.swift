@@ -90,7 +90,7 @@ public enum QueueMetrics {
     static func recordRun(_ job: Job, _ outcome: JobOutcome, took: Duration, in metrics: Kind) {
         metrics.duration.record(duration: took)
         switch outcome {
-        case .completed: metrics.completed.increment()
+        case .completed, .completedInTransaction: metrics.completed.increment()
         case .failed: (job.attempt >= job.maxAttempts ? metrics.discarded : metrics.failed).increment()
         case .snoozed, .deferred: metrics.snoozed.increment()
         case .cancelled: metrics.cancelled.increment()

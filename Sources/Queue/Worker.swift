@@ -268,13 +268,13 @@ public final class Worker: Sendable {
     }
 
     private func log(_ job: Job, _ outcome: JobOutcome, took: Duration) {
-        if case .completed = outcome, logger.logLevel > .info { return }  // the hot path: build nothing
+        if outcome == .completed || outcome == .completedInTransaction, logger.logLevel > .info { return }  // the hot path: build nothing
         var metadata: Logger.Metadata = [
             "job_id": "\(job.id)", "kind": "\(job.kind)", "attempt": "\(job.attempt)",
             "ms": "\(String(format: "%.1f", took.seconds * 1000))",
         ]
         switch outcome {
-        case .completed:
+        case .completed, .completedInTransaction:
             logger.info("job completed", metadata: metadata)
         case .failed(let error, let retryIn):
             metadata["error"] = "\(error)"

@@ -155,7 +155,10 @@ final class WorkerState: @unchecked Sendable {
             for (lease, outcome) in results {
                 executing.remove(lease)
                 executingInBatches.remove(lease)
-                if abandoned.remove(lease) == nil {
+                if abandoned.remove(lease) != nil { continue }
+                if outcome == .completedInTransaction {
+                    leased.remove(lease)  // written already, by the handler's transaction
+                } else {
                     outcomes.append((lease, outcome))
                 }
             }

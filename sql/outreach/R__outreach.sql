@@ -429,10 +429,12 @@ end $$;
 
 -- Delivered messages, many in one statement: each message is sent with the courier's receipt
 -- (and the conversation it went into, when the platform has one), its reservation spent, its
--- contact moved on, and after a follow-up the next one scheduled (C3). Only while every job
--- that delivered them (p_jobs) still holds its lease (p_lease_tokens): a run whose lease
--- expired and whose job was rescued changes nothing; the job's new run finds the message
--- 'sending' and delivers again under the same key, answered with the first receipt.
+-- contact moved on, and after a follow-up the next one scheduled (C3); and the jobs that
+-- delivered them (p_jobs) are completed in the same transaction (queue_complete), so a
+-- delivery is recorded together with its job's end or not at all. Only while every one of those
+-- jobs still holds its lease (p_lease_tokens): a run whose lease expired and whose job was
+-- rescued changes nothing; the job's new run finds the message 'sending' and delivers again
+-- under the same key, answered with the first receipt.
 --
 -- It commits durably (it once skipped the WAL flush, counting on the job's later completion to
 -- be lost with it in a server crash; the chaos run showed a worker writing that completion
@@ -443,7 +445,7 @@ create or replace function record_deliveries(p_messages bigint[], p_receipts tex
 returns void
 language plpgsql as $$
 begin
-    perform queue_require_leases(p_jobs, p_lease_tokens);
+    perform queue_complete(p_jobs, p_lease_tokens);
     perform mark_delivered(p_messages, p_receipts, p_chats);
 end $$;
 

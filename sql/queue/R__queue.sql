@@ -202,6 +202,53 @@ begin
     end if;
 end $$;
 
+-- Completes jobs in the caller's transaction, each still running under its lease (p_tokens):
+-- for a handler whose own writes and its jobs' completion must commit together or not at all
+-- (the worker then writes no outcome for them). Raises (SQLSTATE 55000, naming a job), changing
+-- nothing, when one of them no longer holds its lease. The rows are locked in id order, as
+-- queue_require_leases locks them, then moved to job_history as the worker's finish moves a
+-- completed job (JobQueue.archive is the other writer of job_history: keep the two alike).
+create or replace function queue_complete(p_jobs bigint[], p_tokens bigint[]) returns void
+language plpgsql as $$
+declare
+    completed bigint[];
+    stale record;
+begin
+    -- Planned on each call, for the jobs table as it is now: a cached generic plan, which knows
+    -- nothing of the arrays' sizes, scanned jobs whole ($1 p_jobs, $2 p_tokens).
+    execute $q$
+    with held as (
+        select j.id
+        from jobs j join unnest($1, $2) as l(id, token) on l.id = j.id
+        where j.id = any($1) and j.lease_token = l.token and j.state = 'running'
+        order by j.id
+        for update of j
+    ),
+    completed as (
+        delete from jobs j using held h where j.id = h.id
+        returning j.*
+    ),
+    archived as (
+        insert into job_history (id, kind, args, state, priority, run_at, attempt, max_attempts, errors,
+                                 unique_key, partition_key, created_at, attempted_at, finished_at)
+        select id, kind, args, 'completed', priority, run_at, attempt, max_attempts, errors,
+               unique_key, partition_key, created_at, attempted_at, clock_timestamp()
+        from completed
+        returning id
+    )
+    select coalesce(array_agg(id), '{}') from archived
+    $q$ into completed using p_jobs, p_tokens;
+    if cardinality(completed) < cardinality(p_jobs) then
+        select l.id, l.token into stale
+        from unnest(p_jobs, p_tokens) as l(id, token)
+        where not l.id = any(completed)
+        order by l.id
+        limit 1;
+        raise exception 'job % no longer holds lease % (it expired and the job was rescued); this run changes nothing more',
+            stale.id, stale.token using errcode = '55000';
+    end if;
+end $$;
+
 -- queue_require_leases for one job.
 create or replace function queue_require_lease(p_job bigint, p_token bigint) returns void
 language sql as $$ select queue_require_leases(array[p_job], array[p_token]) $$;

@@ -250,6 +250,74 @@ struct JobQueueTests {
         #expect(try JobQueue.finish([(newer[0].lease, .completed)], on: connection) == 1)
     }
 
+    /// A handler completes its jobs in its own transaction: they commit with its writes, or,
+    /// when one lease is stale, the whole transaction is refused and nothing of it is kept.
+    @Test func completingInTheHandlersTransactionCommitsWithItsWritesOrNotAtAll() throws {
+        let connection = try TestDatabase().connect()
+        try connection.execute("create table handler_writes (job_id bigint)")
+        let ids = try JobQueue.enqueue([NewJob(kind: "diag.noop"), NewJob(kind: "diag.noop"), NewJob(kind: "diag.noop")], on: connection)
+        let stale = try JobQueue.claim(kinds: ["diag.noop"], limit: 1, owner: "w", lease: .milliseconds(50), on: connection)
+        Thread.sleep(forTimeInterval: 0.2)
+        #expect(try QueueMaintenance.rescueExpiredLeases(on: connection).rescued == 1)
+        let claimed = try JobQueue.claim(kinds: ["diag.noop"], limit: 3, owner: "w", lease: .seconds(30), on: connection)
+        #expect(Set(claimed.map(\.id)) == Set(ids.compactMap { $0 }))
+        let others = claimed.filter { $0.id != stale[0].id }
+
+        // One stale lease among them: refused, naming that job; the handler's write is gone too.
+        #expect {
+            try connection.transaction { connection in
+                try connection.execute("insert into handler_writes values (1)")
+                try JobQueue.complete(others.map(\.lease) + [stale[0].lease], on: connection)
+            }
+        } throws: { error in
+            let failure = error as? PostgresError
+            return failure?.sqlState == "55000" && "\(error)".contains("job \(stale[0].id) no longer holds lease")
+        }
+        #expect(try connection.queryOne("select count(*) as n from handler_writes").decode(Int.self, "n") == 0)
+        for job in claimed { #expect(try state(of: job.id, on: connection).state == .running) }
+
+        // All held: completed and archived with the handler's write, and the worker's own finish
+        // of the same leases changes nothing more.
+        try connection.transaction { connection in
+            try connection.execute("insert into handler_writes values (2)")
+            try JobQueue.complete(claimed.map(\.lease), on: connection)
+        }
+        #expect(try connection.queryOne("select count(*) as n from handler_writes").decode(Int.self, "n") == 1)
+        for job in claimed { #expect(try state(of: job.id, on: connection).state == .completed) }
+        #expect(try JobQueue.finish(claimed.map { ($0.lease, JobOutcome.completed) }, on: connection) == 0)
+        #expect(try connection.queryOne("select count(*) as n from job_history").decode(Int.self, "n") == 3)
+    }
+
+    /// A worker writes no outcome for a job its handler completed in its own transaction, and
+    /// the job is not left leased: the worker exits when the queue is dry.
+    @Test(.timeLimit(.minutes(2)))
+    func aWorkerWritesNothingMoreForJobsItsHandlerCompleted() async throws {
+        let db = try TestDatabase()
+        let connection = try db.connect()
+        try connection.execute("create table handler_writes (job_id bigint primary key)")
+        let ids = try JobQueue.enqueue((0..<40).map { _ in NewJob(kind: "test.tx") }, on: connection)
+        var handlers = JobHandlers()
+        handlers.register("test.tx", batchSize: 8) { jobs, context in
+            try context.connection().transaction { connection in
+                try connection.execute("insert into handler_writes select unnest(\(jobs.map(\.id))::bigint[])")
+                try JobQueue.complete(jobs.map(\.lease), on: connection)
+            }
+            return jobs.map { _ in .success(.completedInTransaction) }
+        }
+        var configuration = WorkerConfiguration(database: db.configuration, workerID: "tx-test")
+        configuration.concurrency = 16
+        configuration.exitWhenDone = true
+        let pool = ConnectionPool(db.configuration, capacity: configuration.sessions)
+        try await Worker(configuration: configuration, handlers: handlers, pool: pool,
+                         logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })).run()
+        #expect(try connection.queryOne("select count(*) as n from handler_writes").decode(Int.self, "n") == 40)
+        let history = try connection.query("select id, state, attempt from job_history").rows
+        #expect(history.count == 40)
+        #expect(try Set(history.map { try $0.decode(Int64.self, "id") }) == Set(ids.compactMap { $0 }))
+        #expect(try history.allSatisfy { try $0.decode(JobState.self, "state") == .completed && $0.decode(Int.self, "attempt") == 1 })
+        #expect(try connection.queryOne("select count(*) as n from jobs").decode(Int.self, "n") == 0)
+    }
+
     @Test func renewingALeaseKeepsTheJobFromRescue() throws {
         let connection = try TestDatabase().connect()
         let id = try #require(try JobQueue.enqueue([NewJob(kind: "diag.noop")], on: connection)[0])
