@@ -182,15 +182,20 @@ public struct Migrator: Sendable {
         }
     }
 
+    /// Applies one file in its own transaction; a file the server refuses is named in the error.
     private func apply(owner: String, version: Int?, name: String, sql: String, on connection: Connection) throws {
-        try connection.transaction { connection in
-            try connection.runScript(sql)
-            try connection.execute(
-                """
-                insert into schema_migrations (owner, version, name, checksum)
-                values (\(owner), \(version), \(name), \(Self.checksumSQL(sql)))
-                on conflict (owner, name) do update set checksum = excluded.checksum, applied_at = now()
-                """)
+        do {
+            try connection.transaction { connection in
+                try connection.runScript(sql)
+                try connection.execute(
+                    """
+                    insert into schema_migrations (owner, version, name, checksum)
+                    values (\(owner), \(version), \(name), \(Self.checksumSQL(sql)))
+                    on conflict (owner, name) do update set checksum = excluded.checksum, applied_at = now()
+                    """)
+            }
+        } catch let error as PostgresError {
+            throw MigrationError("\(owner)/\(name) failed, and nothing of it was applied: \(error)")
         }
     }
 

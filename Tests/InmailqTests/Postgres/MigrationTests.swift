@@ -50,7 +50,8 @@ struct MigrationTests {
         try "create table d (id int); select no_such_function();".write(toFile: directory + "/0004_broken.sql", atomically: true, encoding: .utf8)
         let result = try InmailqProcess.run(["migrate", "--database-url", db.url, "--migrations", directory])
         #expect(result.status != 0)
-        #expect(result.output.contains("no_such_function"))
+        #expect(result.output.contains("0004_broken.sql failed, and nothing of it was applied") && result.output.contains("no_such_function"),
+                "\(result.output)")
         let connection = try db.connect()
         #expect(try connection.query("select max(version) as v from schema_migrations").first?.decode(Int.self, "v") == 3)
         #expect(try connection.query("select to_regclass('d') is null as absent").first?.decode(Bool.self, "absent") == true)
