@@ -147,7 +147,13 @@ struct BenchDatabase {
         try connection.runScript("drop database if exists \(quoteIdentifier(name))")
         try connection.runScript("create database \(quoteIdentifier(name))")
         configuration = try base.withDatabase(name)
-        try SQLFiles.shippedMigrator(sandbox: true).migrate(try Connection(configuration))
+        do {
+            try SQLFiles.shippedMigrator(sandbox: true).migrate(try Connection(configuration))
+        } catch {
+            // Not ready, so no run will drop it: it goes now rather than lingering.
+            _ = try? connection.runScript("drop database if exists \(quoteIdentifier(name)) with (force)")
+            throw error
+        }
         workerLog = NSTemporaryDirectory() + "\(name).log"
         progress("benchmark database \(name) ready; worker log: \(workerLog)")
     }

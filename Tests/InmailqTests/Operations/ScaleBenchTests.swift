@@ -37,6 +37,22 @@ struct ScaleBenchTests {
         #expect(try left.decode(Int.self, "n") == 0)
     }
 
+    /// A benchmark that cannot set its database up (here: a migration that fails) says why and
+    /// leaves no database behind.
+    @Test func aBenchmarkThatCannotPrepareLeavesNoDatabaseBehind() throws {
+        let db = try TestDatabase()
+        let sql = FileManager.default.temporaryDirectory.appendingPathComponent("broken-sql-\(UUID().uuidString)").path
+        try FileManager.default.copyItem(atPath: TestPaths.root + "/sql", toPath: sql)
+        defer { try? FileManager.default.removeItem(atPath: sql) }
+        try "select no_such_function();\n".write(toFile: sql + "/queue/9999_broken.sql", atomically: true, encoding: .utf8)
+        let run = try InmailqProcess.run(
+            ["bench", "pipeline", "--database-url", db.url, "--contacts", "10", "--accounts", "1"], environment: ["INMAILQ_SQL_DIR": sql])
+        #expect(run.status != 0)
+        #expect(run.output.contains("9999_broken.sql") && run.output.contains("no_such_function"), "\(run.output)")
+        let left = try db.connect().queryOne("select count(*) as n from pg_database where datname like 'inmailq_bench_%'")
+        #expect(try left.decode(Int.self, "n") == 0)
+    }
+
     @Test func refusesAnAgencyItCannotBuildNamingTheOption() throws {
         let db = try TestDatabase()
         let uneven = try InmailqProcess.run(["bench", "scale", "--database-url", db.url, "--accounts", "1500"])
