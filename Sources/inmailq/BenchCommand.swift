@@ -158,6 +158,22 @@ struct BenchDatabase {
         progress("benchmark database \(name) ready; worker log: \(workerLog)")
     }
 
+    /// A benchmark database an earlier run kept (`--keep`), with this build's SQL migrated onto it.
+    init(existing name: String, options: GlobalOptions) throws {
+        let base = try options.connectionConfiguration(applicationName: "inmailq-bench")
+        guard name.hasPrefix("inmailq_bench_") else {
+            throw CommandFailure("\(name) is not a benchmark database (their names start with inmailq_bench_)")
+        }
+        let exists = try Connection(base).query("select 1 from pg_database where datname = \(name)").rowCount > 0
+        guard exists else { throw CommandFailure("no database named \(name) (kept by a run with --keep?)") }
+        self.name = name
+        admin = base
+        configuration = try base.withDatabase(name)
+        try SQLFiles.shippedMigrator(sandbox: true).migrate(try Connection(configuration))
+        workerLog = NSTemporaryDirectory() + "\(name).log"
+        progress("benchmark database \(name) reused; worker log: \(workerLog)")
+    }
+
     /// Runs the workers as the login `inmailq_bench_worker`, a member of inmailq_worker only
     /// (sql/access), so that they pay for row-level security as production workers do. The
     /// server must let that login in without a password (the embedded cluster's socket does).

@@ -25,6 +25,9 @@ struct ScaleBench: ParsableCommand {
             claim_p50_ms_small=... claim_p50_ms=... pipeline_jobs_per_s_small=... pipeline_jobs_per_s=... \
             renewals=... renewals_schedule_s=... renewals_drain_s=... report_campaign_ms=... report_account_ms=... \
             report_agency_ms=... contacts_first_row_ms=... then the sizes (MB) and dead rows of the hot tables.
+            With --reuse, a database kept by an earlier run (--keep) is measured again, with the SQL \
+            of this build migrated onto it, without the small database's figures, the build or the \
+            renewals (done once): the half-hour build is paid once for several measurements.
             """)
 
     @OptionGroup var options: GlobalOptions
@@ -56,6 +59,10 @@ struct ScaleBench: ParsableCommand {
     @Flag(help: "Keep the benchmark database instead of dropping it.")
     var keep = false
 
+    @Option(help: ArgumentHelp("Measure again on this database, kept by an earlier run (--keep); it is kept again.",
+                               valueName: "inmailq_bench_<pid>"))
+    var reuse: String?
+
     private var perWorkspace: Int { min(accounts, 1_000) }
     private var contactsPerAccount: Int { contacts / accounts }
     private var sentPerAccount: Int { messages / 4 / accounts }
@@ -82,6 +89,7 @@ struct ScaleBench: ParsableCommand {
     }
 
     func run() throws {
+        if let reuse { return try measureAgain(reuse) }
         let bench = try BenchDatabase(options: options)
         defer { if !keep { bench.drop() } }
         let connection = try Connection(bench.configuration)
@@ -108,6 +116,27 @@ struct ScaleBench: ParsableCommand {
             ("pipeline_jobs_per_s_small", format(smallPipeline)), ("pipeline_jobs_per_s", format(pipeline)),
         ]
         results += try renewals(bench: bench, on: connection)
+        results += try reports(agency: agency, on: connection)
+        results.append(("contacts_first_row_ms", format(try firstListedContact(bench: bench, on: connection), digits: 1)))
+        results += try sizes(on: connection)
+        print(results.map { "\($0.0)=\($0.1)" }.joined(separator: " "))
+    }
+
+    /// `--reuse`: the large database's figures again, on a database an earlier run kept.
+    private func measureAgain(_ name: String) throws {
+        let bench = try BenchDatabase(existing: name, options: options)
+        let connection = try Connection(bench.configuration)
+        let found = try connection.query("select id from agencies where name = 'Scale agency'").rows
+        guard found.count == 1 else { throw CommandFailure("\(name) holds no agency built by bench scale (named 'Scale agency')") }
+        let agency = try found[0].decode(Int64.self, "id")
+        progress("measuring again on \(name)")
+        let claims = try measureClaims(on: connection)
+        let pipeline = try sendPipeline(agency: "Pipeline agency (run \(getpid()))", bench: bench, on: connection)
+        var results: [(String, String)] = [
+            ("bench", "scale"), ("cores", "\(ProcessInfo.processInfo.activeProcessorCount)"), ("database", name),
+            ("claim_p50_ms", format(claims.p50, digits: 3)), ("claim_p99_ms", format(claims.p99, digits: 3)),
+            ("pipeline_jobs_per_s", format(pipeline)),
+        ]
         results += try reports(agency: agency, on: connection)
         results.append(("contacts_first_row_ms", format(try firstListedContact(bench: bench, on: connection), digits: 1)))
         results += try sizes(on: connection)

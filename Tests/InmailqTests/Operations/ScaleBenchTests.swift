@@ -1,4 +1,5 @@
 import Foundation
+import Postgres
 import Testing
 
 /// `inmailq bench scale`, run small: the agency it builds passes every constraint of the schema
@@ -14,13 +15,25 @@ struct ScaleBenchTests {
         }, uniquingKeysWith: { $1 })
     }
 
+    /// Runs `inmailq` to the end: its exit status, what it printed, and the name of the benchmark
+    /// database it made (after its process id; other tests' benchmarks run beside it).
+    func runBench(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String, database: String) {
+        let process = try InmailqProcess.start(arguments, environment: environment)
+        let status = process.child.wait()
+        return (status, process.output, "inmailq_bench_\(process.child.pid)")
+    }
+
+    func databaseExists(_ name: String, _ db: TestDatabase) throws -> Bool {
+        try db.connect().query("select 1 from pg_database where datname = \(name)").rowCount == 1
+    }
+
     /// A month of 1,000 accounts is built consistent by construction: the foreign keys it loads
     /// without are validated afterwards, the daily usage it writes stays under S6's check
     /// constraints, every account's ledger matches its grants; a thirtieth of the accounts
     /// renews on the billing day (A3) and each renewal job renews its cycle once.
     @Test func buildsAConsistentMonthAndMeasuresItWhole() throws {
         let db = try TestDatabase()
-        let run = try InmailqProcess.run(
+        let run = try runBench(
             ["bench", "scale", "--database-url", db.url, "--accounts", "1000", "--contacts", "20000", "--messages", "40000",
              "--parked", "2000", "--pipeline-contacts", "200", "--pipeline-accounts", "5", "--concurrency", "8"])
         #expect(run.status == 0, "\(run.output)")
@@ -33,8 +46,35 @@ struct ScaleBenchTests {
             #expect(Double(result[key] ?? "") ?? -1 > 0, "\(key) in \(result)")
         }
         // The benchmark's database is gone afterwards.
-        let left = try db.connect().queryOne("select count(*) as n from pg_database where datname like 'inmailq_bench_%'")
-        #expect(try left.decode(Int.self, "n") == 0)
+        #expect(try !databaseExists(run.database, db))
+    }
+
+    /// A kept database is measured again with --reuse (and kept again); a name that is not a
+    /// kept benchmark database is refused, naming it.
+    @Test func aKeptDatabaseIsMeasuredAgainWithoutBuildingItAgain() throws {
+        let db = try TestDatabase()
+        let first = try runBench(
+            ["bench", "scale", "--database-url", db.url, "--accounts", "1000", "--contacts", "4000", "--messages", "4000",
+             "--parked", "1000", "--pipeline-contacts", "100", "--pipeline-accounts", "5", "--concurrency", "8", "--keep"])
+        let name = first.database
+        let admin = try db.connect()
+        defer { _ = try? admin.runScript("drop database if exists \(quoteIdentifier(name)) with (force)") }
+        #expect(first.status == 0, "\(first.output)")
+        #expect(try databaseExists(name, db))
+        let again = try InmailqProcess.run(
+            ["bench", "scale", "--database-url", db.url, "--reuse", name, "--pipeline-contacts", "100", "--pipeline-accounts", "5",
+             "--concurrency", "8"])
+        #expect(again.status == 0, "\(again.output)")
+        let result = figures(again.output)
+        #expect(result["database"] == name)
+        #expect(result["build_s"] == nil && result["renewals"] == nil)
+        for key in ["claim_p50_ms", "pipeline_jobs_per_s", "report_agency_ms", "contacts_first_row_ms"] {
+            #expect(Double(result[key] ?? "") ?? -1 > 0, "\(key) in \(result)")
+        }
+        #expect(try databaseExists(name, db))
+        let unknown = try InmailqProcess.run(["bench", "scale", "--database-url", db.url, "--reuse", "inmailq_bench_0"])
+        #expect(unknown.status != 0)
+        #expect(unknown.output.contains("no database named inmailq_bench_0"), "\(unknown.output)")
     }
 
     /// A benchmark that cannot set its database up (here: a migration that fails) says why and
@@ -45,12 +85,11 @@ struct ScaleBenchTests {
         try FileManager.default.copyItem(atPath: TestPaths.root + "/sql", toPath: sql)
         defer { try? FileManager.default.removeItem(atPath: sql) }
         try "select no_such_function();\n".write(toFile: sql + "/queue/9999_broken.sql", atomically: true, encoding: .utf8)
-        let run = try InmailqProcess.run(
+        let run = try runBench(
             ["bench", "pipeline", "--database-url", db.url, "--contacts", "10", "--accounts", "1"], environment: ["INMAILQ_SQL_DIR": sql])
         #expect(run.status != 0)
         #expect(run.output.contains("9999_broken.sql") && run.output.contains("no_such_function"), "\(run.output)")
-        let left = try db.connect().queryOne("select count(*) as n from pg_database where datname like 'inmailq_bench_%'")
-        #expect(try left.decode(Int.self, "n") == 0)
+        #expect(try !databaseExists(run.database, db))
     }
 
     @Test func refusesAnAgencyItCannotBuildNamingTheOption() throws {
