@@ -980,7 +980,11 @@ select c.id as campaign_id, c.workspace_id, w.name as workspace, c.name as campa
        k.contacts, k.waiting, k.in_sequence, k.finished, k.skipped, k.failed, k.stopped_by_reason
 from campaigns c
 join workspaces w on w.id = c.workspace_id
-left join message_stats s on s.campaign_id = c.id and s.account_id is null
+-- Per campaign (OFFSET 0 keeps the planner from flattening this into a join with every
+-- campaign's sums): each campaign reads only its own counters (message_counts_campaign_idx).
+-- Flattened, an agency's report summed every campaign's counters once per workspace (300 ms on
+-- bench scale's 100 workspaces, against 6 ms).
+left join lateral (select * from message_stats where campaign_id = c.id and account_id is null offset 0) s on true
 cross join lateral (
     select coalesce(sum(contacts), 0)::bigint as contacts,
            coalesce(sum(contacts) filter (where status = 'waiting'), 0)::bigint as waiting,
