@@ -214,8 +214,9 @@ declare
     completed bigint[];
     stale record;
 begin
-    -- Planned on each call, for the jobs table as it is now: a cached generic plan, which knows
-    -- nothing of the arrays' sizes, scanned jobs whole ($1 p_jobs, $2 p_tokens).
+    -- Planned on each call, for the jobs table as it is now: the outcome writer's statement,
+    -- once prepared for the session, got a generic plan blind to the arrays' sizes that scanned
+    -- jobs whole ($1 p_jobs, $2 p_tokens).
     execute $q$
     with held as (
         select j.id
