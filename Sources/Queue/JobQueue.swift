@@ -160,8 +160,9 @@ public enum JobQueue {
     }
 
     /// An INSERT that moves rows returned by a DELETE on `jobs` (the CTE named `source`, with
-    /// extra columns `final_state` and `final_error`) into `job_history`. The one place that
-    /// knows how a job is archived; finishing, cancelling and rescuing all use it.
+    /// extra columns `final_state` and `final_error`) into `job_history`. Finishing, cancelling
+    /// and rescuing all use it; the other writer of `job_history` is SQL's `queue_complete`
+    /// (completion in a handler's transaction): keep the two alike.
     static func archive(from source: String) -> SQL {
         SQL(unsafeText: """
             insert into job_history (id, kind, args, state, priority, run_at, attempt, max_attempts, errors,

@@ -141,21 +141,17 @@ struct BenchDatabase {
 
     init(options: GlobalOptions) throws {
         let base = try options.connectionConfiguration(applicationName: "inmailq-bench")
-        name = "inmailq_bench_\(getpid())"
-        admin = base
+        let name = "inmailq_bench_\(getpid())"
         let connection = try Connection(base)
         try connection.runScript("drop database if exists \(quoteIdentifier(name))")
         try connection.runScript("create database \(quoteIdentifier(name))")
-        configuration = try base.withDatabase(name)
         do {
-            try SQLFiles.shippedMigrator(sandbox: true).migrate(try Connection(configuration))
+            try self.init(name: name, admin: base, made: "ready")
         } catch {
             // Not ready, so no run will drop it: it goes now rather than lingering.
             _ = try? connection.runScript("drop database if exists \(quoteIdentifier(name)) with (force)")
             throw error
         }
-        workerLog = NSTemporaryDirectory() + "\(name).log"
-        progress("benchmark database \(name) ready; worker log: \(workerLog)")
     }
 
     /// A benchmark database an earlier run kept (`--keep`), with this build's SQL migrated onto it.
@@ -166,12 +162,17 @@ struct BenchDatabase {
         }
         let exists = try Connection(base).query("select 1 from pg_database where datname = \(name)").rowCount > 0
         guard exists else { throw CommandFailure("no database named \(name) (kept by a run with --keep?)") }
+        try self.init(name: name, admin: base, made: "reused")
+    }
+
+    /// Database `name` with the shipped SQL migrated onto it.
+    private init(name: String, admin: ConnectionConfiguration, made: String) throws {
         self.name = name
-        admin = base
-        configuration = try base.withDatabase(name)
+        self.admin = admin
+        configuration = try admin.withDatabase(name)
         try SQLFiles.shippedMigrator(sandbox: true).migrate(try Connection(configuration))
         workerLog = NSTemporaryDirectory() + "\(name).log"
-        progress("benchmark database \(name) reused; worker log: \(workerLog)")
+        progress("benchmark database \(name) \(made); worker log: \(workerLog)")
     }
 
     /// Runs the workers as the login `inmailq_bench_worker`, a member of inmailq_worker only

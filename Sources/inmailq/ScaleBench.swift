@@ -116,9 +116,7 @@ struct ScaleBench: ParsableCommand {
             ("pipeline_jobs_per_s_small", format(smallPipeline)), ("pipeline_jobs_per_s", format(pipeline)),
         ]
         results += try renewals(bench: bench, on: connection)
-        results += try reports(agency: agency, on: connection)
-        results.append(("contacts_first_row_ms", format(try firstListedContact(bench: bench, on: connection), digits: 1)))
-        results += try sizes(on: connection)
+        results += try readingFigures(agency: agency, bench: bench, on: connection)
         print(results.map { "\($0.0)=\($0.1)" }.joined(separator: " "))
     }
 
@@ -132,15 +130,19 @@ struct ScaleBench: ParsableCommand {
         progress("measuring again on \(name)")
         let claims = try measureClaims(on: connection)
         let pipeline = try sendPipeline(agency: "Pipeline agency (run \(getpid()))", bench: bench, on: connection)
-        var results: [(String, String)] = [
+        let results: [(String, String)] = [
             ("bench", "scale"), ("cores", "\(ProcessInfo.processInfo.activeProcessorCount)"), ("database", name),
             ("claim_p50_ms", format(claims.p50, digits: 3)), ("claim_p99_ms", format(claims.p99, digits: 3)),
             ("pipeline_jobs_per_s", format(pipeline)),
-        ]
-        results += try reports(agency: agency, on: connection)
-        results.append(("contacts_first_row_ms", format(try firstListedContact(bench: bench, on: connection), digits: 1)))
-        results += try sizes(on: connection)
+        ] + (try readingFigures(agency: agency, bench: bench, on: connection))
         print(results.map { "\($0.0)=\($0.1)" }.joined(separator: " "))
+    }
+
+    /// The figures that end both lines: the reports, the first listed contact, the sizes.
+    private func readingFigures(agency: Int64, bench: BenchDatabase, on connection: Connection) throws -> [(String, String)] {
+        try reports(agency: agency, on: connection)
+            + [("contacts_first_row_ms", format(try firstListedContact(bench: bench, on: connection), digits: 1))]
+            + (try sizes(on: connection))
     }
 
     // MARK: The agency

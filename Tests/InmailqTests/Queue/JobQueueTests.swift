@@ -14,6 +14,15 @@ struct JobQueueTests {
         return (try row.decode(JobState.self, "state"), try row.decode(Int.self, "attempt"), try row.decode(Int.self, "errors"))
     }
 
+    /// A worker running `handlers` on the test database until no unfinished job is left.
+    func workerUntilDone(_ db: TestDatabase, _ handlers: JobHandlers, id: String, concurrency: Int) throws -> Worker {
+        var configuration = WorkerConfiguration(database: db.configuration, workerID: id)
+        configuration.concurrency = concurrency
+        configuration.exitWhenDone = true
+        return try Worker(configuration: configuration, handlers: handlers, pool: ConnectionPool(db.configuration, capacity: configuration.sessions),
+                          logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+    }
+
     /// A kind registered with a batch size gets several waiting jobs per call (never more than
     /// the size), and each job's result is its own: one failing job of a batch fails alone.
     @Test func aBatchHandlerGetsSeveralJobsAndEachJobKeepsItsOwnOutcome() async throws {
@@ -30,12 +39,7 @@ struct JobQueueTests {
                 try job.args.decode([String: Int].self)["n"]! % 10 == 3 ? .failure(Refused()) : .success(.completed)
             }
         }
-        var configuration = WorkerConfiguration(database: db.configuration, workerID: "batch-test")
-        configuration.concurrency = 32
-        configuration.exitWhenDone = true
-        let pool = ConnectionPool(db.configuration, capacity: configuration.sessions)
-        try await Worker(configuration: configuration, handlers: handlers, pool: pool,
-                         logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })).run()
+        try await workerUntilDone(db, handlers, id: "batch-test", concurrency: 32).run()
         let sizes = batchSizes.withLock { $0 }
         #expect(sizes.reduce(0, +) == 60)
         #expect(sizes.max()! > 1 && sizes.max()! <= 16)
@@ -64,14 +68,7 @@ struct JobQueueTests {
             running.withLock { $0.now -= jobs.count }
             return jobs.map { _ in .success(.completed) }
         }
-        var configuration = WorkerConfiguration(database: db.configuration, workerID: "claim-ahead-test")
-        configuration.concurrency = 8
-        configuration.exitWhenDone = true
-        let pool = ConnectionPool(db.configuration, capacity: configuration.sessions)
-        let worker = Task {
-            try await Worker(configuration: configuration, handlers: handlers, pool: pool,
-                             logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })).run()
-        }
+        let worker = Task { try await workerUntilDone(db, handlers, id: "claim-ahead-test", concurrency: 8).run() }
         // The first batch holds its 8 slots; 8 more jobs are claimed ahead of them, and no more.
         // (Polled without blocking a thread of Swift's cooperative pool, which the worker's task needs.)
         var claimedAhead = false
@@ -304,12 +301,7 @@ struct JobQueueTests {
             }
             return jobs.map { _ in .success(.completedInTransaction) }
         }
-        var configuration = WorkerConfiguration(database: db.configuration, workerID: "tx-test")
-        configuration.concurrency = 16
-        configuration.exitWhenDone = true
-        let pool = ConnectionPool(db.configuration, capacity: configuration.sessions)
-        try await Worker(configuration: configuration, handlers: handlers, pool: pool,
-                         logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })).run()
+        try await workerUntilDone(db, handlers, id: "tx-test", concurrency: 16).run()
         #expect(try connection.queryOne("select count(*) as n from handler_writes").decode(Int.self, "n") == 40)
         let history = try connection.query("select id, state, attempt from job_history").rows
         #expect(history.count == 40)
