@@ -225,7 +225,7 @@ public enum Outreach {
             """
             select b.i, c.status, c.member_key, c.first_name, c.last_name, c.company, c.title, c.custom_fields::text as custom_fields,
                    c.campaign_id, cp.status as campaign_status, s.subject as template_subject, s.body as template_body,
-                   a.status as account_status,
+                   (select a.status from sender_accounts a where a.id = b.account_id) as account_status,  -- by key, not a scan
                    m.id as message_id, m.state as message_state, m.subject, m.body,
                    (select clock_now() + inactive_account_retry_after()) as inactive_until,  -- read once, not per row
                    r.id as reservation_id, r.state as reservation_state,
@@ -239,7 +239,6 @@ public enum Outreach {
                  with ordinality as b(contact_id, step, account_id, delivery_key, i)
             join contacts c on c.id = b.contact_id
             join campaigns cp on cp.id = c.campaign_id
-            left join sender_accounts a on a.id = b.account_id
             left join campaign_steps s on s.campaign_id = c.campaign_id and s.position = b.step
             left join messages m on m.delivery_key = b.delivery_key
             left join reservations r on r.delivery_key = b.delivery_key and r.state <> 'released'

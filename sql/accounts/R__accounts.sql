@@ -163,7 +163,8 @@ language plpgsql as $$
 begin
     update sender_accounts a set ledger_total = a.ledger_total + added.amount
     from (select account_id, sum(amount) as amount from new_entries group by account_id having sum(amount) <> 0) added
-    where a.id = added.account_id;
+    where a.id = added.account_id
+      and a.id = any(array(select account_id from new_entries where amount <> 0));  -- see credit_grants_add_to_totals
     return null;
 end $$;
 
@@ -174,17 +175,20 @@ create or replace trigger credit_ledger_add_to_totals
 
 -- The grants' remaining credits that a statement added (new rows) and took away (old rows),
 -- by account: one function for inserts, updates and deletes, each with the tables it has.
+-- Each update finds its accounts by primary key (`id = any(array(...))`, which the planner
+-- takes for a few rows): joined to the statement's rows, a claim's 40-60 accounts among 1,000
+-- were read by a whole scan of the table (1.5 ms against 0.5).
 create or replace function credit_grants_add_to_totals() returns trigger
 language plpgsql as $$
 begin
     if tg_op = 'INSERT' then
         update sender_accounts a set grants_total = a.grants_total + changed.remaining
         from (select account_id, sum(remaining) as remaining from new_grants group by account_id having sum(remaining) <> 0) changed
-        where a.id = changed.account_id;
+        where a.id = changed.account_id and a.id = any(array(select account_id from new_grants));
     elsif tg_op = 'DELETE' then
         update sender_accounts a set grants_total = a.grants_total - changed.remaining
         from (select account_id, sum(remaining) as remaining from old_grants group by account_id having sum(remaining) <> 0) changed
-        where a.id = changed.account_id;
+        where a.id = changed.account_id and a.id = any(array(select account_id from old_grants));
     else
         update sender_accounts a set grants_total = a.grants_total + changed.remaining
         from (select account_id, sum(remaining) as remaining
@@ -192,7 +196,8 @@ begin
                     union all
                     select account_id, -remaining from old_grants) as moves
               group by account_id having sum(remaining) <> 0) changed
-        where a.id = changed.account_id;
+        where a.id = changed.account_id
+          and a.id = any(array(select account_id from new_grants union select account_id from old_grants));
     end if;
     return null;
 end $$;
