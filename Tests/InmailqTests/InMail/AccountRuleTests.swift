@@ -448,4 +448,36 @@ struct AccountRuleTests {
         let next = try JobQueue.claimAdmitted(kinds: [CreditDrill.kind], guards: guards, limit: 10, owner: "w", lease: .seconds(30), on: connection)
         #expect(next.claimed == 1)  // only the other account's job was left to claim
     }
+
+    @Test func aSessionsCachedPlansAreMadeAgainEveryHundredClaimsForTheTablesAsTheyAreThen() throws {
+        let connection = try TestDatabase().connect()
+        // A lookup planned (and kept, as reserve_sends' statement is) while its table was small
+        // reads the table whole...
+        try connection.execute("create table growing (k integer primary key, filler text) with (autovacuum_enabled = false)")
+        try connection.execute("insert into growing select k, 'x' from generate_series(1, 3) k")
+        try connection.execute("analyze growing")
+        try connection.execute("set plan_cache_mode = force_generic_plan")
+        try connection.execute("prepare lookup(integer) as select filler from growing where k = $1")
+        func plan() throws -> String {
+            try connection.query("explain execute lookup(2)").rows.map { try $0.decode(String.self, "QUERY PLAN") }.joined(separator: "\n")
+        }
+        #expect(try plan().contains("Seq Scan on growing"))
+        // ...and goes on doing so as it grows, until the plans are made again.
+        try connection.execute("insert into growing select k, repeat('x', 200) from generate_series(4, 50000) k")
+        for _ in 0..<2 { try connection.execute("select discard_plans_every('inmailq.test_calls', 3)") }
+        #expect(try plan().contains("Seq Scan on growing"))
+        try connection.execute("select discard_plans_every('inmailq.test_calls', 3)")
+        #expect(try plan().contains("Index Scan using growing_pkey"))
+
+        // reserve_sends counts its calls in the session and drops its plans on every hundredth.
+        let f = AccountFixture(connection: connection)
+        let account = try f.account(plan: "sales_navigator_core")
+        func calls() throws -> String {
+            try connection.query("select current_setting('inmailq.reserve_sends_calls') as n").first!.decode(String.self, "n")
+        }
+        for _ in 0..<99 { _ = try f.reserve(account, credit: false) }
+        #expect(try calls() == "99")
+        #expect(f.refusal(try f.reserve(account, credit: false)) == "daily_limit_reached")  // its 100th claim, judged as ever
+        #expect(try calls() == "0")
+    }
 }
