@@ -213,9 +213,8 @@ public enum Outreach {
     }
 
     /// Decides for each job whether and what to deliver, reading every job's contact, campaign,
-    /// message and reservation in one query. No lock is needed: one job owns a contact's step,
-    /// and the database's constraints (one message per step, S4, S5) hold the line against
-    /// anything else. A job that stops writes its stop alone (its reservation released).
+    /// message and reservation in one query (`send_batch`, which takes no lock). A job that stops
+    /// writes its stop alone (its reservation released).
     private static func prepare(_ batch: [(index: Int, args: Args)], _ jobs: [Job], on connection: Connection) throws
         -> [(Int, Args, Result<Plan, any Error>)]
     {
@@ -223,26 +222,9 @@ public enum Outreach {
         let requests = batch.map(\.args.request)
         let rows = try connection.query(
             """
-            select b.i, c.status, c.member_key, c.first_name, c.last_name, c.company, c.title, c.custom_fields::text as custom_fields,
-                   c.campaign_id, cp.status as campaign_status, s.subject as template_subject, s.body as template_body,
-                   (select a.status from sender_accounts a where a.id = b.account_id) as account_status,  -- by key, not a scan
-                   m.id as message_id, m.state as message_state, m.subject, m.body,
-                   (select clock_now() + inactive_account_retry_after()) as inactive_until,  -- read once, not per row
-                   r.id as reservation_id, r.state as reservation_state,
-                   (select max_characters from message_limits where part = 'subject') as subject_limit,
-                   (select max_characters from message_limits where part = 'body') as body_limit,
-                   exists (select 1 from messages o
-                           where o.account_id = b.account_id and o.member_key = c.member_key and o.channel = 'inmail'
-                             and o.responded_at is null and o.delivery_key <> b.delivery_key) as inmail_awaits_response
-            from unnest(\(batch.map(\.args.contactID))::bigint[], \(batch.map(\.args.step))::integer[],
-                        \(requests.map(\.accountID))::bigint[], \(requests.map(\.deliveryKey))::text[])
-                 with ordinality as b(contact_id, step, account_id, delivery_key, i)
-            join contacts c on c.id = b.contact_id
-            join campaigns cp on cp.id = c.campaign_id
-            left join campaign_steps s on s.campaign_id = c.campaign_id and s.position = b.step
-            left join messages m on m.delivery_key = b.delivery_key
-            left join reservations r on r.delivery_key = b.delivery_key and r.state <> 'released'
-            """).rows  // planned each time, for the tables as they are now: one plan per batch costs little
+            select * from send_batch(\(batch.map(\.args.contactID))::bigint[], \(batch.map(\.args.step))::integer[],
+                                     \(requests.map(\.accountID))::bigint[], \(requests.map(\.deliveryKey))::text[])
+            """, prepared: true).rows
         var found: [Int: Row] = [:]
         for row in rows { found[try row.decode(Int.self, "i") - 1] = row }
         return batch.enumerated().map { position, entry in

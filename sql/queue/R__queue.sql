@@ -21,6 +21,21 @@ begin
     return clock_now();
 end $$;
 
+-- Makes the session's cached plans again on every p_every-th call (counted in the session setting
+-- p_counter): a plan kept for a session is made for the tables as they were, and one made while a
+-- table was small reads it whole, as small tables are read, however large it grows. Plans are
+-- only dropped (DISCARD PLANS): each is made again when next used, foreign-key checks included.
+create or replace function discard_plans_every(p_counter text, p_every integer) returns void
+language plpgsql as $$
+declare
+    calls integer := coalesce(nullif(current_setting(p_counter, true), ''), '0')::integer + 1;
+begin
+    perform set_config(p_counter, (calls % p_every)::text, false);
+    if calls % p_every = 0 then
+        discard plans;
+    end if;
+end $$;
+
 -- One notification per inserting statement, only when something became available. A caller
 -- committing many small transactions at once (inmailq serve) sets `queue.notify` to 'later'
 -- in its transaction and calls queue_notify after the commit instead: PostgreSQL serializes
