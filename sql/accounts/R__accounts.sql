@@ -331,7 +331,7 @@ declare
 begin
     for account_id in
         select distinct g.account_id from credit_grants g
-        where g.remaining > 0 and g.expires_at <= clock_now()
+        where g.spendable and g.expires_at <= clock_now()  -- credit_grants_expiry_idx
         order by g.account_id
     loop
         perform lock_account(account_id);
@@ -651,7 +651,7 @@ begin
         left join lateral (
             select g.id
             from (select g.id, sum(g.remaining) over (order by g.expires_at, g.id) as through
-                  from credit_grants g   -- credit_grants_spendable_idx
+                  from credit_grants g   -- credit_grants_account_idx
                   where g.account_id = a.account_id and g.remaining > 0 and g.expires_at > now_business) g
             where a.credit_turn <= g.through
             order by g.through
@@ -1090,7 +1090,7 @@ end $$;
 -- Metrics: each account that is not cancelled, with its agency, today's sends against its
 -- limits in its own local day (S6), and its spendable credits. The elected worker samples it
 -- every few seconds: one pass over the accounts, each with an index lookup of today's usage
--- (the primary key) and of its spendable grants (credit_grants_spendable_idx); the business
+-- (the primary key) and of its spendable grants (credit_grants_account_idx); the business
 -- clock is read once.
 create or replace function account_metrics()
 returns table (account_id bigint, agency_id bigint, status account_status, inmails_today integer, inmail_limit integer,

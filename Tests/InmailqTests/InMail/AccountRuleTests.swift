@@ -480,4 +480,21 @@ struct AccountRuleTests {
         #expect(f.refusal(try f.reserve(account, credit: false)) == "daily_limit_reached")  // its 100th claim, judged as ever
         #expect(try calls() == "0")
     }
+
+    @Test func aClaimTakesItsCreditsFromAGrantInPlaceWithoutNewIndexEntries() throws {
+        let connection = try TestDatabase().connect()
+        let f = AccountFixture(connection: connection)
+        let account = try f.account(plan: "sales_navigator_core")
+        #expect(try f.renewCurrentCycle(account) == 50)
+        try connection.transaction { tx in
+            let claims = AccountFixture(connection: tx)
+            for _ in 0..<5 { #expect(claims.refusal(try claims.reserve(account, credit: true)) == nil) }
+            // Every take of a credit was a HOT update: no index reads remaining (accounts 0007).
+            let row = try tx.query(
+                "select n_tup_upd, n_tup_hot_upd from pg_stat_xact_user_tables where relname = 'credit_grants'").first!
+            #expect(try row.decode(Int.self, "n_tup_upd") == 5)
+            #expect(try row.decode(Int.self, "n_tup_hot_upd") == 5)
+        }
+        #expect(try f.balance(account) == 45)
+    }
 }
