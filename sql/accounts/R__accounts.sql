@@ -43,8 +43,11 @@ begin
     return new;
 end $$;
 
+-- After the row is written, not before: any BEFORE UPDATE row trigger makes every update of the
+-- table lock each row first (a WAL record per row), even one that sets none of its columns, such
+-- as a claim's update of the credit totals.
 create or replace trigger sender_accounts_time_zone_valid
-    before insert or update of time_zone on sender_accounts
+    after insert or update of time_zone on sender_accounts
     for each row execute function sender_accounts_time_zone_valid();
 
 -- Locks an account for a credit or usage change, or fails clearly for an unknown id.

@@ -191,8 +191,12 @@ begin
     return new;
 end $$;
 
+-- (These checks of contacts and messages run after the row is written: a BEFORE UPDATE row
+-- trigger, even one whose columns an update does not set, makes every update of the table lock
+-- each row first, a WAL record per row, which a delivery's update of its message and contact
+-- would pay.)
 create or replace trigger contacts_sender_in_the_pool
-    before insert or update of sender_account_id, campaign_id on contacts
+    after insert or update of sender_account_id, campaign_id on contacts
     for each row when (new.sender_account_id is not null) execute function contacts_sender_in_the_pool();
 
 -- ... and an account leaves a pool only while none of the campaign's contacts is assigned to it.
@@ -223,7 +227,7 @@ begin
 end $$;
 
 create or replace trigger contacts_sender_is_sticky
-    before update of sender_account_id on contacts
+    after update of sender_account_id on contacts
     for each row when (old.sender_account_id is not null and new.sender_account_id is distinct from old.sender_account_id)
     execute function contacts_sender_is_sticky();
 
@@ -283,7 +287,7 @@ begin
 end $$;
 
 create or replace trigger messages_from_the_contacts_sender
-    before update of account_id, contact_id on messages
+    after update of account_id, contact_id on messages
     for each row execute function messages_from_the_contacts_sender();
 create or replace trigger messages_from_the_contacts_sender_inserted
     after insert on messages
@@ -322,7 +326,7 @@ begin
 end $$;
 
 create or replace trigger messages_within_limits
-    before update of subject, body on messages
+    after update of subject, body on messages
     for each row execute function messages_within_limits();
 create or replace trigger messages_within_limits_inserted
     after insert on messages

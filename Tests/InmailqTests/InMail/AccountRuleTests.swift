@@ -497,4 +497,30 @@ struct AccountRuleTests {
         }
         #expect(try f.balance(account) == 45)
     }
+
+    @Test func theSendPathsTablesCheckTheirRowsAfterAnUpdateSoNoUpdateLocksItsRowsFirst() throws {
+        let connection = try TestDatabase().connect()
+        // A row trigger BEFORE UPDATE makes every update of its table lock each row first (a WAL
+        // record a row), even an update that sets none of the trigger's columns: a delivery's
+        // update of its message and contact, a claim's of its account's credit totals.
+        let before = try connection.query(
+            """
+            select t.tgrelid::regclass::text || ' ' || t.tgname as name
+            from pg_trigger t
+            where not t.tgisinternal
+              and t.tgtype & (1 | 2 | 16) = (1 | 2 | 16)  -- row, before, update
+              and t.tgrelid = any(array['jobs', 'sender_accounts', 'credit_grants', 'credit_ledger', 'daily_usage', 'reservations',
+                                        'messages', 'contacts', 'message_counts', 'contact_counts']::regclass[])
+            order by 1
+            """).rows.map { try $0.decode(String.self, "name") }
+        #expect(before == [])
+        // Their checks still refuse a bad row, after it is written, rolling the statement back.
+        let account = try AccountFixture(connection: connection).account(plan: "sales_navigator_core")
+        let badZone = #expect(throws: PostgresError.self) {
+            try connection.execute("update sender_accounts set time_zone = 'Mars/Olympus' where id = \(account)")
+        }
+        #expect(badZone?.message.contains("unknown time zone \"Mars/Olympus\"") == true)
+        let zone = try connection.query("select time_zone from sender_accounts where id = \(account)").first!.decode(String.self, "time_zone")
+        #expect(zone != "Mars/Olympus")
+    }
 }
