@@ -179,6 +179,78 @@ language sql as $$
     for no key update of w
 $$;
 
+-- A contact's campaign exists and is in the contact's workspace (the workspace is the
+-- campaign's: the in-progress index and the readers' policy go by it). The rule of a composite
+-- foreign key to campaigns (id, workspace_id), checked once per statement on its distinct
+-- campaigns rather than once per row (0009_contacts_campaign_checked_per_statement.sql). Like a
+-- foreign key, it locks the campaigns it finds in key share mode: none of them is deleted or moved
+-- to another workspace until the transaction ends (campaigns_keep_their_contacts).
+create or replace function contacts_in_their_campaign() returns trigger
+language plpgsql as $$
+declare
+    named record;
+begin
+    for named in select distinct n.campaign_id, n.workspace_id from new_rows n order by n.campaign_id loop
+        -- (a campaign deleted or moved meanwhile is not found: the lock reads its latest version)
+        perform 1 from campaigns c where c.id = named.campaign_id and c.workspace_id = named.workspace_id for key share;
+        if not found then
+            raise exception 'no campaign % in workspace % for a contact', named.campaign_id, named.workspace_id
+                using errcode = '23503';
+        end if;
+    end loop;
+    return null;
+end $$;
+
+-- Inserts are checked per statement (their rows also feed contacts_counted, which shares the
+-- transition table); an update that moves a contact is checked per row, as only such an update
+-- fires it (a statement trigger with a transition table cannot name columns).
+create or replace function contact_in_its_campaign() returns trigger
+language plpgsql as $$
+begin
+    perform 1 from campaigns c where c.id = new.campaign_id and c.workspace_id = new.workspace_id for key share;
+    if not found then
+        raise exception 'no campaign % in workspace % for contact %', new.campaign_id, new.workspace_id, new.id
+            using errcode = '23503';
+    end if;
+    return null;
+end $$;
+
+create or replace trigger contacts_in_their_campaign
+    after insert on contacts
+    referencing new table as new_rows
+    for each statement execute function contacts_in_their_campaign();
+
+create or replace trigger contact_in_its_campaign
+    after update of campaign_id, workspace_id on contacts
+    for each row when (new.campaign_id is distinct from old.campaign_id or new.workspace_id is distinct from old.workspace_id)
+    execute function contact_in_its_campaign();
+
+-- The other side of that rule: a campaign with contacts is never deleted nor moved to another
+-- workspace. The check must see every contact committed, including those of a transaction
+-- it waited for (its row lock waits for their key share locks): it does in read committed,
+-- where each statement reads anew; a transaction that reads one snapshot throughout may not,
+-- so there such a change is refused outright.
+create or replace function campaigns_keep_their_contacts() returns trigger
+language plpgsql as $$
+begin
+    if tg_op = 'UPDATE' and new.workspace_id = old.workspace_id then
+        return new;
+    end if;
+    if current_setting('transaction_isolation') <> 'read committed' then
+        raise exception 'campaign % can be deleted or moved only in a read committed transaction', old.id
+            using errcode = '25000';
+    end if;
+    if exists (select 1 from contacts where campaign_id = old.id) then
+        raise exception 'campaign % has contacts; it cannot be deleted or moved to another workspace', old.id
+            using errcode = '23503';
+    end if;
+    return case when tg_op = 'DELETE' then old else new end;
+end $$;
+
+create or replace trigger campaigns_keep_their_contacts
+    before delete or update of workspace_id on campaigns
+    for each row execute function campaigns_keep_their_contacts();
+
 -- A contact's sender is one of its campaign's pool (enqueue_sends picks from it; nothing else may
 -- pick another) ...
 create or replace function contacts_sender_in_the_pool() returns trigger

@@ -131,6 +131,98 @@ struct CampaignTests {
         #expect(twice?.constraint == "contacts_member_in_progress_idx")
     }
 
+    /// A contact belongs to an existing campaign of its own workspace, whoever writes the row, and
+    /// a campaign with contacts stays where it is: the database checks both sides, as the
+    /// composite foreign key it replaces did (once per statement for inserts).
+    @Test func C2_aContactsCampaignExistsInItsWorkspaceAndKeepsItsContacts() throws {
+        let db = try TestDatabase()
+        let connection = try db.connect()
+        let fixture = AccountFixture(connection: connection)
+        let workspace = try fixture.workspace()
+        let elsewhere = try fixture.workspace()
+        let campaign = try Campaigns.create(workspace: workspace, name: "Kept", on: connection)
+        func insert(campaign: Int64, workspace: Int64, member: String) throws {
+            try connection.execute(
+                "insert into contacts (campaign_id, workspace_id, member_key, profile_url) values (\(campaign), \(workspace), \(member), 'x')")
+        }
+        func contacts() throws -> Int {
+            try connection.query("select count(*) as n from contacts").first!.decode(Int.self, "n")
+        }
+        // One good row and one of another workspace in a statement: the statement adds neither.
+        let mixed = #expect(throws: PostgresError.self) {
+            try connection.execute("""
+                insert into contacts (campaign_id, workspace_id, member_key, profile_url)
+                values (\(campaign), \(workspace), 'in:good', 'x'), (\(campaign), \(elsewhere), 'in:stray', 'x')
+                """)
+        }
+        #expect(mixed?.sqlState == "23503")
+        #expect(mixed?.message.contains("no campaign \(campaign) in workspace \(elsewhere)") == true)
+        let unknown = #expect(throws: PostgresError.self) { try insert(campaign: campaign + 1000, workspace: workspace, member: "in:lost") }
+        #expect(unknown?.sqlState == "23503")
+        #expect(try contacts() == 0)
+
+        try insert(campaign: campaign, workspace: workspace, member: "in:kept")
+        #expect(try contacts() == 1)
+        let moved = #expect(throws: PostgresError.self) { try connection.execute("update contacts set workspace_id = \(elsewhere)") }
+        #expect(moved?.sqlState == "23503")
+        let campaignMoved = #expect(throws: PostgresError.self) {
+            try connection.execute("update campaigns set workspace_id = \(elsewhere) where id = \(campaign)")
+        }
+        #expect(campaignMoved?.message.contains("has contacts") == true)
+        let deleted = #expect(throws: PostgresError.self) { try connection.execute("delete from campaigns where id = \(campaign)") }
+        #expect(deleted?.message.contains("has contacts") == true)
+        // Reading one snapshot, the check could miss a contact committed meanwhile: refused outright.
+        let snapshot = #expect(throws: PostgresError.self) {
+            try connection.execute("begin isolation level repeatable read")
+            defer { _ = try? connection.execute("rollback") }
+            try connection.execute("update campaigns set workspace_id = \(elsewhere) where id = \(campaign)")
+        }
+        #expect(snapshot?.sqlState == "25000")
+        #expect(try connection.query("select workspace_id from campaigns where id = \(campaign)").first!.decode(Int64.self, "workspace_id")
+            == workspace)
+        #expect(try contacts() == 1)
+    }
+
+    /// The race the key share lock closes: a campaign's delete that comes while another
+    /// transaction's new contacts of it are not committed waits for that transaction, then sees
+    /// them and is refused.
+    @Test func C2_aCampaignsDeleteWaitsForContactsBeingAddedAndIsRefused() throws {
+        let db = try TestDatabase()
+        let connection = try db.connect()
+        let workspace = try AccountFixture(connection: connection).workspace()
+        let campaign = try Campaigns.create(workspace: workspace, name: "Raced", on: connection)
+        let deleted = Mutex<Result<Void, any Error>?>(nil)
+        let configuration = db.configuration
+        try connection.transaction { connection in
+            try connection.execute(
+                "insert into contacts (campaign_id, workspace_id, member_key, profile_url) values (\(campaign), \(workspace), 'in:raced', 'x')")
+            let deleter = Thread {
+                let result = Result { _ = try Connection(configuration).execute("delete from campaigns where id = \(campaign)") }
+                deleted.withLock { $0 = result }
+            }
+            deleter.start()
+            var waiting = 0
+            let deadline = ContinuousClock.now + .seconds(10)
+            while waiting == 0 && ContinuousClock.now < deadline {
+                Thread.sleep(forTimeInterval: 0.05)
+                waiting = try count("select count(*) from pg_stat_activity where wait_event_type = 'Lock' and query like 'delete from campaigns%'", connection)
+            }
+            #expect(waiting == 1)
+        }
+        var outcome: Result<Void, any Error>?
+        let deadline = ContinuousClock.now + .seconds(20)
+        while outcome == nil && ContinuousClock.now < deadline {
+            Thread.sleep(forTimeInterval: 0.05)
+            outcome = deleted.withLock { $0 }
+        }
+        guard case .failure(let error as PostgresError) = outcome else {
+            Issue.record("the delete was not refused: \(String(describing: outcome))")
+            return
+        }
+        #expect(error.message.contains("campaign \(campaign) has contacts"))
+        #expect(try count("select count(*) from campaigns where id = \(campaign)", connection) == 1)
+    }
+
     /// Two additions to one workspace at once: the second waits for the first, then counts the
     /// members the first added as in another campaign (without the workspace lock, its insert
     /// would fail on the in-progress index instead).
