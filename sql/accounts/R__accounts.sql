@@ -151,6 +151,91 @@ create or replace trigger credit_ledger_append_only
     before update or delete on credit_ledger
     for each statement execute function credit_ledger_append_only();
 
+-- The credit history names rows that exist: each ledger entry its account and, when it has
+-- them, its reservation and grant; each reservation its account and grant. The rules of foreign
+-- keys, checked once per statement over its rows (0008_credit_history_checked_per_statement.sql):
+-- a claim writes 64 reservations and their entries in one statement, and per row the keys were a
+-- tenth of the send path. The rows named are never deleted and never change id
+-- (credit_history_kept, below), so a check needs no lock to stay true; the ledger is append-only.
+-- (Each row's look-ups are by primary key: not exists under or is a correlated subplan, never a
+-- whole-table join on a statement of unknown size.)
+create or replace function credit_ledger_names_existing_rows() returns trigger
+language plpgsql as $$
+declare
+    stray record;
+begin
+    select e.account_id, e.reservation_id, e.grant_id into stray
+    from new_entries e
+    where not exists (select 1 from sender_accounts a where a.id = e.account_id)
+       or (e.reservation_id is not null and not exists (select 1 from reservations r where r.id = e.reservation_id))
+       or (e.grant_id is not null and not exists (select 1 from credit_grants g where g.id = e.grant_id))
+    limit 1;
+    if found then
+        raise exception 'a credit ledger entry names account %, reservation % and grant %, and one of them does not exist',
+            stray.account_id, stray.reservation_id, stray.grant_id using errcode = '23503';
+    end if;
+    return null;
+end $$;
+
+create or replace trigger credit_ledger_names_existing_rows
+    after insert on credit_ledger
+    referencing new table as new_entries
+    for each statement execute function credit_ledger_names_existing_rows();
+
+create or replace function reservations_name_existing_rows() returns trigger
+language plpgsql as $$
+declare
+    stray record;
+begin
+    if tg_level = 'STATEMENT' then
+        select r.delivery_key, r.account_id, r.grant_id into stray
+        from new_rows r
+        where not exists (select 1 from sender_accounts a where a.id = r.account_id)
+           or (r.grant_id is not null and not exists (select 1 from credit_grants g where g.id = r.grant_id))
+        limit 1;
+        if not found then
+            return null;
+        end if;
+    else
+        if exists (select 1 from sender_accounts a where a.id = new.account_id)
+           and (new.grant_id is null or exists (select 1 from credit_grants g where g.id = new.grant_id)) then
+            return null;
+        end if;
+        select new.delivery_key, new.account_id, new.grant_id into stray;
+    end if;
+    raise exception 'reservation % names account % and grant %, and one of them does not exist',
+        stray.delivery_key, stray.account_id, stray.grant_id using errcode = '23503';
+end $$;
+
+create or replace trigger reservations_name_existing_rows_inserted
+    after insert on reservations
+    referencing new table as new_rows
+    for each statement execute function reservations_name_existing_rows();
+create or replace trigger reservations_name_existing_rows
+    after update of account_id, grant_id on reservations
+    for each row when (new.account_id <> old.account_id or new.grant_id is distinct from old.grant_id)
+    execute function reservations_name_existing_rows();
+
+-- Accounts, grants and reservations are the credit history's: never deleted (an account is
+-- cancelled, a grant expires, a reservation is settled) and never given another id. Checked per
+-- statement, before it touches a row.
+create or replace function credit_history_kept() returns trigger
+language plpgsql as $$
+begin
+    raise exception '% rows are never deleted and keep their ids: the credit history names them (% refused)', tg_table_name, tg_op
+        using errcode = '23001';
+end $$;
+
+create or replace trigger sender_accounts_kept
+    before delete or truncate or update of id on sender_accounts
+    for each statement execute function credit_history_kept();
+create or replace trigger credit_grants_kept
+    before delete or truncate or update of id on credit_grants
+    for each statement execute function credit_history_kept();
+create or replace trigger reservations_kept
+    before delete or truncate or update of id on reservations
+    for each statement execute function credit_history_kept();
+
 -- The ledger check in O(1): each account carries the running sum of its ledger and of its
 -- grants' remaining credits, kept by the triggers below (and by nothing else), so the check at
 -- commit compares two numbers instead of summing an ever longer ledger. They run once per

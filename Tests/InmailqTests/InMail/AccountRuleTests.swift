@@ -523,4 +523,49 @@ struct AccountRuleTests {
         let zone = try connection.query("select time_zone from sender_accounts where id = \(account)").first!.decode(String.self, "time_zone")
         #expect(zone != "Mars/Olympus")
     }
+
+    /// The ledger and the reservations name accounts, grants and reservations that exist, checked
+    /// once per statement instead of by foreign keys, and the rows they name are never deleted
+    /// nor given another id: whoever writes the SQL, nothing of a refused statement is stored.
+    @Test func theCreditHistoryNamesRowsThatExistAndTheyAreNeverDeleted() throws {
+        let connection = try TestDatabase().connect()
+        let f = AccountFixture(connection: connection)
+        let account = try f.account(plan: "premium_business")
+        try connection.execute("select purchase_credits(\(account), 10)")
+        let reservation = try f.reserve(account).get()
+        let grant = try connection.query("select grant_id from reservations where id = \(reservation)").first!.decode(Int64.self, "grant_id")
+        func count(_ table: String) throws -> Int {
+            try connection.query(SQL(unsafeText: "select count(*) as n from \(table)")).first!.decode(Int.self, "n")
+        }
+        let entries = try count("credit_ledger"), reservations = try count("reservations")
+        func refused(_ sql: String, _ state: String, _ message: String) {
+            let error = #expect(throws: PostgresError.self, Comment(rawValue: sql)) { try connection.execute(SQL(unsafeText: sql)) }
+            #expect(error?.sqlState == state, Comment(rawValue: sql))
+            #expect(error?.message.contains(message) == true, Comment(rawValue: "\(sql): \(error?.message ?? "")"))
+        }
+        // A statement with one good row and one naming what does not exist stores neither.
+        refused("""
+            insert into credit_ledger (account_id, entry, amount, grant_id, reservation_id, note)
+            values (\(account), 'spend', 0, \(grant), \(reservation), 'good'), (\(account), 'spend', 0, \(grant), \(reservation + 1000), 'stray')
+            """, "23503", "reservation \(reservation + 1000)")
+        refused("insert into credit_ledger (account_id, entry, amount, note) values (\(account + 1000), 'spend', 0, 'x')", "23503",
+                "account \(account + 1000)")
+        refused("insert into credit_ledger (account_id, entry, amount, grant_id, note) values (\(account), 'spend', 0, \(grant + 1000), 'x')",
+                "23503", "grant \(grant + 1000)")
+        refused("""
+            insert into reservations (account_id, delivery_key, channel, local_day)
+            values (\(account), 'good', 'message', '2026-01-05'), (\(account + 1000), 'stray', 'message', '2026-01-05')
+            """, "23503", "account \(account + 1000)")
+        refused("update reservations set grant_id = \(grant + 1000) where id = \(reservation)", "23503", "grant \(grant + 1000)")
+        #expect(try count("credit_ledger") == entries)
+        #expect(try count("reservations") == reservations)
+        // What they name stays, under its id.
+        refused("delete from sender_accounts where id = \(account)", "23001", "sender_accounts rows are never deleted")
+        refused("delete from credit_grants where id = \(grant)", "23001", "credit_grants rows are never deleted")
+        refused("delete from reservations where id = \(reservation)", "23001", "reservations rows are never deleted")
+        refused("update reservations set id = default where id = \(reservation)", "23001", "keep their ids")
+        refused("truncate reservations cascade", "23001", "reservations rows are never deleted")
+        #expect(try count("reservations") == reservations)
+        #expect(try connection.query("select grant_id from reservations where id = \(reservation)").first!.decode(Int64.self, "grant_id") == grant)
+    }
 }
