@@ -157,22 +157,30 @@ create or replace trigger credit_ledger_append_only
 -- a claim writes 64 reservations and their entries in one statement, and per row the keys were a
 -- tenth of the send path. The rows named are never deleted and never change id
 -- (credit_history_kept, below), so a check needs no lock to stay true; the ledger is append-only.
--- (Each row's look-ups are by primary key: not exists under or is a correlated subplan, never a
--- whole-table join on a statement of unknown size.)
+-- Each check reads the statement's distinct ids and looks each one up by primary key: over
+-- unnest(array(...)), which the planner takes for a few rows, never a join that reads a table
+-- whole (a transition table's size is unknown to the planner; look-ups joined to it directly
+-- were hashed over the whole of reservations, and the send path gained nothing).
 create or replace function credit_ledger_names_existing_rows() returns trigger
 language plpgsql as $$
 declare
     stray record;
 begin
-    select e.account_id, e.reservation_id, e.grant_id into stray
-    from new_entries e
-    where not exists (select 1 from sender_accounts a where a.id = e.account_id)
-       or (e.reservation_id is not null and not exists (select 1 from reservations r where r.id = e.reservation_id))
-       or (e.grant_id is not null and not exists (select 1 from credit_grants g where g.id = e.grant_id))
+    select m.kind, m.id into stray
+    from (select 'account' as kind, a.id
+          from unnest(array(select distinct e.account_id from new_entries e)) as a(id)
+          where not exists (select 1 from sender_accounts x where x.id = a.id)
+          union all
+          select 'reservation', r.id
+          from unnest(array(select distinct e.reservation_id from new_entries e where e.reservation_id is not null)) as r(id)
+          where not exists (select 1 from reservations x where x.id = r.id)
+          union all
+          select 'grant', g.id
+          from unnest(array(select distinct e.grant_id from new_entries e where e.grant_id is not null)) as g(id)
+          where not exists (select 1 from credit_grants x where x.id = g.id)) as m
     limit 1;
     if found then
-        raise exception 'a credit ledger entry names account %, reservation % and grant %, and one of them does not exist',
-            stray.account_id, stray.reservation_id, stray.grant_id using errcode = '23503';
+        raise exception 'a credit ledger entry names % %, which does not exist', stray.kind, stray.id using errcode = '23503';
     end if;
     return null;
 end $$;
@@ -188,23 +196,27 @@ declare
     stray record;
 begin
     if tg_level = 'STATEMENT' then
-        select r.delivery_key, r.account_id, r.grant_id into stray
-        from new_rows r
-        where not exists (select 1 from sender_accounts a where a.id = r.account_id)
-           or (r.grant_id is not null and not exists (select 1 from credit_grants g where g.id = r.grant_id))
+        select m.kind, m.id into stray
+        from (select 'account' as kind, a.id
+              from unnest(array(select distinct r.account_id from new_rows r)) as a(id)
+              where not exists (select 1 from sender_accounts x where x.id = a.id)
+              union all
+              select 'grant', g.id
+              from unnest(array(select distinct r.grant_id from new_rows r where r.grant_id is not null)) as g(id)
+              where not exists (select 1 from credit_grants x where x.id = g.id)) as m
         limit 1;
-        if not found then
-            return null;
-        end if;
     else
-        if exists (select 1 from sender_accounts a where a.id = new.account_id)
-           and (new.grant_id is null or exists (select 1 from credit_grants g where g.id = new.grant_id)) then
-            return null;
-        end if;
-        select new.delivery_key, new.account_id, new.grant_id into stray;
+        select m.kind, m.id into stray
+        from (values ('account', new.account_id), ('grant', new.grant_id)) as m(kind, id)
+        where m.id is not null
+          and not exists (select 1 from sender_accounts x where m.kind = 'account' and x.id = m.id)
+          and not exists (select 1 from credit_grants x where m.kind = 'grant' and x.id = m.id)
+        limit 1;
     end if;
-    raise exception 'reservation % names account % and grant %, and one of them does not exist',
-        stray.delivery_key, stray.account_id, stray.grant_id using errcode = '23503';
+    if found then
+        raise exception 'a reservation names % %, which does not exist', stray.kind, stray.id using errcode = '23503';
+    end if;
+    return null;
 end $$;
 
 create or replace trigger reservations_name_existing_rows_inserted
