@@ -157,27 +157,36 @@ create or replace trigger credit_ledger_append_only
 -- a claim writes 64 reservations and their entries in one statement, and per row the keys were a
 -- tenth of the send path. The rows named are never deleted and never change id
 -- (credit_history_kept, below), so a check needs no lock to stay true; the ledger is append-only.
--- Each check reads the statement's distinct ids and looks each one up by primary key: over
--- unnest(array(...)), which the planner takes for a few rows, never a join that reads a table
--- whole (a transition table's size is unknown to the planner; look-ups joined to it directly
--- were hashed over the whole of reservations, and the send path gained nothing).
+-- Which of the given accounts, reservations and grants do not exist, each id looked up by
+-- primary key: over unnest(array), which the planner takes for a few rows, never a join that
+-- reads a table whole (a transition table's size is unknown to the planner; look-ups joined to it
+-- directly were hashed over the whole of reservations, and the send path gained nothing).
+-- PL/pgSQL, so that its query is planned once per session (a SQL function's body is planned on
+-- every call).
+create or replace function credit_history_missing(p_accounts bigint[], p_reservations bigint[], p_grants bigint[])
+returns table (kind text, id bigint)
+language plpgsql stable as $$
+begin
+    return query
+    select 'account', a.id from unnest(p_accounts) as a(id)
+    where not exists (select 1 from sender_accounts x where x.id = a.id)
+    union all
+    select 'reservation', r.id from unnest(p_reservations) as r(id)
+    where not exists (select 1 from reservations x where x.id = r.id)
+    union all
+    select 'grant', g.id from unnest(p_grants) as g(id)
+    where not exists (select 1 from credit_grants x where x.id = g.id);
+end $$;
+
 create or replace function credit_ledger_names_existing_rows() returns trigger
 language plpgsql as $$
 declare
     stray record;
 begin
     select m.kind, m.id into stray
-    from (select 'account' as kind, a.id
-          from unnest(array(select distinct e.account_id from new_entries e)) as a(id)
-          where not exists (select 1 from sender_accounts x where x.id = a.id)
-          union all
-          select 'reservation', r.id
-          from unnest(array(select distinct e.reservation_id from new_entries e where e.reservation_id is not null)) as r(id)
-          where not exists (select 1 from reservations x where x.id = r.id)
-          union all
-          select 'grant', g.id
-          from unnest(array(select distinct e.grant_id from new_entries e where e.grant_id is not null)) as g(id)
-          where not exists (select 1 from credit_grants x where x.id = g.id)) as m
+    from credit_history_missing(array(select distinct e.account_id from new_entries e),
+                                array(select distinct e.reservation_id from new_entries e where e.reservation_id is not null),
+                                array(select distinct e.grant_id from new_entries e where e.grant_id is not null)) as m
     limit 1;
     if found then
         raise exception 'a credit ledger entry names % %, which does not exist', stray.kind, stray.id using errcode = '23503';
@@ -197,20 +206,12 @@ declare
 begin
     if tg_level = 'STATEMENT' then
         select m.kind, m.id into stray
-        from (select 'account' as kind, a.id
-              from unnest(array(select distinct r.account_id from new_rows r)) as a(id)
-              where not exists (select 1 from sender_accounts x where x.id = a.id)
-              union all
-              select 'grant', g.id
-              from unnest(array(select distinct r.grant_id from new_rows r where r.grant_id is not null)) as g(id)
-              where not exists (select 1 from credit_grants x where x.id = g.id)) as m
+        from credit_history_missing(array(select distinct r.account_id from new_rows r), '{}',
+                                    array(select distinct r.grant_id from new_rows r where r.grant_id is not null)) as m
         limit 1;
     else
         select m.kind, m.id into stray
-        from (values ('account', new.account_id), ('grant', new.grant_id)) as m(kind, id)
-        where m.id is not null
-          and not exists (select 1 from sender_accounts x where m.kind = 'account' and x.id = m.id)
-          and not exists (select 1 from credit_grants x where m.kind = 'grant' and x.id = m.id)
+        from credit_history_missing(array[new.account_id], '{}', array_remove(array[new.grant_id], null)) as m
         limit 1;
     end if;
     if found then
