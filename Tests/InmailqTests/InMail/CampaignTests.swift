@@ -201,19 +201,14 @@ struct CampaignTests {
                 deleted.withLock { $0 = result }
             }
             deleter.start()
-            var waiting = 0
-            let deadline = ContinuousClock.now + .seconds(10)
-            while waiting == 0 && ContinuousClock.now < deadline {
-                Thread.sleep(forTimeInterval: 0.05)
-                waiting = try count("select count(*) from pg_stat_activity where wait_event_type = 'Lock' and query like 'delete from campaigns%'", connection)
-            }
-            #expect(waiting == 1)
+            #expect(try waitUntil(timeout: .seconds(10)) {
+                try sessionsWaitingForALock(runningLike: "delete from campaigns%", connection) == 1
+            })
         }
         var outcome: Result<Void, any Error>?
-        let deadline = ContinuousClock.now + .seconds(20)
-        while outcome == nil && ContinuousClock.now < deadline {
-            Thread.sleep(forTimeInterval: 0.05)
+        _ = waitUntil(timeout: .seconds(20)) {
             outcome = deleted.withLock { $0 }
+            return outcome != nil
         }
         guard case .failure(let error as PostgresError) = outcome else {
             Issue.record("the delete was not refused: \(String(describing: outcome))")
@@ -244,19 +239,14 @@ struct CampaignTests {
             }
             racer.start()
             // The import waits for this transaction's lock on the workspace.
-            var waiting = 0
-            let deadline = ContinuousClock.now + .seconds(10)
-            while waiting == 0 && ContinuousClock.now < deadline {
-                Thread.sleep(forTimeInterval: 0.05)
-                waiting = try count("select count(*) from pg_stat_activity where wait_event_type = 'Lock' and query like '%lock_campaign_workspace%'", connection)
-            }
-            #expect(waiting == 1)
+            #expect(try waitUntil(timeout: .seconds(10)) {
+                try sessionsWaitingForALock(runningLike: "%lock_campaign_workspace%", connection) == 1
+            })
         }
         var report: ContactAddReport?
-        let deadline = ContinuousClock.now + .seconds(20)
-        while report == nil && ContinuousClock.now < deadline {
-            Thread.sleep(forTimeInterval: 0.05)
+        _ = try waitUntil(timeout: .seconds(20)) {
             report = try imported.withLock { try $0?.get() }
+            return report != nil
         }
         #expect(report?.added == 25)
         #expect(report?.inAnotherCampaign == 25)

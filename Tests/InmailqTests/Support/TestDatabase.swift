@@ -113,6 +113,24 @@ func count(_ sql: SQL, _ connection: Connection) throws -> Int {
     try connection.query(sql).first!.decode(Int.self, at: 0)
 }
 
+/// How many sessions wait for a lock while running a query like `pattern` (a LIKE pattern).
+/// Read afresh each time: in a transaction, pg_stat_activity is otherwise read once and kept.
+func sessionsWaitingForALock(runningLike pattern: String, _ connection: Connection) throws -> Int {
+    try connection.execute("select pg_stat_clear_snapshot()")
+    return try count("select count(*) from pg_stat_activity where wait_event_type = 'Lock' and query like \(pattern)", connection)
+}
+
+/// Asks `condition` every 50 ms until it holds or `timeout` has passed; whether it held. For a
+/// test that waits on another thread or session (a lock wait begun, a result arrived).
+func waitUntil(timeout: Duration, _ condition: () throws -> Bool) rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while true {
+        if try condition() { return true }
+        if ContinuousClock.now >= deadline { return false }
+        Thread.sleep(forTimeInterval: 0.05)
+    }
+}
+
 /// Accounts that sent more than a daily limit in one of their local days (S6, and the message
 /// limit), counted from the spent reservations.
 func accountsOverADailyLimit(_ connection: Connection) throws -> Int {
