@@ -174,7 +174,7 @@ struct ScaleBench: ParsableCommand {
         // an operator writes are off while it loads (a million calls each); the ledger's balance
         // is checked once at the end instead of per entry.
         let rowChecks = [
-            ("messages", "messages_from_the_contacts_sender_inserted"), ("messages", "messages_within_limits_inserted"),
+            ("messages", "messages_of_their_contact_inserted"), ("messages", "messages_within_limits_inserted"),
             ("contacts", "contacts_sender_in_the_pool"), ("credit_ledger", "credit_ledger_cap_holds"),
             ("credit_grants", "credit_grants_inserted_cap_holds"), ("sender_accounts", "sender_accounts_credit_totals_agree"),
             ("credit_ledger", "credit_ledger_names_existing_rows"), ("reservations", "reservations_name_existing_rows_inserted"),
@@ -204,7 +204,8 @@ struct ScaleBench: ParsableCommand {
             try connection.runScript("alter table \(table) add constraint \(name) \(definition)")
         }
         for (table, trigger) in rowChecks { try connection.runScript("alter table \(table) enable trigger \(trigger)") }
-        // What the credit history names, checked per statement rather than by foreign keys: one join each.
+        // What the credit history and the messages name, checked per statement rather than by
+        // foreign keys: one join each.
         let unnamed = try connection.queryOne(
             """
             select (select count(*) from credit_ledger e left join sender_accounts a on a.id = e.account_id where a.id is null)
@@ -213,10 +214,15 @@ struct ScaleBench: ParsableCommand {
                  + (select count(*) from credit_ledger e left join credit_grants g on g.id = e.grant_id where e.grant_id is not null and g.id is null)
                  + (select count(*) from reservations r left join sender_accounts a on a.id = r.account_id where a.id is null)
                  + (select count(*) from reservations r left join credit_grants g on g.id = r.grant_id where r.grant_id is not null and g.id is null)
+                 + (select count(*) from messages m left join contacts c on c.id = m.contact_id
+                    where c.id is null or c.campaign_id <> m.campaign_id or c.sender_account_id is distinct from m.account_id)
+                 + (select count(*) from messages m left join reservations r on r.id = m.reservation_id where r.id is null)
                    as n
             """)
             .decode(Int.self, "n")
-        guard unnamed == 0 else { throw CommandFailure("the build left \(unnamed) ledger entries or reservations naming rows that do not exist") }
+        guard unnamed == 0 else {
+            throw CommandFailure("the build left \(unnamed) ledger entries, reservations or messages naming rows that do not exist")
+        }
         let unbalanced = try connection.queryOne(
             """
             select count(*) as n from sender_accounts a join workspaces w on w.id = a.workspace_id

@@ -286,22 +286,61 @@ create or replace trigger campaign_senders_keep_assigned
     before delete or update of account_id, campaign_id on campaign_senders
     for each row execute function campaign_senders_keep_assigned();
 
--- A contact stays with the sender account that first wrote to it: its sender cannot change
--- once a message went out ...
-create or replace function contacts_sender_is_sticky() returns trigger
+-- A contact stays with the sender account that first wrote to it, and in its campaign, once a
+-- message went out (its messages name both, see messages_of_their_contact) ...
+drop trigger if exists contacts_sender_is_sticky on contacts;  -- the sender alone
+drop function if exists contacts_sender_is_sticky();
+create or replace function contacts_stay_with_their_messages() returns trigger
 language plpgsql as $$
 begin
     if exists (select 1 from messages where contact_id = new.id) then
+        if new.campaign_id <> old.campaign_id then
+            raise exception 'contact % already has messages in campaign %; it cannot move to another campaign', new.id, old.campaign_id
+                using errcode = '23514';
+        end if;
         raise exception 'contact % already has messages from account %; its sender cannot change', new.id, old.sender_account_id
             using errcode = '23514';
     end if;
     return new;
 end $$;
 
-create or replace trigger contacts_sender_is_sticky
-    after update of sender_account_id on contacts
-    for each row when (old.sender_account_id is not null and new.sender_account_id is distinct from old.sender_account_id)
-    execute function contacts_sender_is_sticky();
+create or replace trigger contacts_stay_with_their_messages
+    after update of sender_account_id, campaign_id on contacts
+    for each row when ((old.sender_account_id is not null and new.sender_account_id is distinct from old.sender_account_id)
+                       or new.campaign_id <> old.campaign_id)
+    execute function contacts_stay_with_their_messages();
+
+-- ... and a contact with messages is never deleted, nor any contact given another id. A delete
+-- waits for the share lock of a transaction adding a message to the contact (its row lock, taken
+-- before this check): in read committed the check then sees that message; a transaction that
+-- reads one snapshot throughout may not, so there a delete is refused outright.
+create or replace function contacts_keep_their_messages() returns trigger
+language plpgsql as $$
+begin
+    if tg_level = 'STATEMENT' then
+        if tg_op = 'UPDATE' then
+            raise exception 'contact ids never change: messages name them' using errcode = '23001';
+        end if;
+        if exists (select 1 from messages) then
+            raise exception 'contacts cannot be truncated: messages name them' using errcode = '23001';
+        end if;
+        return null;
+    end if;
+    if current_setting('transaction_isolation') <> 'read committed' then
+        raise exception 'contact % can be deleted only in a read committed transaction', old.id using errcode = '25000';
+    end if;
+    if exists (select 1 from messages where contact_id = old.id) then   -- messages_contact_id_step_key
+        raise exception 'contact % has messages; it cannot be deleted', old.id using errcode = '23503';
+    end if;
+    return old;
+end $$;
+
+create or replace trigger contacts_keep_their_messages
+    before delete on contacts
+    for each row execute function contacts_keep_their_messages();
+create or replace trigger contacts_keep_their_ids
+    before truncate or update of id on contacts
+    for each statement execute function contacts_keep_their_messages();
 
 -- Adds members to a workspace's do-not-contact list and stops every sequence of the workspace
 -- aimed at them (no InMail yet, or follow-ups still to come). Returns how many were newly
@@ -328,43 +367,73 @@ end $$;
 
 -- Messages ------------------------------------------------------------------------------------
 
--- ... and every message of a contact goes from the contact's sender. Inserts are checked once
--- per statement, over its rows (a trigger per row had cost the send path's insert of a batch of
--- messages a quarter of its time); an update that sets a message's account or contact, row by row.
-create or replace function messages_from_the_contacts_sender() returns trigger
+-- Each message is of an existing contact, in the contact's campaign, from the contact's sender
+-- (C2, C3) and under an existing reservation: the rule of foreign keys to contacts, campaigns,
+-- sender_accounts and reservations, checked once per inserting statement over its rows rather
+-- than by PostgreSQL row by row, four queries and three row locks a message
+-- (0010_messages_checked_per_statement.sql). The contacts are locked in share mode, in id order,
+-- like a foreign key but stronger: until the transaction ends none of them is deleted
+-- (contacts_keep_their_messages) nor changes its campaign or sender
+-- (contacts_stay_with_their_messages), and a change made first is waited for and read. Each
+-- contact then vouches for the rest: a campaign with contacts stays (campaigns_keep_their_contacts),
+-- the sender by the contact's own foreign key, and accounts and reservations are never deleted
+-- (credit_history_kept). An update that sets one of the four is checked row by row.
+drop trigger if exists messages_from_the_contacts_sender on messages;           -- the sender alone
+drop trigger if exists messages_from_the_contacts_sender_inserted on messages;
+drop function if exists messages_from_the_contacts_sender();
+create or replace function messages_of_their_contact() returns trigger
 language plpgsql as $$
 declare
     wrong record;
+    stray record;
 begin
     if tg_level = 'STATEMENT' then
-        -- Each row's contact read through its primary key, whatever the statement's size.
-        select * into wrong
-        from (select n.delivery_key, n.account_id, n.contact_id,
-                     (select c.sender_account_id from contacts c where c.id = n.contact_id) as sender_account_id
-              from new_rows n) as inserted
-        where inserted.account_id is distinct from inserted.sender_account_id
+        -- The contacts through their primary key, whatever the statement's size (a transition
+        -- table joined to contacts directly may be planned as a scan of the whole table).
+        with contact as materialized (
+            select c.id, c.campaign_id, c.sender_account_id
+            from contacts c
+            where c.id = any(array(select distinct n.contact_id from new_rows n))
+            order by c.id
+            for share
+        )
+        select n.delivery_key, n.contact_id, n.campaign_id, n.account_id, c.id as found_id,
+               c.campaign_id as contact_campaign_id, c.sender_account_id into wrong
+        from new_rows n left join contact c on c.id = n.contact_id
+        where c.id is null or c.campaign_id <> n.campaign_id or c.sender_account_id is distinct from n.account_id
         limit 1;
-        if not found then
-            return null;
-        end if;
+        select m.kind, m.id into stray
+        from credit_history_missing('{}', array(select distinct n.reservation_id from new_rows n), '{}') as m;
     else
-        select new.delivery_key, new.account_id, new.contact_id,
-               (select c.sender_account_id from contacts c where c.id = new.contact_id) as sender_account_id into wrong;
-        if wrong.account_id is not distinct from wrong.sender_account_id then
-            return new;
+        perform 1 from contacts where id = new.contact_id for share;
+        select new.delivery_key, new.contact_id, new.campaign_id, new.account_id, c.id as found_id,
+               c.campaign_id as contact_campaign_id, c.sender_account_id into wrong
+        from (select 1) as one left join contacts c on c.id = new.contact_id
+        where c.id is null or c.campaign_id <> new.campaign_id or c.sender_account_id is distinct from new.account_id;
+        select m.kind, m.id into stray from credit_history_missing('{}', array[new.reservation_id], '{}') as m;
+    end if;
+    if wrong.delivery_key is null then
+        if stray.id is not null then
+            raise exception 'a message names reservation %, which does not exist', stray.id using errcode = '23503';
         end if;
+        return null;
+    elsif wrong.found_id is null then
+        raise exception 'message % names contact %, which does not exist', wrong.delivery_key, wrong.contact_id using errcode = '23503';
+    elsif wrong.contact_campaign_id <> wrong.campaign_id then
+        raise exception 'message % is in campaign %, but contact % is in campaign %', wrong.delivery_key, wrong.campaign_id,
+            wrong.contact_id, wrong.contact_campaign_id using errcode = '23514';
     end if;
     raise exception 'message % goes from account %, but contact %''s sender is account %', wrong.delivery_key, wrong.account_id,
         wrong.contact_id, wrong.sender_account_id using errcode = '23514';
 end $$;
 
-create or replace trigger messages_from_the_contacts_sender
-    after update of account_id, contact_id on messages
-    for each row execute function messages_from_the_contacts_sender();
-create or replace trigger messages_from_the_contacts_sender_inserted
+create or replace trigger messages_of_their_contact
+    after update of contact_id, campaign_id, account_id, reservation_id on messages
+    for each row execute function messages_of_their_contact();
+create or replace trigger messages_of_their_contact_inserted
     after insert on messages
     referencing new table as new_rows
-    for each statement execute function messages_from_the_contacts_sender();
+    for each statement execute function messages_of_their_contact();
 
 -- S5 in the database: a stored text never exceeds message_limits, whatever wrote it. Checked as
 -- the contacts' sender is: per inserting statement, and per row of an update of a text.

@@ -2,6 +2,7 @@ import Foundation
 import InMail
 import Postgres
 import Queue
+import Synchronization
 import Testing
 
 /// The send and follow-up jobs, responses and reports, run in-process against the sandbox
@@ -349,6 +350,118 @@ struct OutreachTests {
             try f.connection.execute("update messages set account_id = \(another) where contact_id = \(ids[0]) and step = 0")
         }
         #expect(movedMessage?.sqlState == "23514")
+    }
+
+    /// A message is of an existing contact, in the contact's campaign, from its sender and under
+    /// an existing reservation, whoever writes the row; and a contact with messages stays whole:
+    /// the database checks both sides, as the four foreign keys it replaces did (once per
+    /// statement for inserts).
+    @Test func C2_C3_aMessageIsOfAnExistingContactInItsCampaignAndItsContactStays() throws {
+        let f = try OutreachFixture()
+        let sender = try f.sender()
+        let campaign = try f.campaign("Named", senders: [sender], followUpDelays: [])
+        let other = try f.campaign("Other", senders: [sender], followUpDelays: [])
+        let ids = try f.contacts(campaign, ["one", "two"])
+        try Campaigns.activate(campaign: campaign, on: f.connection)
+        try f.drain()
+        #expect(try f.count("select count(*) from messages") == 2)
+        let reservation = try f.accounts.reserve(sender, key: "by-hand:1", channel: .message, credit: false).get()
+        let spare = try f.accounts.reserve(sender, key: "by-hand:2", channel: .message, credit: false).get()
+        func insert(_ rows: [(contact: Int64, campaign: Int64, reservation: Int64)]) throws {
+            try f.connection.execute(
+                """
+                insert into messages (contact_id, campaign_id, account_id, member_key, step, channel, uses_credit, delivery_key, body,
+                                      reservation_id)
+                select r.contact_id, r.campaign_id, \(sender), 'in:one', 1, 'message', false, 'by-hand:' || r.contact_id, 'Hi', r.reservation_id
+                from unnest(\(rows.map(\.contact))::bigint[], \(rows.map(\.campaign))::bigint[], \(rows.map(\.reservation))::bigint[])
+                     as r(contact_id, campaign_id, reservation_id)
+                """)
+        }
+        func refused(_ sql: SQL, _ state: String, _ text: String, sourceLocation: SourceLocation = #_sourceLocation) {
+            let error = #expect(throws: PostgresError.self, sourceLocation: sourceLocation) { try f.connection.execute(sql) }
+            #expect(error?.sqlState == state, sourceLocation: sourceLocation)
+            #expect(error?.message.contains(text) == true, "\(String(describing: error))", sourceLocation: sourceLocation)
+        }
+        // A good row and one naming no contact in a statement: the statement stores neither.
+        let mixed = #expect(throws: PostgresError.self) {
+            try insert([(ids[0], campaign, reservation), (ids[1] + 1000, campaign, spare)])
+        }
+        #expect(mixed?.sqlState == "23503")
+        #expect(mixed?.message.contains("names contact \(ids[1] + 1000), which does not exist") == true)
+        let elsewhere = #expect(throws: PostgresError.self) { try insert([(ids[0], other, reservation)]) }
+        #expect(elsewhere?.sqlState == "23514")
+        #expect(elsewhere?.message.contains("is in campaign \(other), but contact \(ids[0]) is in campaign \(campaign)") == true)
+        let noReservation = #expect(throws: PostgresError.self) { try insert([(ids[0], campaign, reservation + 1000)]) }
+        #expect(noReservation?.sqlState == "23503")
+        #expect(noReservation?.message.contains("reservation \(reservation + 1000), which does not exist") == true)
+        #expect(try f.count("select count(*) from messages") == 2)
+        // Updates are checked row by row.
+        refused("update messages set campaign_id = \(other) where contact_id = \(ids[0])", "23514", "is in campaign \(other)")
+        refused("update messages set contact_id = \(ids[1] + 1000) where contact_id = \(ids[0])", "23503", "which does not exist")
+        refused("update messages set reservation_id = \(reservation + 1000) where contact_id = \(ids[0])", "23503",
+                "reservation \(reservation + 1000)")
+
+        // The contact side: one with messages is neither deleted nor moved, and no contact's id changes.
+        refused("delete from contacts where id = \(ids[0])", "23503", "contact \(ids[0]) has messages")
+        refused("update contacts set campaign_id = \(other) where id = \(ids[0])", "23514", "cannot move to another campaign")
+        refused("update contacts set id = default where id = \(ids[0])", "23001", "contact ids never change")
+        refused("truncate contacts", "23001", "messages name them")
+        // Reading one snapshot, the delete's check could miss a message committed meanwhile: refused outright.
+        let snapshot = #expect(throws: PostgresError.self) {
+            try f.connection.execute("begin isolation level repeatable read")
+            defer { _ = try? f.connection.execute("rollback") }
+            try f.connection.execute("delete from contacts where id = \(ids[0])")
+        }
+        #expect(snapshot?.sqlState == "25000")
+        #expect(try f.count("select count(*) from messages m join contacts c on c.id = m.contact_id and c.campaign_id = m.campaign_id") == 2)
+        // A contact without messages goes, as before.
+        let unsent = try f.contacts(other, ["three"])[0]
+        try f.connection.execute("delete from contacts where id = \(unsent)")
+        #expect(try f.count("select count(*) from contacts where id = \(unsent)") == 0)
+    }
+
+    /// The race the share lock on a message's contact closes: a change of the contact's sender
+    /// that comes while another transaction's message to it is not committed waits for that
+    /// transaction, then sees the message and is refused (a key share lock, as a foreign key
+    /// takes, would have let it through).
+    @Test func C2_aContactsSenderChangeWaitsForItsMessageBeingWrittenAndIsRefused() throws {
+        let f = try OutreachFixture()
+        let first = try f.sender()
+        let second = try f.sender()
+        let campaign = try f.campaign(senders: [first, second], followUpDelays: [])
+        let contact = try f.contacts(campaign, ["raced"], set: "sender_account_id = \(first)")[0]
+        let changed = Mutex<Result<Void, any Error>?>(nil)
+        let configuration = f.db.configuration
+        try f.connection.transaction { connection in
+            let reservation = try f.accounts.reserve(first, key: "raced", channel: .message, credit: false).get()
+            try connection.execute(
+                """
+                insert into messages (contact_id, campaign_id, account_id, member_key, step, channel, uses_credit, delivery_key, body,
+                                      reservation_id)
+                values (\(contact), \(campaign), \(first), 'in:raced', 0, 'message', false, 'raced', 'Hi', \(reservation))
+                """)
+            let changer = Thread {
+                let result = Result {
+                    _ = try Connection(configuration).execute("update contacts set sender_account_id = \(second) where id = \(contact)")
+                }
+                changed.withLock { $0 = result }
+            }
+            changer.start()
+            #expect(try waitUntil(timeout: .seconds(10)) {
+                try sessionsWaitingForALock(runningLike: "update contacts%", connection) == 1
+            })
+        }
+        var outcome: Result<Void, any Error>?
+        _ = waitUntil(timeout: .seconds(20)) {
+            outcome = changed.withLock { $0 }
+            return outcome != nil
+        }
+        guard case .failure(let error as PostgresError) = outcome else {
+            Issue.record("the sender change was not refused: \(String(describing: outcome))")
+            return
+        }
+        #expect(error.message.contains("its sender cannot change"))
+        #expect(try f.count("select count(*) from contacts where id = \(contact) and sender_account_id = \(first)") == 1)
     }
 
     @Test func courierRefusalsAreClassed_retryKeepsTheReservation_rateLimitAndAccountProblemWait_unreachableSkips() throws {
