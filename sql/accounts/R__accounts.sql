@@ -275,7 +275,8 @@ create or replace trigger credit_ledger_add_to_totals
     for each statement execute function credit_ledger_add_to_totals();
 
 -- The grants' remaining credits that a statement added (new rows) and took away (old rows),
--- by account: one function for inserts, updates and deletes, each with the tables it has.
+-- by account: one function for inserts and updates, each with the tables it has (grants are
+-- never deleted: credit_history_kept).
 -- Each update finds its accounts by primary key (`id = any(array(...))`, which the planner
 -- takes for a few rows): joined to the statement's rows, a claim's 40-60 accounts among 1,000
 -- were read by a whole scan of the table (1.5 ms against 0.5).
@@ -286,10 +287,6 @@ begin
         update sender_accounts a set grants_total = a.grants_total + changed.remaining
         from (select account_id, sum(remaining) as remaining from new_grants group by account_id having sum(remaining) <> 0) changed
         where a.id = changed.account_id and a.id = any(array(select account_id from new_grants));
-    elsif tg_op = 'DELETE' then
-        update sender_accounts a set grants_total = a.grants_total - changed.remaining
-        from (select account_id, sum(remaining) as remaining from old_grants group by account_id having sum(remaining) <> 0) changed
-        where a.id = changed.account_id and a.id = any(array(select account_id from old_grants));
     else
         update sender_accounts a set grants_total = a.grants_total + changed.remaining
         from (select account_id, sum(remaining) as remaining
@@ -313,10 +310,7 @@ create or replace trigger credit_grants_updated_add_to_totals
     referencing old table as old_grants new table as new_grants
     for each statement execute function credit_grants_add_to_totals();
 
-create or replace trigger credit_grants_deleted_add_to_totals
-    after delete on credit_grants
-    referencing old table as old_grants
-    for each statement execute function credit_grants_add_to_totals();
+drop trigger if exists credit_grants_deleted_add_to_totals on credit_grants;  -- grants are never deleted
 
 -- The totals change only through those triggers: a statement that sets them from anywhere else
 -- (no trigger under way) is refused before it changes a row. Checked once per statement, not per
