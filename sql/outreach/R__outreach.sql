@@ -647,6 +647,8 @@ as $$
 declare
     marked bigint[];
     spent bigint[];
+    followed_contacts bigint[];
+    followed_steps integer[];
     missing bigint;
     follow_up record;
     now_business timestamptz := clock_now();
@@ -669,13 +671,18 @@ begin
         from sent s
         where c.id = s.contact_id
     )
-    select coalesce(array_agg(s.id), '{}'), coalesce(array_agg(s.reservation_id), '{}') into marked, spent from sent s;
+    select coalesce(array_agg(s.id), '{}'), coalesce(array_agg(s.reservation_id), '{}'),
+           -- the follow-ups sent, in message order: each schedules the next step (C3)
+           coalesce(array_agg(s.contact_id order by s.id) filter (where s.step > 0), '{}'),
+           coalesce(array_agg(s.step order by s.id) filter (where s.step > 0), '{}')
+    into marked, spent, followed_contacts, followed_steps
+    from sent s;
     select m into missing from unnest(p_messages) m where not m = any(marked) limit 1;
     if found then
         raise exception 'message % is not being sent', missing using errcode = '55000';
     end if;
     perform spend_reservations(spent);
-    for follow_up in select m.contact_id, m.step from messages m where m.id = any(p_messages) and m.step > 0 order by m.id loop
+    for follow_up in select f.contact_id, f.step from unnest(followed_contacts, followed_steps) as f(contact_id, step) loop
         perform schedule_follow_up(follow_up.contact_id, follow_up.step + 1);
     end loop;
 end $$;
