@@ -215,7 +215,8 @@ struct ScaleBench: ParsableCommand {
                  + (select count(*) from reservations r left join sender_accounts a on a.id = r.account_id where a.id is null)
                  + (select count(*) from reservations r left join credit_grants g on g.id = r.grant_id where r.grant_id is not null and g.id is null)
                  + (select count(*) from messages m left join contacts c on c.id = m.contact_id
-                    where c.id is null or c.campaign_id <> m.campaign_id or c.sender_account_id is distinct from m.account_id)
+                    where c.id is null or c.member_key <> m.member_key or c.campaign_id <> m.campaign_id
+                       or c.sender_account_id is distinct from m.account_id)
                  + (select count(*) from messages m left join reservations r on r.id = m.reservation_id where r.id is null)
                    as n
             """)

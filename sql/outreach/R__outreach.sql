@@ -286,8 +286,9 @@ create or replace trigger campaign_senders_keep_assigned
     before delete or update of account_id, campaign_id on campaign_senders
     for each row execute function campaign_senders_keep_assigned();
 
--- A contact stays with the sender account that first wrote to it, and in its campaign, once a
--- message went out (its messages name both, see messages_of_their_contact) ...
+-- A contact stays with the sender account that first wrote to it, in its campaign and with its
+-- member key, once a message went out (its messages name all three, see
+-- messages_of_their_contact) ...
 drop trigger if exists contacts_sender_is_sticky on contacts;  -- the sender alone
 drop function if exists contacts_sender_is_sticky();
 create or replace function contacts_stay_with_their_messages() returns trigger
@@ -298,6 +299,10 @@ begin
             raise exception 'contact % already has messages in campaign %; it cannot move to another campaign', new.id, old.campaign_id
                 using errcode = '23514';
         end if;
+        if new.member_key <> old.member_key then
+            raise exception 'contact % already has messages to member %; its member key cannot change', new.id, old.member_key
+                using errcode = '23514';
+        end if;
         raise exception 'contact % already has messages from account %; its sender cannot change', new.id, old.sender_account_id
             using errcode = '23514';
     end if;
@@ -305,9 +310,9 @@ begin
 end $$;
 
 create or replace trigger contacts_stay_with_their_messages
-    after update of sender_account_id, campaign_id on contacts
+    after update of sender_account_id, campaign_id, member_key on contacts
     for each row when ((old.sender_account_id is not null and new.sender_account_id is distinct from old.sender_account_id)
-                       or new.campaign_id <> old.campaign_id)
+                       or new.campaign_id <> old.campaign_id or new.member_key <> old.member_key)
     execute function contacts_stay_with_their_messages();
 
 -- ... and a contact with messages is never deleted, nor any contact given another id. A delete
@@ -367,17 +372,18 @@ end $$;
 
 -- Messages ------------------------------------------------------------------------------------
 
--- Each message is of an existing contact, in the contact's campaign, from the contact's sender
--- (C2, C3) and under an existing reservation: the rule of foreign keys to contacts, campaigns,
+-- Each message is of an existing contact, to the contact's member (the key S4 goes by), in the
+-- contact's campaign, from the contact's sender (C2, C3) and under an existing reservation: the
+-- rule of foreign keys to contacts, campaigns,
 -- sender_accounts and reservations, checked once per inserting statement over its rows rather
 -- than by PostgreSQL row by row, four queries and three row locks a message
 -- (0010_messages_checked_per_statement.sql). The contacts are locked in share mode, in id order,
 -- like a foreign key but stronger: until the transaction ends none of them is deleted
--- (contacts_keep_their_messages) nor changes its campaign or sender
+-- (contacts_keep_their_messages) nor changes its member, campaign or sender
 -- (contacts_stay_with_their_messages), and a change made first is waited for and read. Each
 -- contact then vouches for the rest: a campaign with contacts stays (campaigns_keep_their_contacts),
 -- the sender by the contact's own foreign key, and accounts and reservations are never deleted
--- (credit_history_kept). An update that sets one of the four is checked row by row.
+-- (credit_history_kept). An update that sets one of those columns is checked row by row.
 drop trigger if exists messages_from_the_contacts_sender on messages;           -- the sender alone
 drop trigger if exists messages_from_the_contacts_sender_inserted on messages;
 drop function if exists messages_from_the_contacts_sender();
@@ -391,25 +397,27 @@ begin
         -- The contacts through their primary key, whatever the statement's size (a transition
         -- table joined to contacts directly may be planned as a scan of the whole table).
         with contact as materialized (
-            select c.id, c.campaign_id, c.sender_account_id
+            select c.id, c.member_key, c.campaign_id, c.sender_account_id
             from contacts c
             where c.id = any(array(select distinct n.contact_id from new_rows n))
             order by c.id
             for share
         )
-        select n.delivery_key, n.contact_id, n.campaign_id, n.account_id, c.id as found_id,
-               c.campaign_id as contact_campaign_id, c.sender_account_id into wrong
+        select n.delivery_key, n.contact_id, n.member_key, n.campaign_id, n.account_id, c.id as found_id,
+               c.member_key as contact_member_key, c.campaign_id as contact_campaign_id, c.sender_account_id into wrong
         from new_rows n left join contact c on c.id = n.contact_id
-        where c.id is null or c.campaign_id <> n.campaign_id or c.sender_account_id is distinct from n.account_id
+        where c.id is null or c.member_key <> n.member_key or c.campaign_id <> n.campaign_id
+           or c.sender_account_id is distinct from n.account_id
         limit 1;
         select m.kind, m.id into stray
         from credit_history_missing('{}', array(select distinct n.reservation_id from new_rows n), '{}') as m;
     else
         perform 1 from contacts where id = new.contact_id for share;
-        select new.delivery_key, new.contact_id, new.campaign_id, new.account_id, c.id as found_id,
-               c.campaign_id as contact_campaign_id, c.sender_account_id into wrong
+        select new.delivery_key, new.contact_id, new.member_key, new.campaign_id, new.account_id, c.id as found_id,
+               c.member_key as contact_member_key, c.campaign_id as contact_campaign_id, c.sender_account_id into wrong
         from (select 1) as one left join contacts c on c.id = new.contact_id
-        where c.id is null or c.campaign_id <> new.campaign_id or c.sender_account_id is distinct from new.account_id;
+        where c.id is null or c.member_key <> new.member_key or c.campaign_id <> new.campaign_id
+           or c.sender_account_id is distinct from new.account_id;
         select m.kind, m.id into stray from credit_history_missing('{}', array[new.reservation_id], '{}') as m;
     end if;
     if wrong.delivery_key is null then
@@ -419,6 +427,9 @@ begin
         return null;
     elsif wrong.found_id is null then
         raise exception 'message % names contact %, which does not exist', wrong.delivery_key, wrong.contact_id using errcode = '23503';
+    elsif wrong.contact_member_key <> wrong.member_key then
+        raise exception 'message % is to member %, but contact % is member %', wrong.delivery_key, wrong.member_key,
+            wrong.contact_id, wrong.contact_member_key using errcode = '23514';
     elsif wrong.contact_campaign_id <> wrong.campaign_id then
         raise exception 'message % is in campaign %, but contact % is in campaign %', wrong.delivery_key, wrong.campaign_id,
             wrong.contact_id, wrong.contact_campaign_id using errcode = '23514';
@@ -428,7 +439,7 @@ begin
 end $$;
 
 create or replace trigger messages_of_their_contact
-    after update of contact_id, campaign_id, account_id, reservation_id on messages
+    after update of contact_id, member_key, campaign_id, account_id, reservation_id on messages
     for each row execute function messages_of_their_contact();
 create or replace trigger messages_of_their_contact_inserted
     after insert on messages

@@ -352,11 +352,11 @@ struct OutreachTests {
         #expect(movedMessage?.sqlState == "23514")
     }
 
-    /// A message is of an existing contact, in the contact's campaign, from its sender and under
-    /// an existing reservation, whoever writes the row; and a contact with messages stays whole:
+    /// A message is of an existing contact, to its member, in its campaign, from its sender and
+    /// under an existing reservation, whoever writes the row; and a contact with messages stays whole:
     /// the database checks both sides, as the four foreign keys it replaces did (once per
     /// statement for inserts).
-    @Test func C2_C3_aMessageIsOfAnExistingContactInItsCampaignAndItsContactStays() throws {
+    @Test func C2_C3_S4_aMessageIsOfAnExistingContactToItsMemberInItsCampaignAndItsContactStays() throws {
         let f = try OutreachFixture()
         let sender = try f.sender()
         let campaign = try f.campaign("Named", senders: [sender], followUpDelays: [])
@@ -391,12 +391,19 @@ struct OutreachTests {
         let elsewhere = #expect(throws: PostgresError.self) { try insert([(ids[0], other, reservation)]) }
         #expect(elsewhere?.sqlState == "23514")
         #expect(elsewhere?.message.contains("is in campaign \(other), but contact \(ids[0]) is in campaign \(campaign)") == true)
+        // To its contact's member: S4's index goes by the message's member key.
+        refused("""
+            insert into messages (contact_id, campaign_id, account_id, member_key, step, channel, uses_credit, delivery_key, body,
+                                  reservation_id)
+            values (\(ids[0]), \(campaign), \(sender), 'in:two', 1, 'message', false, 'by-hand:other-member', 'Hi', \(reservation))
+            """, "23514", "is to member in:two, but contact \(ids[0]) is member in:one")
         let noReservation = #expect(throws: PostgresError.self) { try insert([(ids[0], campaign, reservation + 1000)]) }
         #expect(noReservation?.sqlState == "23503")
         #expect(noReservation?.message.contains("reservation \(reservation + 1000), which does not exist") == true)
         #expect(try f.count("select count(*) from messages") == 2)
         // Updates are checked row by row.
         refused("update messages set campaign_id = \(other) where contact_id = \(ids[0])", "23514", "is in campaign \(other)")
+        refused("update messages set member_key = 'in:nobody' where contact_id = \(ids[0])", "23514", "is to member in:nobody")
         refused("update messages set contact_id = \(ids[1] + 1000) where contact_id = \(ids[0])", "23503", "which does not exist")
         refused("update messages set reservation_id = \(reservation + 1000) where contact_id = \(ids[0])", "23503",
                 "reservation \(reservation + 1000)")
@@ -404,6 +411,7 @@ struct OutreachTests {
         // The contact side: one with messages is neither deleted nor moved, and no contact's id changes.
         refused("delete from contacts where id = \(ids[0])", "23503", "contact \(ids[0]) has messages")
         refused("update contacts set campaign_id = \(other) where id = \(ids[0])", "23514", "cannot move to another campaign")
+        refused("update contacts set member_key = 'in:renamed' where id = \(ids[0])", "23514", "its member key cannot change")
         refused("update contacts set id = default where id = \(ids[0])", "23001", "contact ids never change")
         refused("truncate contacts", "23001", "messages name them")
         // Reading one snapshot, the delete's check could miss a message committed meanwhile: refused outright.
