@@ -412,10 +412,12 @@ begin
         select m.kind, m.id into stray
         from credit_history_missing('{}', array(select distinct n.reservation_id from new_rows n), '{}') as m;
     else
-        perform 1 from contacts where id = new.contact_id for share;
+        with contact as materialized (   -- read and locked once, as above
+            select c.id, c.member_key, c.campaign_id, c.sender_account_id from contacts c where c.id = new.contact_id for share
+        )
         select new.delivery_key, new.contact_id, new.member_key, new.campaign_id, new.account_id, c.id as found_id,
                c.member_key as contact_member_key, c.campaign_id as contact_campaign_id, c.sender_account_id into wrong
-        from (select 1) as one left join contacts c on c.id = new.contact_id
+        from (select 1) as one left join contact c on true
         where c.id is null or c.member_key <> new.member_key or c.campaign_id <> new.campaign_id
            or c.sender_account_id is distinct from new.account_id;
         select m.kind, m.id into stray from credit_history_missing('{}', array[new.reservation_id], '{}') as m;
