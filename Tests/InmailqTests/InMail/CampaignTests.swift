@@ -1,7 +1,6 @@
 import Foundation
 import InMail
 import Postgres
-import Synchronization
 import Testing
 
 @Suite("Campaigns and contacts")
@@ -191,25 +190,17 @@ struct CampaignTests {
         let connection = try db.connect()
         let workspace = try AccountFixture(connection: connection).workspace()
         let campaign = try Campaigns.create(workspace: workspace, name: "Raced", on: connection)
-        let deleted = Mutex<Result<Void, any Error>?>(nil)
         let configuration = db.configuration
-        try connection.transaction { connection in
+        let deleter = try connection.transaction { connection in
             try connection.execute(
                 "insert into contacts (campaign_id, workspace_id, member_key, profile_url) values (\(campaign), \(workspace), 'in:raced', 'x')")
-            let deleter = Thread {
-                let result = Result { _ = try Connection(configuration).execute("delete from campaigns where id = \(campaign)") }
-                deleted.withLock { $0 = result }
-            }
-            deleter.start()
+            let deleter = RacingWork { _ = try Connection(configuration).execute("delete from campaigns where id = \(campaign)") }
             #expect(try waitUntil(timeout: .seconds(10)) {
                 try sessionsWaitingForALock(runningLike: "delete from campaigns%", connection) == 1
             })
+            return deleter
         }
-        var outcome: Result<Void, any Error>?
-        _ = waitUntil(timeout: .seconds(20)) {
-            outcome = deleted.withLock { $0 }
-            return outcome != nil
-        }
+        let outcome = deleter.outcome(within: .seconds(20))
         guard case .failure(let error as PostgresError) = outcome else {
             Issue.record("the delete was not refused: \(String(describing: outcome))")
             return
@@ -228,26 +219,18 @@ struct CampaignTests {
         let first = try Campaigns.create(workspace: workspace, name: "First", on: connection)
         let second = try Campaigns.create(workspace: workspace, name: "Second", on: connection)
         let csv = "Profile URL,First Name\n" + (26...75).map { "https://www.linkedin.com/in/shared-\($0),M\($0)\n" }.joined()
-        let imported = Mutex<Result<ContactAddReport, any Error>?>(nil)
         let configuration = db.configuration
-        try connection.transaction { connection in
+        let racer = try connection.transaction { connection in
             let added = try Contacts.add(campaign: first, links: (1...50).map { ($0, "https://www.linkedin.com/in/shared-\($0)") }, on: connection)
             #expect(added.added == 50)
-            let racer = Thread {
-                let result = Result { try ContactImport(campaign: second).run(Data(csv.utf8), on: try Connection(configuration)) }
-                imported.withLock { $0 = result }
-            }
-            racer.start()
+            let racer = RacingWork { try ContactImport(campaign: second).run(Data(csv.utf8), on: try Connection(configuration)) }
             // The import waits for this transaction's lock on the workspace.
             #expect(try waitUntil(timeout: .seconds(10)) {
                 try sessionsWaitingForALock(runningLike: "%lock_campaign_workspace%", connection) == 1
             })
+            return racer
         }
-        var report: ContactAddReport?
-        _ = try waitUntil(timeout: .seconds(20)) {
-            report = try imported.withLock { try $0?.get() }
-            return report != nil
-        }
+        let report = try racer.outcome(within: .seconds(20))?.get()
         #expect(report?.added == 25)
         #expect(report?.inAnotherCampaign == 25)
         #expect(try count("select count(*) from contacts where workspace_id = \(workspace)", connection) == 75)

@@ -2,7 +2,6 @@ import Foundation
 import InMail
 import Postgres
 import Queue
-import Synchronization
 import Testing
 
 /// The send and follow-up jobs, responses and reports, run in-process against the sandbox
@@ -438,9 +437,8 @@ struct OutreachTests {
         let second = try f.sender()
         let campaign = try f.campaign(senders: [first, second], followUpDelays: [])
         let contact = try f.contacts(campaign, ["raced"], set: "sender_account_id = \(first)")[0]
-        let changed = Mutex<Result<Void, any Error>?>(nil)
         let configuration = f.db.configuration
-        try f.connection.transaction { connection in
+        let changer = try f.connection.transaction { connection in
             let reservation = try f.accounts.reserve(first, key: "raced", channel: .message, credit: false).get()
             try connection.execute(
                 """
@@ -448,22 +446,15 @@ struct OutreachTests {
                                       reservation_id)
                 values (\(contact), \(campaign), \(first), 'in:raced', 0, 'message', false, 'raced', 'Hi', \(reservation))
                 """)
-            let changer = Thread {
-                let result = Result {
-                    _ = try Connection(configuration).execute("update contacts set sender_account_id = \(second) where id = \(contact)")
-                }
-                changed.withLock { $0 = result }
+            let changer = RacingWork {
+                _ = try Connection(configuration).execute("update contacts set sender_account_id = \(second) where id = \(contact)")
             }
-            changer.start()
             #expect(try waitUntil(timeout: .seconds(10)) {
                 try sessionsWaitingForALock(runningLike: "update contacts%", connection) == 1
             })
+            return changer
         }
-        var outcome: Result<Void, any Error>?
-        _ = waitUntil(timeout: .seconds(20)) {
-            outcome = changed.withLock { $0 }
-            return outcome != nil
-        }
+        let outcome = changer.outcome(within: .seconds(20))
         guard case .failure(let error as PostgresError) = outcome else {
             Issue.record("the sender change was not refused: \(String(describing: outcome))")
             return

@@ -120,6 +120,29 @@ func sessionsWaitingForALock(runningLike pattern: String, _ connection: Connecti
     return try count("select count(*) from pg_stat_activity where wait_event_type = 'Lock' and query like \(pattern)", connection)
 }
 
+/// Work on a thread (and a session) of its own, for a test that races it against a transaction
+/// the test holds open: started at once, its outcome read once it has ended.
+final class RacingWork<Value: Sendable>: Sendable {
+    private let result = Mutex<Result<Value, any Error>?>(nil)
+
+    init(_ work: @escaping @Sendable () throws -> Value) {
+        Thread {
+            let outcome = Result { try work() }
+            self.result.withLock { $0 = outcome }
+        }.start()
+    }
+
+    /// Its outcome, waiting up to `timeout` for it to end; nil when it has not.
+    func outcome(within timeout: Duration) -> Result<Value, any Error>? {
+        var outcome: Result<Value, any Error>?
+        _ = waitUntil(timeout: timeout) {
+            outcome = result.withLock { $0 }
+            return outcome != nil
+        }
+        return outcome
+    }
+}
+
 /// Asks `condition` every 50 ms until it holds or `timeout` has passed; whether it held. For a
 /// test that waits on another thread or session (a lock wait begun, a result arrived).
 func waitUntil(timeout: Duration, _ condition: () throws -> Bool) rethrows -> Bool {
