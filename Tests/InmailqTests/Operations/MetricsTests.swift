@@ -23,11 +23,14 @@ struct MetricsTests {
         let first = try MetricsProcess(["worker", "--database-url", db.url, "--retry-base", "0", "--kinds", "diag.noop,diag.fail"])
         defer { first.process.stop() }
         #expect(try waitUntilQuiet(connection, workers: [first.process]))
-        // The elected worker samples the queue's depth: one job waits, scheduled.
+        // The elected worker samples the queue's depth: one job waits, scheduled. (A sample taken
+        // before the queue went quiet shows that too, beside jobs still available: wait for one
+        // taken after.)
         var metrics: [String: Double] = [:]
         #expect(try eventually(timeout: .seconds(20)) {
             metrics = try first.scrape()
             return metrics[#"inmailq_queue_jobs{state="scheduled",kind="diag.noop"}"#] == 1
+                && !metrics.keys.contains { $0.hasPrefix(#"inmailq_queue_jobs{state="available""#) }
         }, "\(metrics)")
         #expect(metrics[#"inmailq_jobs_claimed_total{kind="diag.noop"}"#] == 20)
         #expect(metrics[#"inmailq_jobs_completed_total{kind="diag.noop"}"#] == 20)
