@@ -158,24 +158,26 @@ create or replace trigger credit_ledger_append_only
 -- tenth of the send path. The rows named are never deleted and never change id
 -- (credit_history_kept, below), so a check needs no lock to stay true; the ledger is append-only.
 -- Which of the given accounts, reservations and grants do not exist, each id looked up by
--- primary key: over unnest(array), which the planner takes for a few rows, never a join that
--- reads a table whole (a transition table's size is unknown to the planner; look-ups joined to it
--- directly were hashed over the whole of reservations, and the send path gained nothing).
--- PL/pgSQL, so that its query is planned once per session (a SQL function's body is planned on
--- every call).
+-- primary key. PL/pgSQL, so that its query is planned once per session (a SQL function's body is
+-- planned on every call); the plan must then stay right while the tables grow a hundredfold
+-- (a new agency's first campaign). So each id is probed on its own: `offset 0` keeps each
+-- `not exists` a subquery run per id, which the planner cannot turn into a join. As a join it was
+-- planned as a hash of the whole table when the session began with the table nearly empty, and
+-- every later check read all of reservations or credit_grants (a transition table joined to
+-- them directly did the same).
 create or replace function credit_history_missing(p_accounts bigint[], p_reservations bigint[], p_grants bigint[])
 returns table (kind text, id bigint)
 language plpgsql stable as $$
 begin
     return query
     select 'account', a.id from unnest(p_accounts) as a(id)
-    where not exists (select 1 from sender_accounts x where x.id = a.id)
+    where not exists (select from sender_accounts x where x.id = a.id offset 0)
     union all
     select 'reservation', r.id from unnest(p_reservations) as r(id)
-    where not exists (select 1 from reservations x where x.id = r.id)
+    where not exists (select from reservations x where x.id = r.id offset 0)
     union all
     select 'grant', g.id from unnest(p_grants) as g(id)
-    where not exists (select 1 from credit_grants x where x.id = g.id);
+    where not exists (select from credit_grants x where x.id = g.id offset 0);
 end $$;
 
 create or replace function credit_ledger_names_existing_rows() returns trigger
@@ -647,7 +649,9 @@ begin
     perform expire_credits(a.id)
     from sender_accounts a
     where a.id = any(locked)
-      and exists (select 1 from credit_grants g where g.account_id = a.id and g.remaining > 0 and g.expires_at <= now_business);
+      -- offset 0: probed per account (credit_grants_account_idx), never a hash of all grants
+      and exists (select from credit_grants g where g.account_id = a.id and g.remaining > 0 and g.expires_at <= now_business
+                  offset 0);
 
     -- The batch's statement is planned once and its plan kept for the session: a generic plan
     -- (the function's plan_cache_mode, which the foreign-key checks and trigger queries run
