@@ -860,8 +860,10 @@ left join lateral (
 
 -- Report counters (0005_report_counters.sql) ----------------------------------------------------
 
--- Adds counted changes, given as message_counts rows per campaign and account, under each of
--- the three keys they count for; changes that cancel out add no row, and no changes cost no
+-- Adds counted changes, given as message_counts rows per campaign and account, under the two
+-- keys they count for: the campaign and account, and the campaign alone (account null). An
+-- account's numbers are the sum of its rows over its campaigns (message_stats), not a third key
+-- (0012_account_counters_summed.sql). Changes that cancel out add no row, and no changes cost no
 -- statement. PL/pgSQL, so that its insert is planned once per session (a SQL function's body is
 -- planned on every call).
 drop function if exists add_message_counts(jsonb);
@@ -875,7 +877,7 @@ begin
     select k.campaign_id, k.account_id, sum(c.first_messages), sum(c.inmails_sent), sum(c.free_inmails), sum(c.credit_inmails), sum(c.connection_messages),
            sum(c.accepted), sum(c.declined), sum(c.responses), sum(c.responders), sum(c.follow_ups_sent), sum(c.credits_spent), sum(c.credits_back)
     from unnest(p_changes) as c
-    cross join lateral (values (c.campaign_id, c.account_id), (c.campaign_id, null), (null, c.account_id)) as k(campaign_id, account_id)
+    cross join lateral (values (c.campaign_id, c.account_id), (c.campaign_id, null)) as k(campaign_id, account_id)
     group by k.campaign_id, k.account_id
     having sum(c.first_messages) <> 0 or sum(c.inmails_sent) <> 0 or sum(c.free_inmails) <> 0 or sum(c.credit_inmails) <> 0
         or sum(c.connection_messages) <> 0 or sum(c.accepted) <> 0 or sum(c.declined) <> 0 or sum(c.responses) <> 0
@@ -1038,9 +1040,8 @@ declare
     removed integer;
     contacts_removed integer;
 begin
-    -- A key is a campaign and an account, a campaign alone (account null) or an account alone
-    -- (campaign null); each kind is deleted through its index (message_counts_campaign_idx,
-    -- message_counts_account_idx), as = never matches a null.
+    -- A key is a campaign and an account, or a campaign alone (account null); each kind is
+    -- deleted through message_counts_campaign_idx, as = never matches a null.
     with keys as (
         select distinct campaign_id, account_id from message_counts where not folded   -- message_counts_unfolded_idx
     ),
@@ -1054,13 +1055,8 @@ begin
         where k.account_id is null and m.campaign_id = k.campaign_id and m.account_id is null
         returning m.*
     ),
-    gone_accounts as (
-        delete from message_counts m using keys k
-        where k.campaign_id is null and m.campaign_id is null and m.account_id = k.account_id
-        returning m.*
-    ),
     all_gone as (
-        select * from gone union all select * from gone_campaigns union all select * from gone_accounts
+        select * from gone union all select * from gone_campaigns
     ),
     folded as (
         insert into message_counts
@@ -1090,6 +1086,9 @@ end $$;
 
 -- Sent messages counted per campaign, per sender account, and per both (the other key is null),
 -- summed from the counters. Response rate: first messages with any response, per first message sent.
+-- The counters are kept per campaign and account and per campaign; an account's line sums its
+-- rows over its campaigns (the second branch). A report's where clause on campaign_id and
+-- account_id reaches both branches, so each reads only its key's rows through an index.
 create or replace view message_stats as
 select campaign_id, account_id,
        sum(inmails_sent)::bigint        as inmails_sent,
@@ -1104,7 +1103,15 @@ select campaign_id, account_id,
        sum(follow_ups_sent)::bigint     as follow_ups_sent,
        sum(credits_spent)::bigint       as credits_spent,
        sum(credits_back)::bigint        as credits_back          -- R1
-from message_counts
+from (
+    select campaign_id, account_id, first_messages, inmails_sent, free_inmails, credit_inmails, connection_messages,
+           accepted, declined, responses, responders, follow_ups_sent, credits_spent, credits_back
+    from message_counts
+    union all
+    select null, account_id, first_messages, inmails_sent, free_inmails, credit_inmails, connection_messages,
+           accepted, declined, responses, responders, follow_ups_sent, credits_spent, credits_back
+    from message_counts where account_id is not null    -- message_counts_account_idx
+) counters
 group by campaign_id, account_id;
 
 -- Where a contact stands, in words: the People view.
