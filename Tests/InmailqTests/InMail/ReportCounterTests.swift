@@ -124,9 +124,9 @@ struct ReportCounterTests {
         #expect(try f.connection.queryOne("select compact_report_counters() as n").decode(Int.self, "n") == 0)
         try expectCountersAgree(f.connection, "after folding")
 
-        // Then a change is folded alone: the keys it touched (a campaign and an account, each
-        // alone, and both) come to one row each again, and the rows of the keys it did not touch
-        // are not rewritten (the same ctid).
+        // Then a change is folded alone: the keys it touched (a campaign, and the campaign with an
+        // account) come to one row each again, and the rows of the keys it did not touch are not
+        // rewritten (the same ctid).
         let otherCampaignsRows: SQL = "select string_agg(ctid::text, ' ' order by ctid) as r from message_counts where campaign_id = \(other)"
         let firstCampaignsContactRows: SQL = "select string_agg(ctid::text, ' ' order by ctid) as r from contact_counts where campaign_id = \(campaign)"
         let untouched = (try f.connection.queryOne(otherCampaignsRows).decode(String.self, "r"),
