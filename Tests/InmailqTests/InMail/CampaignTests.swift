@@ -194,17 +194,11 @@ struct CampaignTests {
         let deleter = try connection.transaction { connection in
             try connection.execute(
                 "insert into contacts (campaign_id, workspace_id, member_key, profile_url) values (\(campaign), \(workspace), 'in:raced', 'x')")
-            let deleter = RacingWork { _ = try Connection(configuration).execute("delete from campaigns where id = \(campaign)") }
-            #expect(try waitUntil(timeout: .seconds(10)) {
-                try sessionsWaitingForALock(runningLike: "delete from campaigns%", connection) == 1
-            })
-            return deleter
+            return try RacingWork.waitingForALock(heldBy: connection, runningLike: "delete from campaigns%") {
+                _ = try Connection(configuration).execute("delete from campaigns where id = \(campaign)")
+            }
         }
-        let outcome = deleter.outcome(within: .seconds(20))
-        guard case .failure(let error as PostgresError) = outcome else {
-            Issue.record("the delete was not refused: \(String(describing: outcome))")
-            return
-        }
+        guard let error = deleter.refusal(within: .seconds(20), of: "the delete") else { return }
         #expect(error.message.contains("campaign \(campaign) has contacts"))
         #expect(try count("select count(*) from campaigns where id = \(campaign)", connection) == 1)
     }
@@ -223,12 +217,10 @@ struct CampaignTests {
         let racer = try connection.transaction { connection in
             let added = try Contacts.add(campaign: first, links: (1...50).map { ($0, "https://www.linkedin.com/in/shared-\($0)") }, on: connection)
             #expect(added.added == 50)
-            let racer = RacingWork { try ContactImport(campaign: second).run(Data(csv.utf8), on: try Connection(configuration)) }
             // The import waits for this transaction's lock on the workspace.
-            #expect(try waitUntil(timeout: .seconds(10)) {
-                try sessionsWaitingForALock(runningLike: "%lock_campaign_workspace%", connection) == 1
-            })
-            return racer
+            return try RacingWork.waitingForALock(heldBy: connection, runningLike: "%lock_campaign_workspace%") {
+                try ContactImport(campaign: second).run(Data(csv.utf8), on: try Connection(configuration))
+            }
         }
         let report = try racer.outcome(within: .seconds(20))?.get()
         #expect(report?.added == 25)

@@ -446,19 +446,11 @@ struct OutreachTests {
                                       reservation_id)
                 values (\(contact), \(campaign), \(first), 'in:raced', 0, 'message', false, 'raced', 'Hi', \(reservation))
                 """)
-            let changer = RacingWork {
+            return try RacingWork.waitingForALock(heldBy: connection, runningLike: "update contacts%") {
                 _ = try Connection(configuration).execute("update contacts set sender_account_id = \(second) where id = \(contact)")
             }
-            #expect(try waitUntil(timeout: .seconds(10)) {
-                try sessionsWaitingForALock(runningLike: "update contacts%", connection) == 1
-            })
-            return changer
         }
-        let outcome = changer.outcome(within: .seconds(20))
-        guard case .failure(let error as PostgresError) = outcome else {
-            Issue.record("the sender change was not refused: \(String(describing: outcome))")
-            return
-        }
+        guard let error = changer.refusal(within: .seconds(20), of: "the sender change") else { return }
         #expect(error.message.contains("its sender cannot change"))
         #expect(try f.count("select count(*) from contacts where id = \(contact) and sender_account_id = \(first)") == 1)
     }

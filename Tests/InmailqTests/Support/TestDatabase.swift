@@ -3,6 +3,7 @@ import Foundation
 import InMail
 import Postgres
 import Synchronization
+import Testing
 
 /// The PostgreSQL server the tests use: `DATABASE_URL` when set, else a private throwaway
 /// cluster in a temp directory, started once per test process (the same `LocalCluster` that
@@ -132,6 +133,17 @@ final class RacingWork<Value: Sendable>: Sendable {
         }.start()
     }
 
+    /// Starts `work`, then expects it to be waiting, within 10 s, for a lock that `connection`'s
+    /// open transaction holds, its statement like `pattern` (a LIKE pattern): the race is set.
+    static func waitingForALock(heldBy connection: Connection, runningLike pattern: String,
+                                sourceLocation: SourceLocation = #_sourceLocation,
+                                _ work: @escaping @Sendable () throws -> Value) throws -> RacingWork {
+        let racer = RacingWork(work)
+        #expect(try waitUntil(timeout: .seconds(10)) { try sessionsWaitingForALock(runningLike: pattern, connection) == 1 },
+                sourceLocation: sourceLocation)
+        return racer
+    }
+
     /// Its outcome, waiting up to `timeout` for it to end; nil when it has not.
     func outcome(within timeout: Duration) -> Result<Value, any Error>? {
         var outcome: Result<Value, any Error>?
@@ -140,6 +152,17 @@ final class RacingWork<Value: Sendable>: Sendable {
             return outcome != nil
         }
         return outcome
+    }
+
+    /// The error PostgreSQL refused it with, waiting up to `timeout` for it to end; nil, with an
+    /// issue recorded saying `what` was not refused, when it ended otherwise or not in time.
+    func refusal(within timeout: Duration, of what: String, sourceLocation: SourceLocation = #_sourceLocation) -> PostgresError? {
+        let outcome = outcome(within: timeout)
+        guard case .failure(let error as PostgresError) = outcome else {
+            Issue.record("\(what) was not refused: \(String(describing: outcome))", sourceLocation: sourceLocation)
+            return nil
+        }
+        return error
     }
 }
 
