@@ -228,7 +228,7 @@ public enum Contacts {
                          when exists (select 1 from do_not_contact d where d.workspace_id = t.workspace_id and d.member_key = i.member_key)
                               then 'do_not_contact'
                          when exists (select 1 from contacts c where c.workspace_id = t.workspace_id and c.member_key = i.member_key
-                                                                 and c.status in ('waiting', 'sent', 'accepted'))
+                                                                 and c.in_progress)
                               then 'in_another_campaign'
                          else 'add' end as outcome
                 from input i cross join target t

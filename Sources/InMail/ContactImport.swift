@@ -263,7 +263,7 @@ public struct ContactImport {
                     when exists (select 1 from do_not_contact d where d.workspace_id = t.workspace_id and d.member_key = c.member_key)
                         then 'do_not_contact'
                     when exists (select 1 from contacts x where x.workspace_id = t.workspace_id and x.member_key = c.member_key
-                                                             and x.status in ('waiting', 'sent', 'accepted'))
+                                                             and x.in_progress)
                         then 'in_another_campaign'
                     else 'add' end as outcome
                 from checked c cross join target t

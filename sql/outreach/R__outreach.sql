@@ -365,7 +365,7 @@ begin
     on conflict do nothing;
     get diagnostics new_entries = row_count;
     update contacts set status = 'skipped', reason = 'on the do-not-contact list', last_event_at = clock_now()
-    where workspace_id = p_workspace and member_key = any(p_member_keys) and status in ('waiting', 'sent', 'accepted');
+    where workspace_id = p_workspace and member_key = any(p_member_keys) and in_progress;
     get diagnostics stopped_contacts = row_count;
     return query select new_entries, stopped_contacts;
 end $$;
@@ -832,8 +832,7 @@ begin
     elsif new_status = 'replied' then
         update contacts set status = 'skipped', last_event_at = clock_now(),
                reason = format('the member replied to campaign %s of the workspace', contact.campaign_id)
-        where workspace_id = contact.workspace_id and member_key = contact.member_key and id <> contact.id
-          and status in ('waiting', 'sent', 'accepted');
+        where workspace_id = contact.workspace_id and member_key = contact.member_key and id <> contact.id and in_progress;
     end if;
     return query select new_response, meaning.outcome::text, back, new_status;
 end $$;

@@ -130,6 +130,32 @@ struct CampaignTests {
         #expect(twice?.constraint == "contacts_member_in_progress_idx")
     }
 
+    /// A contact stays in progress from 'waiting' through 'sent' and 'accepted', and the
+    /// one-campaign-at-a-time index follows that, not the status itself: a delivery's rewrite of
+    /// the contact ('waiting' to 'sent') changes no indexed value, so PostgreSQL makes it in place
+    /// (a HOT update, no new entry in the contacts' indexes). Leaving progress frees the member.
+    @Test func C2_aContactInProgressBlocksItsMemberElsewhere_andItsDeliveryRewriteTouchesNoIndex() throws {
+        let connection = try TestDatabase().connect()
+        let workspace = try AccountFixture(connection: connection).workspace()
+        let first = try Campaigns.create(workspace: workspace, name: "First", on: connection)
+        let second = try Campaigns.create(workspace: workspace, name: "Second", on: connection)
+        _ = try Contacts.add(campaign: first, links: [(1, "https://www.linkedin.com/in/ada")], on: connection)
+        let contact = try connection.queryOne("select id from contacts where campaign_id = \(first)").decode(Int64.self, "id")
+
+        let inPlace = try connection.transaction { connection in
+            try connection.execute("update contacts set status = 'sent', last_event_at = clock_now() where id = \(contact)")
+            return try connection.queryOne("select pg_stat_get_xact_tuples_hot_updated('contacts'::regclass) as n").decode(Int.self, "n")
+        }
+        #expect(inPlace == 1)
+        for status in ["sent", "accepted"] {
+            try connection.execute("update contacts set status = \(status)::contact_status where id = \(contact)")
+            let added = try Contacts.add(campaign: second, links: [(1, "https://www.linkedin.com/in/ada")], on: connection)
+            #expect(added.added == 0 && added.inAnotherCampaign == 1, "a contact \(status) in the first campaign")
+        }
+        try connection.execute("update contacts set status = 'finished' where id = \(contact)")
+        #expect(try Contacts.add(campaign: second, links: [(1, "https://www.linkedin.com/in/ada")], on: connection).added == 1)
+    }
+
     /// A contact belongs to an existing campaign of its own workspace, whoever writes the row, and
     /// a campaign with contacts stays where it is: the database checks both sides, as the
     /// composite foreign key it replaces did (once per statement for inserts).
