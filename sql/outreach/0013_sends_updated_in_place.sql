@@ -8,9 +8,10 @@
 -- messages are written by one statement, side by side, and marked sent by one statement a few
 -- milliseconds later, when none of the old versions can be cleared yet: every row of a page is
 -- rewritten at once, so the page needs room for as many rows again (a sent row is about a sixth
--- wider, with its receipt). At 45% every message update was HOT. The table takes no more room
--- for it: the versions that left their page, and their index entries, took as much.
--- (Pages written before this keep their old fill.)
+-- wider, with its receipt). At 45% every message update was HOT. The price is room: a page keeps
+-- about half of itself for its rows' second versions, where at 80% the versions that left their
+-- page filled other pages until vacuum reclaimed them (the README's Speed section has the sizes).
+-- Pages written before this keep their old fill.
 alter table messages set (fillfactor = 45);
 
 -- Contacts: the status is in the predicate of the one-campaign-at-a-time index, so any change
