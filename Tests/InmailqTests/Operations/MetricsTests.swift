@@ -91,7 +91,10 @@ struct MetricsTests {
         var metrics: [String: Double] = [:]
         #expect(try eventually(timeout: .seconds(20)) {
             metrics = try worker.scrape()
+            // A scrape can fall inside the sampler's first publication, before its last series
+            // (the agency-wide gauges) exist: wait for those too.
             return metrics["inmailq_account_inmails_today" + labels] == 2 && metrics["inmailq_account_credits" + labels] == credits
+                && metrics["inmailq_accounts_at_daily_limit"] != nil
         }, "\(metrics.filter { $0.key.hasPrefix("inmailq_account") })")
         #expect(metrics[#"inmailq_deliveries_total{outcome="delivered"}"#] == 2)
         #expect((metrics[#"inmailq_reservations_refused_total{reason="daily_limit_reached"}"#] ?? 0) >= 1)
