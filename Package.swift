@@ -144,6 +144,7 @@ let package = Package(
                 "Postgres", "EmbeddedPostgres", "Queue", "InMail", "Gateway", "GatewayDouble", "Server", "Console",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: strictSettings
         ),

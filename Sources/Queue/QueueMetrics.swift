@@ -102,29 +102,47 @@ public enum QueueMetrics {
 /// Gauges whose set of label values comes from a database sample: each sample sets the series it
 /// names and removes the ones it no longer names, and `clear` removes them all (a worker that
 /// stops being the elected sampler must not keep exporting stale values). Thread-safe.
+///
+/// A sample is published whole: a scrape that reads the metrics through `readWholeSamples` sees
+/// every series of a sample with its value, or the sample before it, never a part (a new series
+/// is made, then given its value; an alert on a missing or zero series would fire on a half).
 public final class SampledGauges: Sendable {
+    /// Held while any instance publishes, and while a scrape reads (`readWholeSamples`).
+    private static let publishing = Mutex<Void>(())
     private let gauges = Mutex<[[String]: Gauge]>([:])
+    /// Where the gauges are made; nil: the process's metrics backend (`MetricsSystem`).
+    private let factory: (any MetricsFactory)?
 
-    public init() {}
+    public init(factory: (any MetricsFactory)? = nil) {
+        self.factory = factory
+    }
 
     /// One sample: (name, dimensions, value) per series.
     public func publish(_ samples: [(label: String, dimensions: [(String, String)], value: Double)]) {
-        gauges.withLock { current in
-            var seen = Set<[String]>()
-            for sample in samples {
-                let key = [sample.label] + sample.dimensions.flatMap { [$0.0, $0.1] }
-                seen.insert(key)
-                let gauge = current[key] ?? Gauge(label: sample.label, dimensions: sample.dimensions)
-                current[key] = gauge
-                gauge.record(sample.value)
-            }
-            for (key, gauge) in current where !seen.contains(key) {
-                gauge.destroy()
-                current[key] = nil
+        Self.publishing.withLock { _ in
+            gauges.withLock { current in
+                var seen = Set<[String]>()
+                for sample in samples {
+                    let key = [sample.label] + sample.dimensions.flatMap { [$0.0, $0.1] }
+                    seen.insert(key)
+                    let gauge = current[key]
+                        ?? Gauge(label: sample.label, dimensions: sample.dimensions, factory: factory ?? MetricsSystem.factory)
+                    current[key] = gauge
+                    gauge.record(sample.value)
+                }
+                for (key, gauge) in current where !seen.contains(key) {
+                    gauge.destroy()
+                    current[key] = nil
+                }
             }
         }
     }
 
     /// Removes every series.
     public func clear() { publish([]) }
+
+    /// Runs `read` (a scrape of the process's metrics) while no sample is being published.
+    public static func readWholeSamples(_ read: () -> Void) {
+        publishing.withLock { _ in read() }
+    }
 }

@@ -45,16 +45,22 @@ public struct MetricsServer: Sendable {
         return registry
     }
 
+    /// What GET /metrics answers: every series of `registry` in Prometheus's text format, each
+    /// database sample whole (`SampledGauges`).
+    public static func exposition(of registry: PrometheusCollectorRegistry) -> [UInt8] {
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(16 * 1024)
+        SampledGauges.readWholeSamples { registry.emit(into: &buffer) }
+        return buffer
+    }
+
     /// The server as a service to run in the process's service group; `onListening` gets the bound port.
     public func service(onListening: @escaping @Sendable (Int) -> Void = { _ in }) -> any Service {
         let router = Router(context: BasicRequestContext.self)
         router.get("/metrics") { _, _ in
-            var buffer: [UInt8] = []
-            buffer.reserveCapacity(16 * 1024)
-            registry.emit(into: &buffer)
-            return Response(
+            Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
+                body: .init(byteBuffer: ByteBuffer(bytes: Self.exposition(of: registry))))
         }
         router.get("/healthz") { _, _ in WebhookServer.json(.ok, ["status": "up"]) }
         router.get("/readyz") { _, _ in WebhookServer.json(.ok, ["status": "ready"]) }
