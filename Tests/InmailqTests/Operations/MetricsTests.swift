@@ -165,7 +165,7 @@ struct MetricsTests {
                 if line.hasSuffix(" 1.0") || line.hasSuffix(" 1") { valued[set, default: 0] += 1 }
             }
             switch (listed["a"]!, listed["b"]!) {
-            case (0, 0): break  // before the first sample
+            case (0, 0) where whole.isEmpty: break  // before the first sample
             case (series, 0) where valued["a"] == series: whole.insert("a")
             case (0, series) where valued["b"] == series: whole.insert("b")
             default: partial.append("a: \(listed["a"]!) series (\(valued["a"]!) valued), b: \(listed["b"]!) (\(valued["b"]!))")
