@@ -95,7 +95,9 @@ struct OutreachAdminScriptTests {
 
 @Suite("Senders and sends an operator settles")
 struct StuckSendTests {
-    @Test func aContactsSenderIsAlwaysOfItsCampaignsPoolAndAnAssignedSenderStaysInIt() throws {
+    /// A contact's sender is an account of its campaign's pool, so an account that exists: no
+    /// foreign key says so (outreach 0014), the pool's check and accounts that are never deleted do.
+    @Test func aContactsSenderIsAlwaysAnExistingAccountOfItsCampaignsPoolAndAnAssignedSenderStaysInIt() throws {
         let f = try OutreachFixture()
         let (inPool, outside) = (try f.sender(), try f.sender())
         let campaign = try f.campaign(senders: [inPool], followUpDelays: [])
@@ -104,11 +106,29 @@ struct StuckSendTests {
             try f.connection.execute("update contacts set sender_account_id = \(outside) where id = \(id)")
         }
         #expect(refused?.message == "sender account \(outside) is not in the pool of campaign \(campaign) (add it with campaigns add-sender first)")
+        let noSuchAccount: Int64 = 987_654_321
+        let unknown = #expect(throws: PostgresError.self) {
+            try f.connection.execute("update contacts set sender_account_id = \(noSuchAccount) where id = \(id)")
+        }
+        #expect(unknown?.message.hasPrefix("sender account \(noSuchAccount) is not in the pool") == true)
+        let inserted = #expect(throws: PostgresError.self) {
+            try f.connection.execute(
+                """
+                insert into contacts (campaign_id, workspace_id, member_key, profile_url, sender_account_id)
+                select id, workspace_id, 'in:stray', 'https://www.linkedin.com/in/stray', \(noSuchAccount) from campaigns where id = \(campaign)
+                """)
+        }
+        #expect(inserted?.message.hasPrefix("sender account \(noSuchAccount) is not in the pool") == true)
         try f.connection.execute("update contacts set sender_account_id = \(inPool) where id = \(id)")
         let kept = #expect(throws: PostgresError.self) {
             try f.connection.execute("delete from campaign_senders where campaign_id = \(campaign) and account_id = \(inPool)")
         }
         #expect(kept?.message.contains("has contacts in campaign") == true)
+        let stays = #expect(throws: PostgresError.self) {
+            try f.connection.execute("delete from sender_accounts where id = \(inPool)")
+        }
+        #expect(stays?.message.hasPrefix("sender_accounts rows are never deleted") == true)
+        #expect(try f.count("select count(*) from contacts c join sender_accounts a on a.id = c.sender_account_id where c.id = \(id)") == 1)
     }
 
     @Test func aStuckSendIsListedAndSettledEitherWayByTheAdminScript() throws {
