@@ -45,13 +45,67 @@ public struct MetricsServer: Sendable {
         return registry
     }
 
-    /// What GET /metrics answers: every series of `registry` in Prometheus's text format, each
-    /// database sample whole (`SampledGauges`).
+    /// What GET /metrics answers, in Prometheus's text format: every series of `registry`, then
+    /// the latest database samples (`SampledGauges`), each whole.
     public static func exposition(of registry: PrometheusCollectorRegistry) -> [UInt8] {
         var buffer: [UInt8] = []
         buffer.reserveCapacity(16 * 1024)
-        SampledGauges.readWholeSamples { registry.emit(into: &buffer) }
+        registry.emit(into: &buffer)
+        appendGauges(SampledGauges.currentSeries(), to: &buffer)
         return buffer
+    }
+
+    /// Writes `series` as gauges. The format wants a metric's lines together, under its TYPE
+    /// line: they are grouped by name, the names in the order they first appear.
+    static func appendGauges(_ series: [SampledGauges.Series], to buffer: inout [UInt8]) {
+        var groups: [String: Int] = [:]
+        var members: [[Int]] = []
+        for (index, one) in series.enumerated() {
+            if let group = groups[one.label] {
+                members[group].append(index)
+            } else {
+                groups[one.label] = members.count
+                members.append([index])
+            }
+        }
+        buffer.reserveCapacity(buffer.count + series.count * 64)
+        for group in members {
+            buffer.append(contentsOf: "# TYPE \(series[group[0]].label) gauge\n".utf8)
+            for index in group {
+                let one = series[index]
+                buffer.append(contentsOf: one.label.utf8)
+                for (position, (name, value)) in one.dimensions.enumerated() {
+                    buffer.append(position == 0 ? UInt8(ascii: "{") : UInt8(ascii: ","))
+                    buffer.append(contentsOf: name.utf8)
+                    buffer.append(contentsOf: "=\"".utf8)
+                    appendEscaped(value, to: &buffer)
+                    buffer.append(UInt8(ascii: "\""))
+                }
+                if !one.dimensions.isEmpty { buffer.append(UInt8(ascii: "}")) }
+                buffer.append(UInt8(ascii: " "))
+                buffer.append(contentsOf: sampleValue(one.value).utf8)
+                buffer.append(UInt8(ascii: "\n"))
+            }
+        }
+    }
+
+    /// A label value as the text format writes it: backslash, double quote and line feed escaped.
+    static func appendEscaped(_ value: String, to buffer: inout [UInt8]) {
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "\\"): buffer.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+            case UInt8(ascii: "\""): buffer.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
+            case UInt8(ascii: "\n"): buffer.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+            default: buffer.append(byte)
+            }
+        }
+    }
+
+    /// A sample value as the text format writes it (NaN, +Inf and -Inf spelled its way).
+    static func sampleValue(_ value: Double) -> String {
+        if value.isNaN { return "NaN" }
+        if value.isInfinite { return value > 0 ? "+Inf" : "-Inf" }
+        return "\(value)"
     }
 
     /// The server as a service to run in the process's service group; `onListening` gets the bound port.

@@ -138,41 +138,81 @@ struct MetricsTests {
     }
 
     /// A scrape sees a database sample whole or not at all: samples of two disjoint sets of
-    /// series, published one after the other, race scrapes of what GET /metrics answers. Each
-    /// scrape holds every series of one set with its value, and none of the other. (A partial
-    /// sample once went out: a CI scrape saw an account's gauges without the agency-wide ones.)
+    /// series, published one after the other on another thread, race 200 scrapes of what GET
+    /// /metrics answers, from the first that sees one. Each scrape holds every series of one set
+    /// with its value, and none of the other. (A partial sample once went out: a CI scrape saw an
+    /// account's gauges without the agency-wide ones.)
     @Test(.timeLimit(.minutes(1)))
     func aScrapeSeesEachSampleWhole() throws {
         let registry = PrometheusCollectorRegistry()
-        let gauges = SampledGauges(factory: PrometheusMetricsFactory(registry: registry))
+        let gauges = SampledGauges()
+        defer { gauges.clear() }
         let series = 300
-        let samples: [[(label: String, dimensions: [(String, String)], value: Double)]] = ["a", "b"].map { set in
+        let samples: [[SampledGauges.Series]] = ["a", "b"].map { set in
             (0..<series).map { ("inmailq_test_sampled_\(set)", [("n", String($0))], 1) }
         }
-        let published = DispatchSemaphore(value: 0)
+        let stop = DispatchSemaphore(value: 0), stopped = DispatchSemaphore(value: 0)
         Thread.detachNewThread {
-            for round in 0..<400 { gauges.publish(samples[round % 2]) }
-            published.signal()
+            var round = 0
+            while stop.wait(timeout: .now()) == .timedOut {
+                gauges.publish(samples[round % 2])
+                round += 1
+            }
+            stopped.signal()
         }
         var partial: [String] = []
-        var whole: Set<String> = []
-        repeat {
+        var whole: [String: Int] = [:]
+        var scraped = 0
+        while scraped < 200 {
             let text = String(decoding: MetricsServer.exposition(of: registry), as: UTF8.self)
+            guard scraped > 0 || text.contains("inmailq_test_sampled_") else { continue }  // no sample yet
+            scraped += 1
             var valued = ["a": 0, "b": 0], listed = ["a": 0, "b": 0]
             for line in text.split(separator: "\n") where line.hasPrefix("inmailq_test_sampled_") {
                 let set = String(line.dropFirst("inmailq_test_sampled_".count).prefix(1))
                 listed[set, default: 0] += 1
-                if line.hasSuffix(" 1.0") || line.hasSuffix(" 1") { valued[set, default: 0] += 1 }
+                if line.hasSuffix(" 1.0") { valued[set, default: 0] += 1 }
             }
             switch (listed["a"]!, listed["b"]!) {
-            case (0, 0) where whole.isEmpty: break  // before the first sample
-            case (series, 0) where valued["a"] == series: whole.insert("a")
-            case (0, series) where valued["b"] == series: whole.insert("b")
+            case (series, 0) where valued["a"] == series: whole["a", default: 0] += 1
+            case (0, series) where valued["b"] == series: whole["b", default: 0] += 1
             default: partial.append("a: \(listed["a"]!) series (\(valued["a"]!) valued), b: \(listed["b"]!) (\(valued["b"]!))")
             }
-        } while published.wait(timeout: .now()) == .timedOut
+        }
+        stop.signal()
+        stopped.wait()
         #expect(partial.count == 0, "\(partial.count) scrapes saw part of a sample, as \(partial.prefix(3))")
-        #expect(!whole.isEmpty, "no scrape saw a sample")
+        #expect(whole["a", default: 0] > 0 && whole["b", default: 0] > 0, "the scrapes did not race the samples: \(whole)")
+    }
+
+    /// A sample in Prometheus's text format: each metric's lines together under one TYPE line,
+    /// though the sample interleaves them (as the account sampler does, account by account); label
+    /// values escaped; NaN and infinities spelled the format's way; and `clear` takes them away.
+    @Test func aSampleIsWrittenInTheTextFormat() throws {
+        let registry = PrometheusCollectorRegistry()
+        let gauges = SampledGauges()
+        defer { gauges.clear() }
+        gauges.publish([
+            ("inmailq_test_format_x", [("account", "1")], 3),
+            ("inmailq_test_format_y", [("account", "1")], .nan),
+            ("inmailq_test_format_x", [("account", #"a "quoted" \ and"# + "\nnew line")], 4.5),
+            ("inmailq_test_format_y", [("account", "2")], .infinity),
+            ("inmailq_test_format_z", [], -.infinity),
+        ])
+        let lines = String(decoding: MetricsServer.exposition(of: registry), as: UTF8.self)
+            .split(separator: "\n").map(String.init).filter { $0.contains("inmailq_test_format_") }
+        #expect(lines == [
+            "# TYPE inmailq_test_format_x gauge",
+            #"inmailq_test_format_x{account="1"} 3.0"#,
+            #"inmailq_test_format_x{account="a \"quoted\" \\ and\nnew line"} 4.5"#,
+            "# TYPE inmailq_test_format_y gauge",
+            #"inmailq_test_format_y{account="1"} NaN"#,
+            #"inmailq_test_format_y{account="2"} +Inf"#,
+            "# TYPE inmailq_test_format_z gauge",
+            "inmailq_test_format_z -Inf",
+        ])
+        gauges.clear()
+        #expect(!String(decoding: MetricsServer.exposition(of: registry), as: UTF8.self).contains("inmailq_test_format_"))
     }
 }
 
