@@ -218,11 +218,15 @@ struct ScaleBench: ParsableCommand {
                     where c.id is null or c.member_key <> m.member_key or c.campaign_id <> m.campaign_id
                        or c.sender_account_id is distinct from m.account_id)
                  + (select count(*) from messages m left join reservations r on r.id = m.reservation_id where r.id is null)
+                 -- a contact's sender: an account of its campaign's pool (the pool's rows name existing accounts)
+                 + (select count(*) from contacts c left join campaign_senders s on s.campaign_id = c.campaign_id
+                                                                               and s.account_id = c.sender_account_id
+                    where c.sender_account_id is not null and s.account_id is null)
                    as n
             """)
             .decode(Int.self, "n")
         guard unnamed == 0 else {
-            throw CommandFailure("the build left \(unnamed) ledger entries, reservations or messages naming rows that do not exist")
+            throw CommandFailure("the build left \(unnamed) ledger entries, reservations, messages or contacts naming rows that do not exist")
         }
         let unbalanced = try connection.queryOne(
             """
