@@ -129,12 +129,14 @@ public final class SampledGauges: Sendable {
 
     /// One sample: (name, dimensions, value) per series.
     public func publish(_ series: [Series]) {
-        Self.samples.withLock { $0.latest[instance] = series }
+        let replaced = Self.samples.withLock { $0.latest.updateValue(series, forKey: instance) }
+        _ = replaced  // freed here, not under the lock a scrape waits for
     }
 
     /// Removes every series.
     public func clear() {
-        _ = Self.samples.withLock { $0.latest.removeValue(forKey: instance) }
+        let removed = Self.samples.withLock { $0.latest.removeValue(forKey: instance) }
+        _ = removed  // freed here, not under the lock
     }
 
     /// Every series of every instance's latest sample, for a scrape.
