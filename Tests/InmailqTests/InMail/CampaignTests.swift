@@ -139,7 +139,10 @@ struct CampaignTests {
         let workspace = try AccountFixture(connection: connection).workspace()
         let first = try Campaigns.create(workspace: workspace, name: "First", on: connection)
         let second = try Campaigns.create(workspace: workspace, name: "Second", on: connection)
-        _ = try Contacts.add(campaign: first, links: [(1, "https://www.linkedin.com/in/ada")], on: connection)
+        func addAda(to campaign: Int64) throws -> ContactAddReport {
+            try Contacts.add(campaign: campaign, links: [(1, "https://www.linkedin.com/in/ada")], on: connection)
+        }
+        _ = try addAda(to: first)
         let contact = try connection.queryOne("select id from contacts where campaign_id = \(first)").decode(Int64.self, "id")
 
         let inPlace = try connection.transaction { connection in
@@ -149,11 +152,11 @@ struct CampaignTests {
         #expect(inPlace == 1)
         for status in ["sent", "accepted"] {
             try connection.execute("update contacts set status = \(status)::contact_status where id = \(contact)")
-            let added = try Contacts.add(campaign: second, links: [(1, "https://www.linkedin.com/in/ada")], on: connection)
+            let added = try addAda(to: second)
             #expect(added.added == 0 && added.inAnotherCampaign == 1, "a contact \(status) in the first campaign")
         }
         try connection.execute("update contacts set status = 'finished' where id = \(contact)")
-        #expect(try Contacts.add(campaign: second, links: [(1, "https://www.linkedin.com/in/ada")], on: connection).added == 1)
+        #expect(try addAda(to: second).added == 1)
     }
 
     /// A contact belongs to an existing campaign of its own workspace, whoever writes the row, and
